@@ -217,7 +217,7 @@ func (m *mirror) reconcile(ctx context.Context, db *bolt.DB) (map[Digest]record,
 		// Not indexed (a crash between rename and index), or not the size
 		// that was indexed: only the bytes can say what it is.
 		path := m.artifactPath(d)
-		got, n, err := hashFile(ctx, m.fs, path)
+		got, n, err := hashFile(ctx, m.fs, path, nil)
 		if err != nil {
 			return nil, fmt.Errorf("re-hash %s: %w", path, err)
 		}
@@ -274,33 +274,21 @@ func (m *mirror) reconcile(ctx context.Context, db *bolt.DB) (map[Digest]record,
 }
 
 // hashFile returns the digest and length of the file at path.
-func hashFile(ctx context.Context, fsys FS, path string) (Digest, int64, error) {
+// pace (may be nil) bounds the read rate.
+func hashFile(ctx context.Context, fsys FS, path string, pace *pacer) (Digest, int64, error) {
 	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return Digest{}, 0, err
 	}
 	defer f.Close()
 	h := NewHash()
-	n, err := io.Copy(h, ctxReader{ctx, f})
+	n, err := io.Copy(h, pace.reader(ctx, f))
 	if err != nil {
 		return Digest{}, n, err
 	}
 	var d Digest
 	h.Sum(d[:0])
 	return d, n, nil
-}
-
-// ctxReader stops a long read when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // isHealthy reports whether the mirror takes reads and writes.

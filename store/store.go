@@ -27,6 +27,8 @@ type Store struct {
 	// digest's first byte: cheap, and contention across digests is rare.
 	locks [256]sync.Mutex
 
+	scrub scrubber
+
 	closed atomic.Bool
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
@@ -53,6 +55,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		probeEvery = 10 * time.Second
 	}
 	s := &Store{log: log}
+	s.scrub.rate = opts.ScrubRate
+	s.scrub.kick = make(chan bool, 1)
 	seen := make(map[string]bool)
 	for _, root := range opts.Mirrors {
 		if seen[root] {
@@ -72,8 +76,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	pctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.watch(pctx, probeEvery)
+	go s.scrubLoop(pctx, opts.ScrubInterval)
 	return s, nil
 }
 
@@ -112,7 +117,9 @@ func (s *Store) watch(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		s.CheckMirrors(ctx)
+		if back := s.CheckMirrors(ctx); len(back) > 0 {
+			s.StartScrub(false) // refill what the returning mirrors lack
+		}
 	}
 }
 

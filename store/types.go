@@ -21,6 +21,11 @@ type Options struct {
 	// ProbeInterval is how often mirrors are checked for vanishing and for
 	// recovery. 0 = 10s.
 	ProbeInterval time.Duration
+	// ScrubInterval is the time between background verify passes; 0 = only
+	// when asked (StartScrub) or when a mirror comes back.
+	ScrubInterval time.Duration
+	// ScrubRate bounds scrub reads in bytes per second; 0 = unbounded.
+	ScrubRate int64
 }
 
 // PutResult is what Put did.
