@@ -1,0 +1,277 @@
+package depot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"depot/store"
+)
+
+// Copy job states.
+const (
+	CopyRunning   = "running"
+	CopySucceeded = "succeeded"
+	CopyFailed    = "failed"
+)
+
+// CopyJob is one copy-from-depot job as reported by GET /copies.
+type CopyJob struct {
+	Hash       store.Digest `json:"hash"`
+	Source     string       `json:"source"`
+	Generation *uint64      `json:"generation"`
+	State      string       `json:"state"`
+	Bytes      int64        `json:"bytes"`
+	Error      string       `json:"error,omitempty"`
+	Started    time.Time    `json:"started"`
+	Finished   time.Time    `json:"finished,omitzero"`
+}
+
+// CopyCounts sums up copy jobs for /status.
+type CopyCounts struct {
+	Running   int   `json:"running"`
+	Limit     int   `json:"limit"`
+	Succeeded int64 `json:"succeeded"` // since start-up
+	Failed    int64 `json:"failed"`    // since start-up
+	Rejected  int64 `json:"rejected"`  // refused with TOO_MANY_COPIES since start-up
+}
+
+// copyJob is a running or finished job; mu guards job, bytes is live.
+type copyJob struct {
+	mu    sync.Mutex
+	job   CopyJob
+	bytes atomic.Int64
+	done  chan struct{} // closed when the job leaves running
+}
+
+func (j *copyJob) snapshot() CopyJob {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	c := j.job
+	c.Bytes = j.bytes.Load()
+	return c
+}
+
+// copyTracker tracks copy jobs; mu guards everything below it.
+type copyTracker struct {
+	max     int
+	stall   time.Duration
+	history int
+
+	mu       sync.Mutex
+	running  map[store.Digest]*copyJob
+	finished []*copyJob // oldest first, at most history
+	totals   CopyCounts
+}
+
+func (t *copyTracker) counts() CopyCounts {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.totals
+	c.Running, c.Limit = len(t.running), t.max
+	return c
+}
+
+// RetryAfter is how long a caller refused with ErrTooManyCopies should wait.
+const RetryAfter = 5 * time.Second
+
+// CopyFromDepot starts a background job that fetches d from the depot at
+// baseURL and writes it through the store's normal path (hash verified; a
+// peer that sends wrong or short bytes fails the job and stores nothing).
+// Checks are made before any job starts: the URL (ErrInvalidSource), the
+// generation and config (as Put), and the limit (ErrTooManyCopies). A job
+// already running for d absorbs the request. The job outlives the request;
+// Close cancels it.
+func (s *Sled) CopyFromDepot(ctx context.Context, d store.Digest, gen *uint64, baseURL string) error {
+	if err := validateSource(baseURL); err != nil {
+		return err
+	}
+	if s.peer == nil {
+		return fmt.Errorf("%w: this sled cannot copy (no peer client)", ErrInvalidSource)
+	}
+	if err := s.admit(d, gen); err != nil {
+		return err
+	}
+	t := &s.copies
+	t.mu.Lock()
+	if _, ok := t.running[d]; ok {
+		t.mu.Unlock()
+		return nil
+	}
+	if len(t.running) >= t.max {
+		t.totals.Rejected++
+		t.mu.Unlock()
+		return fmt.Errorf("%w: %d copies are running, the limit is %d", ErrTooManyCopies, t.max, t.max)
+	}
+	j := &copyJob{done: make(chan struct{}), job: CopyJob{
+		Hash: d, Source: baseURL, Generation: gen, State: CopyRunning, Started: time.Now(),
+	}}
+	t.running[d] = j
+	s.wg.Add(1)
+	t.mu.Unlock()
+
+	go s.runCopy(j, d, baseURL)
+	return nil
+}
+
+func validateSource(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%w: %q does not parse: %v", ErrInvalidSource, raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%w: %q must be an http:// or https:// URL", ErrInvalidSource, raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%w: %q has no host", ErrInvalidSource, raw)
+	}
+	return nil
+}
+
+var errStalled = errors.New("copy stalled")
+
+func (s *Sled) runCopy(j *copyJob, d store.Digest, baseURL string) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	defer cancel(nil)
+	err := s.copy(ctx, cancel, j, d, baseURL)
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, errStalled) {
+		err = cause
+	}
+	s.afterWrite(d)
+
+	t := &s.copies
+	t.mu.Lock()
+	j.mu.Lock()
+	j.job.Finished = time.Now()
+	if err != nil {
+		j.job.State, j.job.Error = CopyFailed, err.Error()
+		t.totals.Failed++
+	} else {
+		j.job.State = CopySucceeded
+		t.totals.Succeeded++
+	}
+	j.mu.Unlock()
+	delete(t.running, d)
+	t.finished = append(t.finished, j)
+	if len(t.finished) > t.history {
+		t.finished = t.finished[len(t.finished)-t.history:]
+	}
+	t.mu.Unlock()
+	close(j.done)
+
+	if err != nil {
+		s.log.Error("copy failed", "digest", d, "source", baseURL, "bytes", j.bytes.Load(), "err", err)
+	} else {
+		s.log.Info("copy done", "digest", d, "source", baseURL, "bytes", j.bytes.Load())
+	}
+}
+
+func (s *Sled) copy(ctx context.Context, cancel context.CancelCauseFunc, j *copyJob, d store.Digest, baseURL string) error {
+	if info, err := s.st.Stat(ctx, d); err == nil && info.Copies >= healthyMirrors(s.st) {
+		return nil // already on every healthy mirror: nothing to fetch
+	}
+	// The watchdog covers the whole fetch, from connecting to the last byte.
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(max(s.copies.stall/8, 10*time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if time.Since(time.Unix(0, last.Load())) > s.copies.stall {
+					cancel(fmt.Errorf("%w: no bytes from %s for %s", errStalled, baseURL, s.copies.stall))
+					return
+				}
+			}
+		}
+	}()
+	body, size, err := s.peer.Fetch(ctx, baseURL, d)
+	if err != nil {
+		return fmt.Errorf("fetch from %s: %w", baseURL, err)
+	}
+	defer body.Close()
+	r := &progressReader{r: body, n: &j.bytes, last: &last}
+	if _, err := s.st.Put(ctx, d, r, size); err != nil {
+		return fmt.Errorf("copy from %s: %w", baseURL, err)
+	}
+	return nil
+}
+
+// progressReader counts bytes and notes when the last ones arrived.
+type progressReader struct {
+	r    io.Reader
+	n    *atomic.Int64
+	last *atomic.Int64
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.n.Add(int64(n))
+		p.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// Copies returns every running job and the most recent finished ones,
+// newest first.
+func (s *Sled) Copies() []CopyJob {
+	t := &s.copies
+	t.mu.Lock()
+	jobs := make([]*copyJob, 0, len(t.running)+len(t.finished))
+	for _, j := range t.running {
+		jobs = append(jobs, j)
+	}
+	jobs = append(jobs, t.finished...)
+	t.mu.Unlock()
+	out := make([]CopyJob, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.snapshot()
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].Started.After(out[b].Started) })
+	return out
+}
+
+// WaitCopy returns the job for d: the running one, else the most recent
+// finished one. With wait > 0 it long-polls: it returns as soon as a
+// running job finishes, or when wait or ctx ends. ErrCopyNotFound when d
+// has no job.
+func (s *Sled) WaitCopy(ctx context.Context, d store.Digest, wait time.Duration) (CopyJob, error) {
+	t := &s.copies
+	t.mu.Lock()
+	j, ok := t.running[d]
+	if !ok {
+		for i := len(t.finished) - 1; i >= 0; i-- {
+			if t.finished[i].job.Hash == d {
+				j, ok = t.finished[i], true
+				break
+			}
+		}
+	}
+	t.mu.Unlock()
+	if !ok {
+		return CopyJob{}, fmt.Errorf("%w: %s", ErrCopyNotFound, d)
+	}
+	if wait > 0 {
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		select {
+		case <-j.done:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+	}
+	return j.snapshot(), nil
+}

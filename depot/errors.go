@@ -1,0 +1,41 @@
+package depot
+
+import "errors"
+
+// Errors of the sled service. Callers check them with errors.Is; returned
+// errors wrap them with the operation and the object.
+var (
+	// ErrNoConfig is returned by Config while the sled is unmanaged.
+	ErrNoConfig = errors.New("no artifact config")
+
+	// ErrConfigGeneration is returned by SetConfig for a generation lower
+	// than the current one, or equal to it with a different set: another
+	// coordinator is ahead, or this one is confused.
+	ErrConfigGeneration = errors.New("config generation conflict")
+
+	// ErrGeneration is returned by Put and CopyFromDepot on a managed sled
+	// when the request's generation is missing or is not the current one.
+	ErrGeneration = errors.New("generation does not match the sled's config")
+
+	// ErrNotInConfig is returned by Put and CopyFromDepot on a managed sled
+	// for an artifact the config does not list.
+	ErrNotInConfig = errors.New("artifact is not in the sled's config")
+
+	// ErrArtifactInConfig is returned by Delete for an artifact the config
+	// lists: only a new config can drop it.
+	ErrArtifactInConfig = errors.New("artifact is in the sled's config")
+
+	// ErrTooManyCopies is returned by CopyFromDepot when the copy limit is
+	// reached; the caller retries later.
+	ErrTooManyCopies = errors.New("too many copies in flight")
+
+	// ErrInvalidSource is returned by CopyFromDepot for a depot_base_url
+	// that does not parse or is not http(s).
+	ErrInvalidSource = errors.New("invalid depot_base_url")
+
+	// ErrCopyNotFound is returned by Copy for a hash with no copy job.
+	ErrCopyNotFound = errors.New("no copy job for this artifact")
+
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("sled service is closed")
+)

@@ -1,0 +1,331 @@
+package depot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"depot/store"
+)
+
+// Store is what the sled service needs from a sled's blob store.
+// *store.Store implements it.
+type Store interface {
+	Put(ctx context.Context, d store.Digest, body io.Reader, size int64) (store.PutResult, error)
+	Open(ctx context.Context, d store.Digest) (*store.Blob, error)
+	Stat(ctx context.Context, d store.Digest) (store.Info, error)
+	Delete(ctx context.Context, d store.Digest) error
+	List(ctx context.Context) ([]store.Info, error)
+	Mirrors() []store.MirrorStatus
+	WriteMeta(ctx context.Context, name string, data []byte) (int, error)
+	ReadMeta(name string) []store.MetaCopy
+	ScrubStatus() store.ScrubStatus
+	StartScrub(verify bool)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Peer fetches an artifact from another sled's repo-depot API
+// ({baseURL}/artifact/sha256/{hex}). size is the declared length or -1. The
+// caller closes body. Implementations bound the connect time; the sled
+// service bounds stalls.
+type Peer interface {
+	Fetch(ctx context.Context, baseURL string, d store.Digest) (body io.ReadCloser, size int64, err error)
+}
+
+// SledOptions configure NewSled.
+type SledOptions struct {
+	Store Store
+	// Peer fetches for copy-from-depot; nil refuses copies.
+	Peer   Peer
+	Logger *slog.Logger
+	// MaxConcurrentCopies bounds copy jobs running at once; 0 = 4.
+	MaxConcurrentCopies int
+	// CopyStallTimeout fails a copy that receives no bytes for this long;
+	// 0 = 60s.
+	CopyStallTimeout time.Duration
+	// CopyHistory is how many finished copy jobs are kept for GET /copies;
+	// 0 = 1024.
+	CopyHistory int
+}
+
+// Sled is the sled service: the store plus the generation-numbered artifact
+// config a coordinator drives it with, the delete reconciler, and
+// copy-from-depot jobs. Safe for concurrent use.
+type Sled struct {
+	st   Store
+	peer Peer
+	log  *slog.Logger
+
+	// setMu serialises SetConfig (ledger writes). Lock order: setMu, mu.
+	setMu sync.Mutex
+	// mu guards cfg, wanted and managed. Deletes hold it for reading
+	// across their check and unlink, so a new config waits for them.
+	mu      sync.RWMutex
+	cfg     Config
+	wanted  map[store.Digest]bool
+	managed bool
+
+	rec    reconciler
+	copies copyTracker
+
+	ctx    context.Context // ends at Close; parent of background work
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed bool
+}
+
+// NewSled loads the config ledger (the highest valid generation on any
+// mirror wins; other copies are rewritten), starts the delete reconciler
+// and runs a first pass.
+func NewSled(ctx context.Context, opts SledOptions) (*Sled, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxConcurrentCopies <= 0 {
+		opts.MaxConcurrentCopies = 4
+	}
+	if opts.CopyStallTimeout <= 0 {
+		opts.CopyStallTimeout = time.Minute
+	}
+	if opts.CopyHistory <= 0 {
+		opts.CopyHistory = 1024
+	}
+	s := &Sled{st: opts.Store, peer: opts.Peer, log: opts.Logger}
+	s.copies = copyTracker{
+		max:     opts.MaxConcurrentCopies,
+		stall:   opts.CopyStallTimeout,
+		history: opts.CopyHistory,
+		running: make(map[store.Digest]*copyJob),
+	}
+	cfg, ok, err := loadLedger(ctx, s.st, healthyMirrors(s.st), s.log)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		s.setLocked(cfg)
+		s.log.Info("artifact config loaded", "generation", cfg.Generation, "artifacts", len(cfg.Artifacts))
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.rec.kick = make(chan struct{}, 1)
+	s.wg.Add(1)
+	go s.reconcileLoop()
+	s.rec.trigger()
+	return s, nil
+}
+
+// Close cancels copy jobs (their temp files are removed by the store) and
+// stops the reconciler, then waits for both. The store stays open.
+func (s *Sled) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+func healthyMirrors(st Store) int {
+	n := 0
+	for _, m := range st.Mirrors() {
+		if m.Healthy {
+			n++
+		}
+	}
+	return n
+}
+
+// setLocked installs cfg; the caller holds mu (or is the constructor).
+func (s *Sled) setLocked(cfg Config) {
+	cfg = cfg.normalize()
+	s.cfg = cfg
+	s.wanted = make(map[store.Digest]bool, len(cfg.Artifacts))
+	for _, d := range cfg.Artifacts {
+		s.wanted[d] = true
+	}
+	s.managed = true
+}
+
+// Config returns the current config, or ErrNoConfig while unmanaged.
+func (s *Sled) Config() (Config, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.managed {
+		return Config{}, ErrNoConfig
+	}
+	c := s.cfg
+	c.Artifacts = append([]store.Digest(nil), c.Artifacts...)
+	return c, nil
+}
+
+// Generation returns the config's generation, or nil while unmanaged.
+func (s *Sled) Generation(context.Context) (*uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.managed {
+		return nil, nil
+	}
+	g := s.cfg.Generation
+	return &g, nil
+}
+
+// SetConfig installs cfg if its generation is higher than the current one
+// (or equal with the same set, which changes nothing). The ledger is
+// written to every healthy mirror before the new config takes effect; then
+// the reconciler runs. A lower generation, or an equal one with a different
+// set, is ErrConfigGeneration.
+func (s *Sled) SetConfig(ctx context.Context, cfg Config) error {
+	cfg = cfg.normalize()
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	s.mu.RLock()
+	cur, managed := s.cfg, s.managed
+	s.mu.RUnlock()
+	if managed {
+		switch {
+		case cfg.Generation < cur.Generation:
+			return fmt.Errorf("%w: generation %d is older than the sled's %d", ErrConfigGeneration, cfg.Generation, cur.Generation)
+		case cfg.Generation == cur.Generation && !cfg.sameSet(cur):
+			return fmt.Errorf("%w: generation %d is already in force with a different set of %d artifacts", ErrConfigGeneration, cfg.Generation, len(cur.Artifacts))
+		case cfg.Generation == cur.Generation:
+			return nil
+		}
+	}
+	data, err := encodeLedger(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := s.st.WriteMeta(ctx, ledgerName, data); err != nil {
+		return fmt.Errorf("write config ledger: %w", err)
+	}
+	s.mu.Lock()
+	s.setLocked(cfg)
+	s.mu.Unlock()
+	s.log.Info("artifact config changed", "generation", cfg.Generation, "artifacts", len(cfg.Artifacts))
+	s.rec.trigger()
+	return nil
+}
+
+// admit checks a write of d at generation gen against the config: an
+// unmanaged sled takes anything without a generation; a managed one wants
+// the current generation and an artifact it lists.
+func (s *Sled) admit(d store.Digest, gen *uint64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if !s.managed {
+		if gen != nil {
+			return fmt.Errorf("%w: the sled has no config, so generation %d cannot match; put a config first or leave generation out", ErrGeneration, *gen)
+		}
+		return nil
+	}
+	if gen == nil {
+		return fmt.Errorf("%w: the sled is managed at generation %d; pass ?generation=%d", ErrGeneration, s.cfg.Generation, s.cfg.Generation)
+	}
+	if *gen != s.cfg.Generation {
+		return fmt.Errorf("%w: request has generation %d, the sled's config is at %d", ErrGeneration, *gen, s.cfg.Generation)
+	}
+	if !s.wanted[d] {
+		return fmt.Errorf("%w: %s is not among the %d artifacts of generation %d", ErrNotInConfig, d, len(s.cfg.Artifacts), s.cfg.Generation)
+	}
+	return nil
+}
+
+// Put stores body under d after admit's checks (see DESIGN.md, sled API).
+func (s *Sled) Put(ctx context.Context, d store.Digest, gen *uint64, body io.Reader, size int64) (store.PutResult, error) {
+	if err := s.admit(d, gen); err != nil {
+		return store.PutResult{}, err
+	}
+	res, err := s.st.Put(ctx, d, body, size)
+	s.afterWrite(d)
+	return res, err
+}
+
+// afterWrite catches a write admitted under a config that has since dropped
+// its artifact: the reconciler pass may have run before the write landed.
+func (s *Sled) afterWrite(d store.Digest) {
+	s.mu.RLock()
+	stray := s.managed && !s.wanted[d]
+	s.mu.RUnlock()
+	if stray {
+		s.rec.trigger()
+	}
+}
+
+// Open returns the artifact for reading; see store.Store.Open.
+func (s *Sled) Open(ctx context.Context, d store.Digest) (*store.Blob, error) {
+	return s.st.Open(ctx, d)
+}
+
+// Stat returns what the store knows of d.
+func (s *Sled) Stat(ctx context.Context, d store.Digest) (store.Info, error) {
+	return s.st.Stat(ctx, d)
+}
+
+// Delete removes d from every mirror unless the config lists it
+// (ErrArtifactInConfig). Absent is not an error.
+func (s *Sled) Delete(ctx context.Context, d store.Digest) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.managed && s.wanted[d] {
+		return fmt.Errorf("%w: %s is wanted by generation %d; put a config without it first", ErrArtifactInConfig, d, s.cfg.Generation)
+	}
+	return s.st.Delete(ctx, d)
+}
+
+// List returns the stored artifacts; with a config, only configured ones.
+func (s *Sled) List(ctx context.Context) ([]store.Info, error) {
+	all, err := s.st.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.managed {
+		return all, nil
+	}
+	out := all[:0]
+	for _, info := range all {
+		if s.wanted[info.Digest] {
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}
+
+// Mirrors returns the store's mirror status.
+func (s *Sled) Mirrors() []store.MirrorStatus { return s.st.Mirrors() }
+
+// StartScrub asks the store for a verify pass now.
+func (s *Sled) StartScrub() { s.st.StartScrub(true) }
+
+// SledStatus is the sled service's part of GET /status.
+type SledStatus struct {
+	Generation *uint64           `json:"generation"`
+	Artifacts  *int              `json:"configured_artifacts,omitempty"`
+	Copies     CopyCounts        `json:"copies"`
+	Reconciler ReconcileStatus   `json:"reconciler"`
+	Scrub      store.ScrubStatus `json:"scrub"`
+}
+
+// Status reports config, copies, reconciler and scrub.
+func (s *Sled) Status() SledStatus {
+	st := SledStatus{Copies: s.copies.counts(), Reconciler: s.rec.status(), Scrub: s.st.ScrubStatus()}
+	s.mu.RLock()
+	if s.managed {
+		g, n := s.cfg.Generation, len(s.cfg.Artifacts)
+		st.Generation, st.Artifacts = &g, &n
+	}
+	s.mu.RUnlock()
+	return st
+}
+
+func isCanceled(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
