@@ -39,3 +39,31 @@ var (
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("sled service is closed")
 )
+
+// Errors of the coordinator.
+var (
+	// ErrRepoNotFound: no repository with that system version (or hash).
+	ErrRepoNotFound = errors.New("repository not found")
+
+	// ErrRepoConflict: the upload's system version or one of its artifacts
+	// is recorded with a different hash.
+	ErrRepoConflict = errors.New("repository conflicts with one already uploaded")
+
+	// ErrRepoInvalid wraps every reason an uploaded archive is refused
+	// (archive, layout, signature, threshold, expiry, hash, length,
+	// manifest); the tuf package's *Error says which check failed.
+	ErrRepoInvalid = errors.New("repository is invalid")
+
+	// ErrTrustRootNotFound: no trusted root with that id.
+	ErrTrustRootNotFound = errors.New("trust root not found")
+
+	// ErrTrustRootInvalid: a document offered as a trusted root is not a
+	// TUF root.
+	ErrTrustRootInvalid = errors.New("invalid trust root")
+
+	// ErrSledNotFound: no registered sled with that id.
+	ErrSledNotFound = errors.New("sled not found")
+
+	// ErrNotCoordinator: the daemon runs without the coordinator role.
+	ErrNotCoordinator = errors.New("this daemon is not a coordinator")
+)

@@ -92,6 +92,11 @@ func (s *Sled) Reconcile() ReconcileStatus {
 			s.mu.RUnlock()
 			break
 		}
+		if s.protected[info.Digest] > 0 {
+			s.mu.RUnlock()
+			skipped++ // staged by an upload not yet recorded
+			continue
+		}
 		if s.wanted[info.Digest] {
 			s.mu.RUnlock()
 			if !startWanted[info.Digest] {

@@ -51,6 +51,10 @@ type SledOptions struct {
 	// CopyHistory is how many finished copy jobs are kept for GET /copies;
 	// 0 = 1024.
 	CopyHistory int
+	// HoldReconciler keeps the reconciler from running until
+	// StartReconciler: a coordinator first restores the local config from
+	// its catalog, so its own staged copies are not deleted at start-up.
+	HoldReconciler bool
 }
 
 // Sled is the sled service: the store plus the generation-numbered artifact
@@ -65,10 +69,11 @@ type Sled struct {
 	setMu sync.Mutex
 	// mu guards cfg, wanted and managed. Deletes hold it for reading
 	// across their check and unlink, so a new config waits for them.
-	mu      sync.RWMutex
-	cfg     Config
-	wanted  map[store.Digest]bool
-	managed bool
+	mu        sync.RWMutex
+	cfg       Config
+	wanted    map[store.Digest]bool
+	managed   bool
+	protected map[store.Digest]int // see Protect
 
 	rec    reconciler
 	copies copyTracker
@@ -112,10 +117,18 @@ func NewSled(ctx context.Context, opts SledOptions) (*Sled, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.rec.kick = make(chan struct{}, 1)
+	if !opts.HoldReconciler {
+		s.StartReconciler()
+	}
+	return s, nil
+}
+
+// StartReconciler starts the delete reconciler and its first pass. Call
+// it once, and only with SledOptions.HoldReconciler.
+func (s *Sled) StartReconciler() {
 	s.wg.Add(1)
 	go s.reconcileLoop()
 	s.rec.trigger()
-	return s, nil
 }
 
 // Close cancels copy jobs (their temp files are removed by the store) and

@@ -120,3 +120,27 @@ func (s *Store) ReadMeta(name string) []MetaCopy {
 	}
 	return out
 }
+
+// CreateSpool creates a temp file on the first healthy mirror, for a
+// caller that must spool a large upload to disk (a zip needs random
+// access). It lives in the mirror's temp folder, so a crash leaves nothing
+// behind after the next start-up. The caller closes and removes it.
+func (s *Store) CreateSpool(prefix string) (*os.File, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	var errs []error
+	for _, m := range s.mirrors {
+		if !m.isHealthy() {
+			continue
+		}
+		f, err := os.CreateTemp(filepath.Join(m.root, tmpDir), prefix+"*")
+		if err != nil {
+			m.fail("create spool file", err)
+			errs = append(errs, err)
+			continue
+		}
+		return f, nil
+	}
+	return nil, fmt.Errorf("create spool: %w", noMirrorErr(errs))
+}

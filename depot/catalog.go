@@ -1,0 +1,388 @@
+package depot
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"depot/store"
+)
+
+// The coordinator's catalog is a bbolt file. Buckets:
+//
+//	repos        system_version → Repo (JSON)
+//	trust_roots  id → TrustRoot (JSON)
+//	sagas        id → Saga (JSON)
+//	sleds        id → Sled (JSON)
+//	meta         "generation" → uint64 (big-endian)
+//
+// The generation rises whenever the wanted set (every artifact of every
+// repository) changes, in the same transaction as the change.
+var (
+	bucketRepos      = []byte("repos")
+	bucketTrustRoots = []byte("trust_roots")
+	bucketSagas      = []byte("sagas")
+	bucketSleds      = []byte("sleds")
+	bucketMeta       = []byte("meta")
+	keyGeneration    = []byte("generation")
+)
+
+// Repo is one uploaded TUF repository.
+type Repo struct {
+	Hash          store.Digest   `json:"hash"`
+	SystemVersion string         `json:"system_version"`
+	FileName      string         `json:"file_name"`
+	TimeCreated   time.Time      `json:"time_created"`
+	Artifacts     []RepoArtifact `json:"artifacts"`
+}
+
+// RepoArtifact is one artifact of a repository's manifest.
+type RepoArtifact struct {
+	Name    string       `json:"name"`
+	Version string       `json:"version"`
+	Kind    string       `json:"kind"`
+	Hash    store.Digest `json:"hash"`
+	Size    int64        `json:"size"`
+}
+
+// TrustRoot is a trusted root.json document.
+type TrustRoot struct {
+	ID          string          `json:"id"` // sha256 of the document
+	TimeCreated time.Time       `json:"time_created"`
+	Source      string          `json:"source"` // "api" or the file it came from
+	Root        json.RawMessage `json:"root"`
+}
+
+// Catalog is the coordinator's durable state. Safe for concurrent use.
+type Catalog struct {
+	db *bolt.DB
+}
+
+// OpenCatalog opens (creating) the catalog at path. Another process
+// holding it fails with store.ErrLocked.
+func OpenCatalog(path string, lockTimeout time.Duration) (*Catalog, error) {
+	if lockTimeout == 0 {
+		lockTimeout = time.Second
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open catalog %s: %w", path, store.ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketRepos, bucketTrustRoots, bucketSagas, bucketSleds, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init catalog %s: %w", path, err)
+	}
+	return &Catalog{db: db}, nil
+}
+
+// Close closes the catalog.
+func (c *Catalog) Close() error { return c.db.Close() }
+
+func getGeneration(tx *bolt.Tx) uint64 {
+	v := tx.Bucket(bucketMeta).Get(keyGeneration)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func putGeneration(tx *bolt.Tx, g uint64) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], g)
+	return tx.Bucket(bucketMeta).Put(keyGeneration, b[:])
+}
+
+func reposIn(tx *bolt.Tx) ([]Repo, error) {
+	var out []Repo
+	err := tx.Bucket(bucketRepos).ForEach(func(k, v []byte) error {
+		var r Repo
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode repository %q: %w", k, err)
+		}
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// wantedOf is every artifact of every repository, with its size.
+func wantedOf(repos []Repo) map[store.Digest]int64 {
+	w := make(map[store.Digest]int64)
+	for _, r := range repos {
+		for _, a := range r.Artifacts {
+			w[a.Hash] = a.Size
+		}
+	}
+	return w
+}
+
+func sameKeys(a, b map[store.Digest]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Wanted is the catalog's wanted set at a generation.
+type Wanted struct {
+	Generation uint64
+	Artifacts  map[store.Digest]int64 // hash → size
+}
+
+// Sorted returns the wanted hashes in order.
+func (w Wanted) Sorted() []store.Digest {
+	out := make([]store.Digest, 0, len(w.Artifacts))
+	for d := range w.Artifacts {
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b store.Digest) int { return bytes.Compare(a[:], b[:]) })
+	return out
+}
+
+// Wanted returns the current generation and wanted set, read together.
+func (c *Catalog) Wanted() (Wanted, error) {
+	var w Wanted
+	err := c.db.View(func(tx *bolt.Tx) error {
+		repos, err := reposIn(tx)
+		if err != nil {
+			return err
+		}
+		w = Wanted{Generation: getGeneration(tx), Artifacts: wantedOf(repos)}
+		return nil
+	})
+	return w, err
+}
+
+// Repos returns every repository, oldest first.
+func (c *Catalog) Repos() ([]Repo, error) {
+	var out []Repo
+	err := c.db.View(func(tx *bolt.Tx) (err error) {
+		out, err = reposIn(tx)
+		return err
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].TimeCreated.Before(out[j].TimeCreated) })
+	return out, err
+}
+
+// Repo returns the repository with the given system version, or
+// ErrRepoNotFound.
+func (c *Catalog) Repo(systemVersion string) (Repo, error) {
+	var r Repo
+	err := c.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketRepos).Get([]byte(systemVersion))
+		if v == nil {
+			return fmt.Errorf("%w: %q", ErrRepoNotFound, systemVersion)
+		}
+		return json.Unmarshal(v, &r)
+	})
+	return r, err
+}
+
+// RepoByHash returns the repository uploaded as the archive with this
+// hash, or ErrRepoNotFound.
+func (c *Catalog) RepoByHash(h store.Digest) (Repo, error) {
+	repos, err := c.Repos()
+	if err != nil {
+		return Repo{}, err
+	}
+	for _, r := range repos {
+		if r.Hash == h {
+			return r, nil
+		}
+	}
+	return Repo{}, fmt.Errorf("%w: archive %s", ErrRepoNotFound, h)
+}
+
+// checkRepo returns the conflict r would make with the recorded
+// repositories: ErrRepoExists with the existing one when the same archive
+// is recorded, ErrRepoConflict for the same system version from another
+// archive or an artifact (kind, name, version) recorded with another hash.
+func checkRepo(repos []Repo, r Repo) (*Repo, error) {
+	type key struct{ kind, name, version string }
+	seen := make(map[key]store.Digest)
+	for i, old := range repos {
+		if old.Hash == r.Hash {
+			return &repos[i], nil
+		}
+		if old.SystemVersion == r.SystemVersion {
+			return nil, fmt.Errorf("%w: system version %s was uploaded as archive %s; this archive is %s",
+				ErrRepoConflict, r.SystemVersion, old.Hash, r.Hash)
+		}
+		for _, a := range old.Artifacts {
+			seen[key{a.Kind, a.Name, a.Version}] = a.Hash
+		}
+	}
+	for _, a := range r.Artifacts {
+		if h, ok := seen[key{a.Kind, a.Name, a.Version}]; ok && h != a.Hash {
+			return nil, fmt.Errorf("%w: artifact %s %s (kind %s) is recorded with hash %s; this repository has %s",
+				ErrRepoConflict, a.Name, a.Version, a.Kind, h, a.Hash)
+		}
+	}
+	return nil, nil
+}
+
+// CheckRepo reports, without changing anything, whether r is already
+// recorded (the existing repo) or would conflict.
+func (c *Catalog) CheckRepo(r Repo) (*Repo, error) {
+	repos, err := c.Repos()
+	if err != nil {
+		return nil, err
+	}
+	return checkRepo(repos, r)
+}
+
+// InsertRepo records r and, in the same transaction, raises the generation
+// if the wanted set grows and moves the saga (if any) to the record step.
+// It returns the existing repository (inserted false) when the same archive
+// is already recorded; conflicts as CheckRepo.
+func (c *Catalog) InsertRepo(r Repo, sagaID string) (rec Repo, inserted bool, gen uint64, err error) {
+	err = c.db.Update(func(tx *bolt.Tx) error {
+		repos, err := reposIn(tx)
+		if err != nil {
+			return err
+		}
+		gen = getGeneration(tx)
+		existing, err := checkRepo(repos, r)
+		if err != nil {
+			return err
+		}
+		if existing != nil {
+			rec = *existing
+			return nil
+		}
+		v, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketRepos).Put([]byte(r.SystemVersion), v); err != nil {
+			return err
+		}
+		if !sameKeys(wantedOf(repos), wantedOf(append(repos, r))) {
+			gen++
+			if err := putGeneration(tx, gen); err != nil {
+				return err
+			}
+		}
+		if sagaID != "" {
+			if err := updateSaga(tx, sagaID, func(s *Saga) { s.Step = StepRecorded; s.SystemVersion = r.SystemVersion }); err != nil {
+				return err
+			}
+		}
+		rec, inserted = r, true
+		return nil
+	})
+	return rec, inserted, gen, err
+}
+
+// DeleteRepo removes a repository; the generation rises if the wanted set
+// shrinks (artifacts no other repository references). ErrRepoNotFound if
+// there is no such repository.
+func (c *Catalog) DeleteRepo(systemVersion string) (Repo, uint64, error) {
+	var gone Repo
+	var gen uint64
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRepos)
+		v := b.Get([]byte(systemVersion))
+		if v == nil {
+			return fmt.Errorf("%w: %q", ErrRepoNotFound, systemVersion)
+		}
+		if err := json.Unmarshal(v, &gone); err != nil {
+			return err
+		}
+		before, err := reposIn(tx)
+		if err != nil {
+			return err
+		}
+		if err := b.Delete([]byte(systemVersion)); err != nil {
+			return err
+		}
+		after, err := reposIn(tx)
+		if err != nil {
+			return err
+		}
+		gen = getGeneration(tx)
+		if !sameKeys(wantedOf(before), wantedOf(after)) {
+			gen++
+			return putGeneration(tx, gen)
+		}
+		return nil
+	})
+	return gone, gen, err
+}
+
+// TrustRoots returns every trusted root, oldest first.
+func (c *Catalog) TrustRoots() ([]TrustRoot, error) {
+	var out []TrustRoot
+	err := c.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTrustRoots).ForEach(func(k, v []byte) error {
+			var r TrustRoot
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode trust root %s: %w", k, err)
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].TimeCreated.Before(out[j].TimeCreated) })
+	return out, err
+}
+
+// AddTrustRoot records a root.json document (the caller has checked that
+// it parses as a TUF root). Adding the same document again returns the
+// existing record (created false).
+func (c *Catalog) AddTrustRoot(doc []byte, source string) (TrustRoot, bool, error) {
+	sum := sha256.Sum256(doc)
+	id := hex.EncodeToString(sum[:])
+	var out TrustRoot
+	created := false
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTrustRoots)
+		if v := b.Get([]byte(id)); v != nil {
+			return json.Unmarshal(v, &out)
+		}
+		out = TrustRoot{ID: id, TimeCreated: time.Now().UTC(), Source: source, Root: json.RawMessage(doc)}
+		v, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		created = true
+		return b.Put([]byte(id), v)
+	})
+	return out, created, err
+}
+
+// DeleteTrustRoot removes a trusted root; ErrTrustRootNotFound if absent.
+func (c *Catalog) DeleteTrustRoot(id string) error {
+	return c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTrustRoots)
+		if b.Get([]byte(id)) == nil {
+			return fmt.Errorf("%w: %q", ErrTrustRootNotFound, id)
+		}
+		return b.Delete([]byte(id))
+	})
+}

@@ -1,0 +1,234 @@
+package depot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"depot/store"
+	"depot/tuf"
+)
+
+// Spooler makes temp files for uploads on a mirror. *store.Store
+// implements it.
+type Spooler interface {
+	CreateSpool(prefix string) (*os.File, error)
+}
+
+var _ Spooler = (*store.Store)(nil)
+
+// CoordinatorOptions configure NewCoordinator.
+type CoordinatorOptions struct {
+	Catalog *Catalog
+	// Local is the coordinator's own sled: uploads are staged into it and
+	// it is always a member of the rack.
+	Local  *Sled
+	Spool  Spooler
+	Logger *slog.Logger
+	// TUF is how uploads are opened and verified (limits, expiry).
+	TUF tuf.Options
+}
+
+// Coordinator is the coordinator role: the catalog, the upload saga and
+// (with replication) the drive that puts every artifact on every sled.
+// Safe for concurrent use.
+type Coordinator struct {
+	cat   *Catalog
+	local *Sled
+	spool Spooler
+	log   *slog.Logger
+	tuf   tuf.Options
+
+	mu      sync.Mutex
+	running map[string]bool // sagas this process is executing
+
+	// changes is closed and replaced whenever the catalog or replication
+	// state changes, waking long-polls.
+	changeMu sync.Mutex
+	changes  chan struct{}
+
+	// onChange is called after the wanted set changes (replication kick).
+	onChange func()
+}
+
+// NewCoordinator recovers unfinished upload sagas, makes the local sled's
+// config match the catalog, and starts the local sled's reconciler (which
+// the caller held, so that nothing staged is deleted before this).
+func NewCoordinator(ctx context.Context, opts CoordinatorOptions) (*Coordinator, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Coordinator{
+		cat: opts.Catalog, local: opts.Local, spool: opts.Spool, log: opts.Logger, tuf: opts.TUF,
+		running: make(map[string]bool),
+		changes: make(chan struct{}),
+	}
+	if err := c.syncLocalConfig(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := c.Recover(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Catalog returns the coordinator's catalog.
+func (c *Coordinator) Catalog() *Catalog { return c.cat }
+
+// syncLocalConfig sets the local sled's config to the catalog's wanted set.
+// Generation 0 (nothing ever uploaded) leaves the sled unmanaged, so a
+// fresh single-sled depot takes plain PUTs.
+func (c *Coordinator) syncLocalConfig(ctx context.Context) error {
+	w, err := c.cat.Wanted()
+	if err != nil {
+		return fmt.Errorf("read catalog: %w", err)
+	}
+	if w.Generation == 0 {
+		return nil
+	}
+	if err := c.local.SetConfig(ctx, Config{Generation: w.Generation, Artifacts: w.Sorted()}); err != nil {
+		if errors.Is(err, ErrConfigGeneration) {
+			// The local sled is ahead of this catalog: another coordinator
+			// drives it. Keep going; replication will say the same.
+			c.log.Error("local sled's config is ahead of the catalog", "catalog_generation", w.Generation, "err", err)
+			return nil
+		}
+		return fmt.Errorf("set local config: %w", err)
+	}
+	return nil
+}
+
+// Changes returns a channel closed at the next change of the catalog or of
+// replication state; long-polls wait on it.
+func (c *Coordinator) Changes() <-chan struct{} {
+	c.changeMu.Lock()
+	defer c.changeMu.Unlock()
+	return c.changes
+}
+
+// notify wakes every long-poll waiting on Changes.
+func (c *Coordinator) notify() {
+	c.changeMu.Lock()
+	close(c.changes)
+	c.changes = make(chan struct{})
+	c.changeMu.Unlock()
+}
+
+// SetOnChange sets the function called after the wanted set changes.
+func (c *Coordinator) SetOnChange(fn func()) {
+	c.mu.Lock()
+	c.onChange = fn
+	c.mu.Unlock()
+}
+
+// wantedChanged pushes the new wanted set to the local sled, then wakes
+// replication and long-polls.
+func (c *Coordinator) wantedChanged(ctx context.Context) {
+	if err := c.syncLocalConfig(ctx); err != nil {
+		c.log.Error("set local config", "err", err)
+	}
+	c.mu.Lock()
+	fn := c.onChange
+	c.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+	c.notify()
+}
+
+// DeleteRepo prunes a repository: artifacts no other repository
+// references leave the wanted set (the generation rises) and the sleds'
+// reconcilers delete them.
+func (c *Coordinator) DeleteRepo(ctx context.Context, systemVersion string) (Repo, error) {
+	r, _, err := c.cat.DeleteRepo(systemVersion)
+	if err != nil {
+		return Repo{}, err
+	}
+	c.log.Info("repository deleted", "system_version", systemVersion)
+	c.wantedChanged(ctx)
+	return r, nil
+}
+
+// AddTrustRoot checks that doc is a self-signed TUF root and records it.
+func (c *Coordinator) AddTrustRoot(doc []byte, source string) (TrustRoot, bool, error) {
+	if _, err := tuf.CheckRootDocument(doc); err != nil {
+		return TrustRoot{}, false, fmt.Errorf("%w: %w", ErrTrustRootInvalid, err)
+	}
+	r, created, err := c.cat.AddTrustRoot(doc, source)
+	if err == nil && created {
+		c.log.Info("trust root added", "id", r.ID, "source", source)
+		c.notify()
+	}
+	return r, created, err
+}
+
+// Recover finishes what crashed uploads left: a saga that stopped before
+// record is undone (spool removed, staged artifacts that no repository
+// references deleted); one that reached record is marked done (its
+// artifacts are in the wanted set, replication carries on). Sagas this
+// process is running are left alone, so Recover may run at any time. It
+// returns the number of sagas it finished.
+func (c *Coordinator) Recover(ctx context.Context) (int, error) {
+	sagas, err := c.cat.Sagas()
+	if err != nil {
+		return 0, fmt.Errorf("read saga log: %w", err)
+	}
+	n := 0
+	for _, s := range sagas {
+		if s.Finished() {
+			continue
+		}
+		c.mu.Lock()
+		busy := c.running[s.ID]
+		c.mu.Unlock()
+		if busy {
+			continue
+		}
+		if s.Step == StepRecorded {
+			if err := c.cat.UpdateSaga(s.ID, func(s *Saga) { s.Step = StepDone }); err != nil {
+				return n, err
+			}
+			c.log.Info("upload saga recovered: recorded, replication carries on", "saga", s.ID, "system_version", s.SystemVersion)
+			n++
+			continue
+		}
+		if err := c.undo(ctx, s, errors.New("interrupted before record (daemon restarted)")); err != nil {
+			return n, err
+		}
+		c.log.Info("upload saga recovered: undone", "saga", s.ID, "step", s.Step, "file_name", s.FileName)
+		n++
+	}
+	if n > 0 {
+		c.wantedChanged(ctx)
+	}
+	return n, nil
+}
+
+// undo removes what a saga left before record and marks it undone. A live
+// saga drops its own protections before calling (after a crash there are
+// none).
+func (c *Coordinator) undo(ctx context.Context, s Saga, cause error) error {
+	if s.SpoolPath != "" {
+		if err := os.Remove(s.SpoolPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			c.log.Warn("remove upload spool", "path", s.SpoolPath, "err", err)
+		}
+	}
+	if len(s.Staged) > 0 {
+		w, err := c.cat.Wanted()
+		if err != nil {
+			return err
+		}
+		if _, err := c.local.DropUnwanted(ctx, s.Staged, w.Artifacts); err != nil {
+			return fmt.Errorf("undo saga %s: %w", s.ID, err)
+		}
+	}
+	return c.cat.UpdateSaga(s.ID, func(s *Saga) {
+		s.Step = StepUndone
+		if s.Error == "" {
+			s.Error = cause.Error()
+		}
+	})
+}

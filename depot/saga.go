@@ -1,0 +1,129 @@
+package depot
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"depot/store"
+)
+
+// An upload is a saga whose log is kept in the catalog: spool → verify →
+// stage → record → replicate. Each step is written before it starts, so
+// recovery after a crash knows how far the upload got: before record, the
+// upload is undone (spool removed, staged artifacts that no repository
+// references deleted); from record on, it carries on (replication).
+const (
+	StepSpool     = "spool"
+	StepVerify    = "verify"
+	StepStage     = "stage"
+	StepRecorded  = "recorded"
+	StepDone      = "done"   // recorded and handed to replication
+	StepUndone    = "undone" // failed or crashed before record; cleaned up
+	sagaKeepLimit = 256      // finished sagas kept for inspection
+)
+
+// Saga is one upload's log entry.
+type Saga struct {
+	ID            string         `json:"id"`
+	Step          string         `json:"step"`
+	FileName      string         `json:"file_name"`
+	SpoolPath     string         `json:"spool_path,omitempty"`
+	ArchiveHash   *store.Digest  `json:"archive_hash,omitempty"`
+	SystemVersion string         `json:"system_version,omitempty"`
+	Staged        []store.Digest `json:"staged,omitempty"` // written before staging starts
+	Started       time.Time      `json:"started"`
+	Updated       time.Time      `json:"updated"`
+	Error         string         `json:"error,omitempty"`
+}
+
+// Finished reports whether the saga needs no recovery.
+func (s Saga) Finished() bool { return s.Step == StepDone || s.Step == StepUndone }
+
+// BeginSaga records a new saga.
+func (c *Catalog) BeginSaga(s Saga) error {
+	s.Started, s.Updated = time.Now().UTC(), time.Now().UTC()
+	return c.db.Update(func(tx *bolt.Tx) error {
+		v, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketSagas).Put([]byte(s.ID), v); err != nil {
+			return err
+		}
+		return pruneSagas(tx)
+	})
+}
+
+// UpdateSaga applies fn to the saga with this id and writes it back.
+func (c *Catalog) UpdateSaga(id string, fn func(*Saga)) error {
+	return c.db.Update(func(tx *bolt.Tx) error { return updateSaga(tx, id, fn) })
+}
+
+func updateSaga(tx *bolt.Tx, id string, fn func(*Saga)) error {
+	b := tx.Bucket(bucketSagas)
+	v := b.Get([]byte(id))
+	if v == nil {
+		return fmt.Errorf("saga %s not found", id)
+	}
+	var s Saga
+	if err := json.Unmarshal(v, &s); err != nil {
+		return fmt.Errorf("decode saga %s: %w", id, err)
+	}
+	fn(&s)
+	s.Updated = time.Now().UTC()
+	nv, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(id), nv)
+}
+
+// Sagas returns every saga in the log, oldest first.
+func (c *Catalog) Sagas() ([]Saga, error) {
+	var out []Saga
+	err := c.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSagas).ForEach(func(k, v []byte) error {
+			var s Saga
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("decode saga %s: %w", k, err)
+			}
+			out = append(out, s)
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	return out, err
+}
+
+// pruneSagas drops the oldest finished sagas beyond sagaKeepLimit.
+func pruneSagas(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketSagas)
+	type fin struct {
+		id      []byte
+		started time.Time
+	}
+	var done []fin
+	if err := b.ForEach(func(k, v []byte) error {
+		var s Saga
+		if json.Unmarshal(v, &s) == nil && s.Finished() {
+			done = append(done, fin{append([]byte(nil), k...), s.Started})
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(done) <= sagaKeepLimit {
+		return nil
+	}
+	sort.Slice(done, func(i, j int) bool { return done[i].started.Before(done[j].started) })
+	for _, f := range done[:len(done)-sagaKeepLimit] {
+		if err := b.Delete(f.id); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,251 @@
+package depot
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"depot/store"
+	"depot/tuf"
+)
+
+// Upload statuses.
+const (
+	UploadInserted      = "inserted"
+	UploadAlreadyExists = "already_exists"
+)
+
+// UploadResult is what an upload did.
+type UploadResult struct {
+	Repo   Repo   `json:"repo"`
+	Status string `json:"status"`
+}
+
+// Upload runs the upload saga for one repository archive: spool body to a
+// temp file on a mirror while hashing it, verify it against the trusted
+// roots, stage its artifacts into the local store (each hash-checked while
+// it streams), record it in the catalog (raising the generation), then
+// hand it to replication. size is the declared length or -1.
+// systemVersion is required only for a repository without artifacts.json.
+//
+// The same archive again is UploadAlreadyExists with nothing rewritten.
+// Errors: ErrRepoInvalid (wrapping the tuf *Error that says which check
+// failed), ErrRepoConflict, tuf.ErrTooLarge, store errors. A failed upload
+// leaves nothing behind: no spool file, no staged artifacts that no
+// repository references, no catalog rows (its saga is marked undone).
+func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string, body io.Reader, size int64) (UploadResult, error) {
+	id := newID()
+	spool, err := c.spool.CreateSpool("upload-")
+	if err != nil {
+		return UploadResult{}, fmt.Errorf("upload %s: %w", fileName, err)
+	}
+	s := Saga{ID: id, Step: StepSpool, FileName: fileName, SpoolPath: spool.Name()}
+	if err := c.cat.BeginSaga(s); err != nil {
+		spool.Close()
+		os.Remove(spool.Name())
+		return UploadResult{}, fmt.Errorf("upload %s: begin saga: %w", fileName, err)
+	}
+	c.mu.Lock()
+	c.running[id] = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.running, id)
+		c.mu.Unlock()
+	}()
+
+	start := time.Now()
+	res, staged, err := c.runUpload(ctx, &s, spool, systemVersion, body, size)
+	spool.Close()
+	if rerr := os.Remove(spool.Name()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		c.log.Warn("remove upload spool", "path", spool.Name(), "err", rerr)
+	}
+	// The saga holds a protection on what it staged until here: after
+	// record the config keeps them, before it undo may drop them.
+	if err != nil {
+		// Cleanup must run even if the client has gone.
+		cctx := context.WithoutCancel(ctx)
+		c.local.Unprotect(staged)
+		if uerr := c.undo(cctx, s, err); uerr != nil {
+			c.log.Error("undo failed upload", "saga", id, "err", uerr)
+		}
+		c.log.Warn("upload refused", "saga", id, "file_name", fileName, "err", err)
+		return UploadResult{}, err
+	}
+	c.local.Unprotect(staged)
+	if err := c.cat.UpdateSaga(id, func(s *Saga) { s.Step = StepDone; s.SpoolPath = "" }); err != nil {
+		c.log.Error("mark saga done", "saga", id, "err", err)
+	}
+	c.log.Info("upload done", "saga", id, "file_name", fileName, "system_version", res.Repo.SystemVersion,
+		"status", res.Status, "artifacts", len(res.Repo.Artifacts), "duration", time.Since(start).Round(time.Millisecond))
+	return res, nil
+}
+
+// runUpload does the saga's steps; s is kept up to date with the log.
+// staged is what it protected in the local sled (the caller releases it).
+func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, systemVersion string, body io.Reader, size int64) (_ UploadResult, staged []store.Digest, _ error) {
+	// Spool: hash while writing, never hold the archive in memory.
+	h := store.NewHash()
+	n, err := io.Copy(io.MultiWriter(spool, h), body)
+	if err != nil {
+		return UploadResult{}, nil, fmt.Errorf("spool upload: %w", err)
+	}
+	if size >= 0 && n != size {
+		return UploadResult{}, nil, fmt.Errorf("spool upload: read %d bytes, declared %d: %w", n, size, store.ErrSizeMismatch)
+	}
+	var hash store.Digest
+	h.Sum(hash[:0])
+	if existing, err := c.cat.RepoByHash(hash); err == nil {
+		return UploadResult{Repo: existing, Status: UploadAlreadyExists}, nil, nil
+	}
+	if err := c.step(s, func(s *Saga) { s.Step = StepVerify; s.ArchiveHash = &hash }); err != nil {
+		return UploadResult{}, nil, err
+	}
+
+	// Verify.
+	roots, err := c.cat.TrustRoots()
+	if err != nil {
+		return UploadResult{}, nil, err
+	}
+	if len(roots) == 0 {
+		return UploadResult{}, nil, fmt.Errorf("%w: root: no trusted root is configured; add one with POST /v1/system/update/trust-roots or --trusted-root", ErrRepoInvalid)
+	}
+	docs := make([][]byte, len(roots))
+	for i, r := range roots {
+		docs[i] = r.Root
+	}
+	repo, err := tuf.Open(ctx, spool, n, docs, c.tuf)
+	if err != nil {
+		return UploadResult{}, nil, invalid(err)
+	}
+	rec, err := repoRecord(repo, hash, s.FileName, systemVersion)
+	if err != nil {
+		return UploadResult{}, nil, err
+	}
+	if existing, err := c.cat.CheckRepo(rec); err != nil {
+		return UploadResult{}, nil, err
+	} else if existing != nil {
+		return UploadResult{Repo: *existing, Status: UploadAlreadyExists}, nil, nil
+	}
+
+	// Stage: the log names every artifact before any is written, so undo
+	// knows what to look for.
+	want := make(map[store.Digest]int64)
+	for _, a := range rec.Artifacts {
+		want[a.Hash] = a.Size
+	}
+	for d := range want {
+		staged = append(staged, d)
+	}
+	if err := c.step(s, func(s *Saga) { s.Step = StepStage; s.SystemVersion = rec.SystemVersion; s.Staged = staged }); err != nil {
+		return UploadResult{}, nil, err
+	}
+	c.local.Protect(staged)
+	done := make(map[store.Digest]bool)
+	err = repo.WalkTargets(ctx, func(t tuf.Target, body io.Reader) error {
+		d := store.Digest(t.SHA256)
+		if _, ok := want[d]; !ok || done[d] {
+			// Not an artifact (or a second target with the same bytes):
+			// read it anyway, so its signed hash and length are checked.
+			_, err := io.Copy(io.Discard, body)
+			return err
+		}
+		if _, err := c.local.Stage(ctx, d, body, t.Length); err != nil {
+			return fmt.Errorf("stage %s (%s): %w", t.Path, d, err)
+		}
+		done[d] = true
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, tuf.ErrInvalid) {
+			return UploadResult{}, staged, invalid(err)
+		}
+		if errors.Is(err, store.ErrHashMismatch) || errors.Is(err, store.ErrSizeMismatch) {
+			return UploadResult{}, staged, fmt.Errorf("%w: %w", ErrRepoInvalid, err)
+		}
+		return UploadResult{}, staged, err
+	}
+	for d := range want {
+		if !done[d] {
+			return UploadResult{}, staged, fmt.Errorf("%w: layout: artifact %s has no target content in the archive", ErrRepoInvalid, d)
+		}
+	}
+
+	// Record: repository, generation and saga step in one transaction.
+	rec.TimeCreated = time.Now().UTC()
+	got, inserted, gen, err := c.cat.InsertRepo(rec, s.ID)
+	if err != nil {
+		return UploadResult{}, staged, err
+	}
+	if !inserted {
+		// A concurrent upload of the same archive won the race.
+		return UploadResult{Repo: got, Status: UploadAlreadyExists}, staged, nil
+	}
+	s.Step = StepRecorded
+	c.log.Info("repository recorded", "system_version", got.SystemVersion, "generation", gen)
+	c.wantedChanged(ctx)
+	return UploadResult{Repo: got, Status: UploadInserted}, staged, nil
+}
+
+func (c *Coordinator) step(s *Saga, fn func(*Saga)) error {
+	fn(s)
+	if err := c.cat.UpdateSaga(s.ID, fn); err != nil {
+		return fmt.Errorf("saga %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+// invalid wraps a tuf error as ErrRepoInvalid, keeping ErrTooLarge visible.
+func invalid(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrRepoInvalid, err)
+}
+
+// repoRecord turns a verified repository into the catalog's record: the
+// manifest's artifacts, or, without a manifest, every target as an
+// artifact of kind "file" (only when systemVersion is given).
+func repoRecord(repo *tuf.Repository, hash store.Digest, fileName, systemVersion string) (Repo, error) {
+	rec := Repo{Hash: hash, FileName: fileName}
+	m, err := repo.Manifest()
+	switch {
+	case errors.Is(err, tuf.ErrNoManifest):
+		if systemVersion == "" {
+			return Repo{}, fmt.Errorf("%w: manifest: the repository has no artifacts.json target; give ?system_version= to upload its targets as files", ErrRepoInvalid)
+		}
+		rec.SystemVersion = systemVersion
+		for _, t := range repo.Targets() {
+			rec.Artifacts = append(rec.Artifacts, RepoArtifact{
+				Name: t.Path, Version: systemVersion, Kind: "file", Hash: t.SHA256, Size: t.Length,
+			})
+		}
+	case err != nil:
+		return Repo{}, invalid(err)
+	default:
+		if systemVersion != "" && systemVersion != m.SystemVersion {
+			return Repo{}, fmt.Errorf("%w: manifest: system_version=%s was given but the manifest says %s", ErrRepoInvalid, systemVersion, m.SystemVersion)
+		}
+		rec.SystemVersion = m.SystemVersion
+		for _, a := range m.Artifacts {
+			rec.Artifacts = append(rec.Artifacts, RepoArtifact{
+				Name: a.Name, Version: a.Version, Kind: a.Kind, Hash: a.SHA256, Size: a.Length,
+			})
+		}
+	}
+	if rec.SystemVersion == "" {
+		return Repo{}, fmt.Errorf("%w: manifest: empty system_version", ErrRepoInvalid)
+	}
+	return rec, nil
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

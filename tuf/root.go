@@ -1,0 +1,24 @@
+package tuf
+
+import (
+	"fmt"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// CheckRootDocument reports whether doc is a TUF root.json document that signs
+// itself (its own root role's threshold of signatures verify), so that it
+// can be offered as a trusted root. It returns the root's version.
+func CheckRootDocument(doc []byte) (int64, error) {
+	if int64(len(doc)) > rootMaxSize {
+		return 0, &Error{Check: CheckRoot, Err: fmt.Errorf("root document is %d bytes, over the %d-byte cap", len(doc), rootMaxSize)}
+	}
+	root, err := metadata.Root().FromBytes(doc)
+	if err != nil {
+		return 0, &Error{Check: CheckRoot, Err: fmt.Errorf("not a TUF root document: %w", err)}
+	}
+	if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
+		return 0, &Error{Check: CheckRoot, Role: metadata.ROOT, Err: fmt.Errorf("root does not sign itself: %w", err)}
+	}
+	return root.Signed.Version, nil
+}
