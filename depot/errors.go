@@ -67,3 +67,6 @@ var (
 	// ErrNotCoordinator: the daemon runs without the coordinator role.
 	ErrNotCoordinator = errors.New("this daemon is not a coordinator")
 )
+
+// ErrInvalidSled: a sled record with a bad id, URL or state.
+var ErrInvalidSled = errors.New("invalid sled")
