@@ -48,7 +48,9 @@ type LocalSled struct {
 
 var _ SledClient = LocalSled{}
 
-func (l LocalSled) PutConfig(ctx context.Context, cfg Config) error { return l.Sled.SetConfig(ctx, cfg) }
+func (l LocalSled) PutConfig(ctx context.Context, cfg Config) error {
+	return l.Sled.SetConfig(ctx, cfg)
+}
 func (l LocalSled) List(ctx context.Context) (map[store.Digest]int, error) {
 	infos, err := l.Sled.List(ctx)
 	if err != nil {

@@ -425,6 +425,8 @@ func TestStore_Open_ReconcilesIndexAndFiles(t *testing.T) {
 	bad[0] ^= 1
 	for _, m := range mirrors {
 		os.WriteFile(filepath.Join(m, "tmp", do.String()+".123"), orphan[:10], 0o644)
+		os.MkdirAll(filepath.Dir(artifactFile(m, do)), 0o755)
+		os.MkdirAll(filepath.Dir(artifactFile(m, db)), 0o755)
 		os.WriteFile(artifactFile(m, do), orphan, 0o644)
 		os.WriteFile(artifactFile(m, db), bad, 0o644)
 		os.Remove(artifactFile(m, dg))
