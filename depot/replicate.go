@@ -106,6 +106,8 @@ type ReplicationOptions struct {
 	Logger *slog.Logger
 	// Seed seeds the planner's random choices; 0 = random.
 	Seed uint64
+	// OnActivation, if set, is called after every activation (metrics).
+	OnActivation func(Activation)
 }
 
 func (o *ReplicationOptions) defaults() {
@@ -323,6 +325,9 @@ func (r *Replicator) RunOnce(ctx context.Context) (act Activation) {
 		r.last = &act
 		r.mu.Unlock()
 		r.coord.notify()
+		if r.opts.OnActivation != nil {
+			r.opts.OnActivation(act)
+		}
 		r.log.Info("replication activation", "generation", act.Generation, "sleds", act.Sleds,
 			"planned", act.Planned, "converged", act.Converged, "err", act.Error,
 			"put_ok", act.Counters[OpPut].OK, "put_err", act.Counters[OpPut].Err,
