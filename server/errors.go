@@ -1,0 +1,60 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"depot/server/api"
+	"depot/store"
+)
+
+// handleError is echo's HTTPErrorHandler and the one place where an error
+// becomes a status, an error_code and a message (through api.ForError). The
+// real error is logged by the request logger, never sent for 5xx.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		// Headers are out (e.g. a download failed midway): all we can do is
+		// let the request log record the error.
+		return
+	}
+	entry, msg := api.ForError(fromEcho(err, c.Request()))
+	c.Response().Header().Set(api.ErrorCodeHeader, entry.Code)
+	var werr error
+	if c.Request().Method == http.MethodHead {
+		werr = c.NoContent(entry.Status)
+	} else {
+		werr = c.JSON(entry.Status, api.ErrorBody{
+			RequestID: requestIDOf(c),
+			ErrorCode: entry.Code,
+			Message:   msg,
+		})
+	}
+	if werr != nil {
+		s.log.Debug("write error response", "request_id", requestIDOf(c), "error", werr)
+	}
+}
+
+// fromEcho translates echo's own errors (unknown route, wrong method,
+// limits) into the sentinels of the table; other errors pass unchanged.
+func fromEcho(err error, r *http.Request) error {
+	var he *echo.HTTPError
+	if !errors.As(err, &he) {
+		return err
+	}
+	switch he.Code {
+	case http.StatusNotFound:
+		return api.WithMessage(fmt.Errorf("%w: %w", store.ErrNotFound, err),
+			fmt.Sprintf("no such path: %s %s", r.Method, r.URL.Path))
+	case http.StatusMethodNotAllowed:
+		return api.WithMessage(fmt.Errorf("%w: %w", api.ErrMethodNotAllowed, err),
+			fmt.Sprintf("%s is not allowed on %s; the Allow header lists the methods that are", r.Method, r.URL.Path))
+	case http.StatusRequestEntityTooLarge:
+		return fmt.Errorf("%w: %w", api.ErrTooLarge, err)
+	case http.StatusBadRequest:
+		return fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+	}
+	return err
+}

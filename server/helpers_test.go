@@ -1,0 +1,299 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"depot/server"
+	"depot/server/api"
+	"depot/server/client"
+	"depot/store"
+)
+
+// env is one running server on real loopback listeners.
+type env struct {
+	sledAddr, depotAddr string
+	sled, depot         *client.Client // clients of the two APIs
+	mirrors             []string
+	store               *store.Store // nil when the server runs over a fake
+	logs                *syncBuffer
+	cancel              context.CancelFunc
+	served              chan error // Serve's result, once
+}
+
+type envOpt func(*server.Config)
+
+// newEnv starts a server over a real store on two fresh mirrors (or over
+// cfg.Sled if an option sets it). Cleanup shuts it down, closes the store,
+// and prints the server's log if the test failed.
+func newEnv(t testing.TB, opts ...envOpt) *env {
+	t.Helper()
+	e := &env{logs: &syncBuffer{}}
+	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := server.Config{Logger: log, Version: "test", ShutdownTimeout: 2 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.Sled == nil {
+		dir := t.TempDir()
+		e.mirrors = []string{filepath.Join(dir, "m2a"), filepath.Join(dir, "m2b")}
+		st, err := store.Open(context.Background(), store.Options{Mirrors: e.mirrors, Logger: log})
+		if err != nil {
+			t.Fatalf("open store: %v", err)
+		}
+		e.store = st
+		cfg.Sled = server.Unmanaged(st)
+	}
+	srv := server.New(cfg)
+	sledLn := listen(t)
+	depotLn := listen(t)
+	e.sledAddr, e.depotAddr = sledLn.Addr().String(), depotLn.Addr().String()
+	e.sled = client.New("http://"+e.sledAddr, nil)
+	e.depot = client.New("http://"+e.depotAddr, nil)
+	var ctx context.Context
+	ctx, e.cancel = context.WithCancel(context.Background())
+	e.served = make(chan error, 1)
+	go func() { e.served <- srv.Serve(ctx, sledLn, depotLn) }()
+	t.Cleanup(func() {
+		e.cancel()
+		select {
+		case err := <-e.served:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+			e.served <- err // for tests that read it themselves
+		case <-time.After(10 * time.Second):
+			t.Errorf("Serve did not return 10s after its context was cancelled")
+		}
+		if e.store != nil {
+			if err := e.store.Close(); err != nil {
+				t.Errorf("close store: %v", err)
+			}
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", e.logs.String())
+		}
+	})
+	return e
+}
+
+func withMaxSize(n int64) envOpt { return func(c *server.Config) { c.MaxArtifactSize = n } }
+func withStall(d time.Duration) envOpt {
+	return func(c *server.Config) { c.BodyStallTimeout = d }
+}
+func withShutdownTimeout(d time.Duration) envOpt {
+	return func(c *server.Config) { c.ShutdownTimeout = d }
+}
+func withSled(s server.Sled) envOpt { return func(c *server.Config) { c.Sled = s } }
+
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// blob returns n random bytes and their digest.
+func blob(t testing.TB, n int) ([]byte, store.Digest) {
+	t.Helper()
+	b := make([]byte, n)
+	rand.Read(b)
+	return b, store.Digest(sha256.Sum256(b))
+}
+
+// files lists the regular files under root, relative to it.
+func files(t testing.TB, root string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			rel, _ := filepath.Rel(root, p)
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatalf("walk %s: %v", root, err)
+	}
+	return out
+}
+
+var artifactFile = regexp.MustCompile(`^artifacts/[0-9a-f]{2}/[0-9a-f]{64}$`)
+
+// checkMirrors fails unless every mirror holds exactly the given artifacts,
+// each intact, besides its index, and no temp or stray file.
+func (e *env) checkMirrors(t testing.TB, want ...store.Digest) {
+	t.Helper()
+	for _, m := range e.mirrors {
+		var got []string
+		for _, f := range files(t, m) {
+			switch {
+			case f == "index.db":
+			case artifactFile.MatchString(f):
+				got = append(got, f)
+				b, err := os.ReadFile(filepath.Join(m, f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sum := store.Digest(sha256.Sum256(b)); sum.String() != filepath.Base(f) {
+					t.Errorf("mirror %s: %s hashes to %s", m, f, sum)
+				}
+			default:
+				t.Errorf("mirror %s: unexpected file %s", m, f)
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("mirror %s holds %v, want %d artifacts %v", m, got, len(want), want)
+		}
+		for _, d := range want {
+			if !contains(got, "artifacts/"+d.String()[:2]+"/"+d.String()) {
+				t.Errorf("mirror %s lacks %s", m, d)
+			}
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// waitLog waits (bounded) until the server's log matches re: the request
+// log line is written after the handler returned, so once it is there the
+// store has cleaned up after the request.
+func (e *env) waitLog(t testing.TB, re string) {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	for i := 0; i < 500; i++ {
+		if rx.MatchString(e.logs.String()) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no log line matching %q within 5s", re)
+}
+
+// waitTempFile waits (bounded) until a write is in flight in the store:
+// a temp file exists on the first mirror.
+func (e *env) waitTempFile(t testing.TB) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if len(files(t, filepath.Join(e.mirrors[0], "tmp"))) > 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no temp file within 5s: the upload never reached the store")
+}
+
+// raw sends a hand-written request head (and body) on a fresh connection
+// and returns the connection and its reader.
+func raw(t testing.TB, addr, head string, body []byte) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, head); err != nil {
+		t.Fatal(err)
+	}
+	if len(body) > 0 {
+		if _, err := conn.Write(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return conn, bufio.NewReader(conn)
+}
+
+// do sends a plain HTTP request and returns the response with its body read.
+func do(t testing.TB, method, url string, body io.Reader, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// wantError checks an error answer: status, code, JSON body with a request
+// id equal to the header's.
+func wantError(t testing.TB, resp *http.Response, body []byte, status int, code string) api.ErrorBody {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Fatalf("status %d, want %d; body %s", resp.StatusCode, status, body)
+	}
+	var eb api.ErrorBody
+	if err := json.Unmarshal(body, &eb); err != nil {
+		t.Fatalf("error body %q: %v", body, err)
+	}
+	if eb.ErrorCode != code {
+		t.Errorf("error_code %q, want %q (message %q)", eb.ErrorCode, code, eb.Message)
+	}
+	if eb.RequestID == "" || eb.RequestID != resp.Header.Get("X-Request-Id") {
+		t.Errorf("request_id %q, header %q", eb.RequestID, resp.Header.Get("X-Request-Id"))
+	}
+	if eb.Message == "" {
+		t.Errorf("empty message")
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type %q", ct)
+	}
+	return eb
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent logging.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
