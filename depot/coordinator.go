@@ -30,17 +30,23 @@ type CoordinatorOptions struct {
 	Logger *slog.Logger
 	// TUF is how uploads are opened and verified (limits, expiry).
 	TUF tuf.Options
+	// OnSagaStep, if set, is called as an upload saga reaches each step
+	// (StepSpool, StepVerify, StepStage once everything is staged,
+	// StepRecorded), before the step's work is made durable further. The
+	// crash tests use it to kill the daemon at an exact step.
+	OnSagaStep func(step string)
 }
 
 // Coordinator is the coordinator role: the catalog, the upload saga and
 // (with replication) the drive that puts every artifact on every sled.
 // Safe for concurrent use.
 type Coordinator struct {
-	cat   *Catalog
-	local *Sled
-	spool Spooler
-	log   *slog.Logger
-	tuf   tuf.Options
+	cat    *Catalog
+	local  *Sled
+	spool  Spooler
+	log    *slog.Logger
+	tuf    tuf.Options
+	onStep func(string)
 
 	mu      sync.Mutex
 	running map[string]bool // sagas this process is executing
@@ -62,7 +68,7 @@ func NewCoordinator(ctx context.Context, opts CoordinatorOptions) (*Coordinator,
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Coordinator{
-		cat: opts.Catalog, local: opts.Local, spool: opts.Spool, log: opts.Logger, tuf: opts.TUF,
+		cat: opts.Catalog, local: opts.Local, spool: opts.Spool, log: opts.Logger, tuf: opts.TUF, onStep: opts.OnSagaStep,
 		running: make(map[string]bool),
 		changes: make(chan struct{}),
 	}
@@ -73,6 +79,12 @@ func NewCoordinator(ctx context.Context, opts CoordinatorOptions) (*Coordinator,
 		return nil, err
 	}
 	return c, nil
+}
+
+func (c *Coordinator) reached(step string) {
+	if c.onStep != nil {
+		c.onStep(step)
+	}
 }
 
 // Catalog returns the coordinator's catalog.

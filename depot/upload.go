@@ -90,6 +90,7 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 // staged is what it protected in the local sled (the caller releases it).
 func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, systemVersion string, body io.Reader, size int64) (_ UploadResult, staged []store.Digest, _ error) {
 	// Spool: hash while writing, never hold the archive in memory.
+	c.reached(StepSpool)
 	h := store.NewHash()
 	n, err := io.Copy(io.MultiWriter(spool, h), body)
 	if err != nil {
@@ -108,6 +109,7 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 	}
 
 	// Verify.
+	c.reached(StepVerify)
 	roots, err := c.cat.TrustRoots()
 	if err != nil {
 		return UploadResult{}, nil, err
@@ -176,6 +178,8 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 		}
 	}
 
+	c.reached(StepStage)
+
 	// Record: repository, generation and saga step in one transaction.
 	rec.TimeCreated = time.Now().UTC()
 	got, inserted, gen, err := c.cat.InsertRepo(rec, s.ID)
@@ -187,6 +191,7 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 		return UploadResult{Repo: got, Status: UploadAlreadyExists}, staged, nil
 	}
 	s.Step = StepRecorded
+	c.reached(StepRecorded)
 	c.log.Info("repository recorded", "system_version", got.SystemVersion, "generation", gen)
 	c.wantedChanged(ctx)
 	return UploadResult{Repo: got, Status: UploadInserted}, staged, nil

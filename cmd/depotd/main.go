@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,8 +21,12 @@ import (
 	"syscall"
 	"time"
 
+	"depot/depot"
 	"depot/server"
+	"depot/server/client"
+	"depot/server/metrics"
 	"depot/store"
+	"depot/tuf"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -32,13 +37,29 @@ func main() {
 }
 
 type options struct {
-	data            string
-	mirrors         stringList
-	listen          string
-	depotListen     string
-	maxArtifactSize byteSize
-	logFormat       string
-	shutdownTimeout time.Duration
+	data              string
+	mirrors           stringList
+	listen            string
+	depotListen       string
+	advertiseDepotURL string
+	maxArtifactSize   byteSize
+	maxRepoSize       byteSize
+	maxArchiveEntries int
+	logFormat         string
+	shutdownTimeout   time.Duration
+
+	coordinator        bool
+	catalog            string
+	trustedRoots       stringList
+	allowExpired       bool
+	sleds              stringList
+	replicationPeriod  time.Duration
+	minSledReplication int
+
+	maxConcurrentCopies int
+	copyStallTimeout    time.Duration
+	scrubInterval       time.Duration
+	scrubRate           byteSize
 }
 
 // run is main without the exit, so its status is testable. It returns 0
@@ -46,17 +67,33 @@ type options struct {
 func run(args []string, stderr io.Writer) int {
 	var o options
 	o.maxArtifactSize = server.DefaultMaxArtifactSize
+	o.maxRepoSize = tuf.DefaultMaxExpandedSize
+	o.scrubRate = 64 << 20
 	fs := flag.NewFlagSet("depotd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.data, "data", "./depot-data", "data `directory`; the mirrors are <data>/m2a and <data>/m2b unless --mirror is given")
+	fs.StringVar(&o.data, "data", "./depot-data", "data `directory`; the mirrors are <data>/m2a and <data>/m2b unless --mirror is given, the catalog is <data>/catalog.db")
 	fs.Var(&o.mirrors, "mirror", "mirror `directory`, repeatable; replaces the two mirrors under --data (default <data>/m2a, <data>/m2b)")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:12345", "`address` of the sled API")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:12345", "`address` of the sled API (and of the operator API on a coordinator)")
 	fs.StringVar(&o.depotListen, "depot-listen", "127.0.0.1:12348", "`address` of the read-only repo-depot API that peers copy from")
+	fs.StringVar(&o.advertiseDepotURL, "advertise-depot-url", "", "`URL` peers use to reach the repo-depot API (default http://<the bound --depot-listen address>)")
 	fs.Var(&o.maxArtifactSize, "max-artifact-size", "largest artifact accepted: a `size` in bytes or with a unit (512MiB, 4GiB)")
+	fs.Var(&o.maxRepoSize, "max-repo-size", "largest repository archive accepted, and largest total its entries may expand to (`size`)")
+	fs.IntVar(&o.maxArchiveEntries, "max-archive-entries", tuf.DefaultMaxEntries, "most entries a repository archive may hold")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long in-flight requests may run after SIGTERM/SIGINT")
+	fs.BoolVar(&o.coordinator, "coordinator", true, "run the coordinator role: operator API, catalog, replication to --sled sleds (false: a storage-only sled)")
+	fs.StringVar(&o.catalog, "catalog", "", "coordinator catalog `file` (default <data>/catalog.db)")
+	fs.Var(&o.trustedRoots, "trusted-root", "TUF root.json `file` to trust for uploads, repeatable (also POST /v1/system/update/trust-roots)")
+	fs.BoolVar(&o.allowExpired, "allow-expired", false, "accept repositories whose TUF metadata has expired (every other check still applies)")
+	fs.Var(&o.sleds, "sled", "a sled to replicate to, repeatable: its control `URL`, or control=URL,depot=URL[,id=ID] (also PUT /v1/sleds/{id})")
+	fs.DurationVar(&o.replicationPeriod, "replication-period", time.Minute, "time between replication activations (one also runs at once after every upload or delete)")
+	fs.IntVar(&o.minSledReplication, "min-sled-replication", 1, "sleds that must hold every artifact before a repository is durable (3 for a rack)")
+	fs.IntVar(&o.maxConcurrentCopies, "max-concurrent-copies", 4, "copy-from-depot jobs running at once; more are refused with 429")
+	fs.DurationVar(&o.copyStallTimeout, "copy-stall-timeout", time.Minute, "a copy that receives no bytes for this long fails")
+	fs.DurationVar(&o.scrubInterval, "scrub-interval", 24*time.Hour, "time between background scrubs that re-hash every artifact (0: only on POST /scrub)")
+	fs.Var(&o.scrubRate, "scrub-rate", "scrub read rate in bytes per second (`size`)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: depotd [flags]\n\nServes a sled's artifact depot.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "usage: depotd [flags]\n\nServes a sled's artifact depot and, unless --coordinator=false, the coordinator role.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -68,6 +105,10 @@ func run(args []string, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "depotd: unexpected arguments: %q\n", fs.Args())
 		fs.Usage()
+		return 2
+	}
+	if !o.coordinator && (len(o.sleds) > 0 || len(o.trustedRoots) > 0) {
+		fmt.Fprintf(stderr, "depotd: --sled and --trusted-root need the coordinator role (drop --coordinator=false)\n")
 		return 2
 	}
 	var h slog.Handler
@@ -96,12 +137,14 @@ func run(args []string, stderr io.Writer) int {
 	return 0
 }
 
-func serve(ctx context.Context, o options, log *slog.Logger) error {
+func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 	mirrors := []string(o.mirrors)
 	if len(mirrors) == 0 {
 		mirrors = []string{filepath.Join(o.data, "m2a"), filepath.Join(o.data, "m2b")}
 	}
-	st, err := store.Open(ctx, store.Options{Mirrors: mirrors, Logger: log})
+	st, err := store.Open(ctx, store.Options{
+		Mirrors: mirrors, Logger: log, ScrubInterval: o.scrubInterval, ScrubRate: int64(o.scrubRate),
+	})
 	if errors.Is(err, store.ErrLocked) {
 		where := o.data
 		if len(o.mirrors) > 0 {
@@ -113,10 +156,24 @@ func serve(ctx context.Context, o options, log *slog.Logger) error {
 		return fmt.Errorf("open store on %s: %w", strings.Join(mirrors, ", "), err)
 	}
 	defer func() {
-		if err := st.Close(); err != nil {
-			log.Error("close store", "error", err)
+		if cerr := st.Close(); cerr != nil {
+			log.Error("close store", "error", cerr)
 		}
 	}()
+
+	hc := client.DefaultHTTPClient()
+	sled, err := depot.NewSled(ctx, depot.SledOptions{
+		Store: st, Peer: client.Peer{HTTP: hc}, Logger: log,
+		MaxConcurrentCopies: o.maxConcurrentCopies, CopyStallTimeout: o.copyStallTimeout,
+		// A coordinator restores the local config from its catalog before
+		// the reconciler may delete anything.
+		HoldReconciler: o.coordinator,
+	})
+	if err != nil {
+		return fmt.Errorf("start sled service: %w", err)
+	}
+	// Runs after the server has drained: cancels copies still running.
+	defer sled.Close()
 
 	sledLn, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -127,19 +184,168 @@ func serve(ctx context.Context, o options, log *slog.Logger) error {
 		sledLn.Close()
 		return fmt.Errorf("--depot-listen: %w", err)
 	}
+	depotURL := o.advertiseDepotURL
+	if depotURL == "" {
+		depotURL = "http://" + depotLn.Addr().String()
+	}
+
+	// Metrics exist before the coordinator, whose first activation may
+	// report before this function returns; the coordinator parts are read
+	// only when scraped, through the server started below.
+	var coord *depot.Coordinator
+	var rep *depot.Replicator
+	mx := metrics.New(metricSources(st, sled, o.coordinator, &coord, &rep))
+	if o.coordinator {
+		var stopCoord func()
+		coord, rep, stopCoord, err = startCoordinator(ctx, o, log, st, sled, depotURL, hc, func(a depot.Activation) {
+			mx.ObserveActivation(a.Finished.Sub(a.Started))
+		})
+		if err != nil {
+			sledLn.Close()
+			depotLn.Close()
+			return err
+		}
+		defer stopCoord()
+	}
+
 	srv := server.New(server.Config{
-		Sled:            server.Unmanaged(st),
+		Sled:            sled,
+		Coordinator:     coord,
+		Replicator:      rep,
+		Metrics:         mx,
 		Logger:          log,
 		Version:         version,
 		MaxArtifactSize: int64(o.maxArtifactSize),
+		MaxRepoSize:     int64(o.maxRepoSize),
 		ShutdownTimeout: o.shutdownTimeout,
+		DepotURL:        depotURL,
 	})
 	// Tests parse this line for the ports when listening on port 0.
 	log.Info("listening", "sled", sledLn.Addr().String(), "depot", depotLn.Addr().String(),
-		"mirrors", strings.Join(mirrors, ","), "version", version)
+		"mirrors", strings.Join(mirrors, ","), "coordinator", o.coordinator, "version", version)
 	err = srv.Serve(ctx, sledLn, depotLn)
 	log.Info("stopped", "error", err)
 	return err
+}
+
+// startCoordinator opens the catalog, recovers upload sagas, trusts the
+// --trusted-root files, registers the --sled sleds, starts the local
+// sled's reconciler and the replication loop. stop ends the loop and closes
+// the catalog.
+func startCoordinator(ctx context.Context, o options, log *slog.Logger, st *store.Store, sled *depot.Sled,
+	depotURL string, hc *http.Client, onActivation func(depot.Activation)) (*depot.Coordinator, *depot.Replicator, func(), error) {
+	path := o.catalog
+	if path == "" {
+		path = filepath.Join(o.data, "catalog.db")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, nil, nil, fmt.Errorf("create catalog folder: %w", err)
+	}
+	cat, err := depot.OpenCatalog(path, 0)
+	if errors.Is(err, store.ErrLocked) {
+		return nil, nil, nil, fmt.Errorf("another depotd is using the catalog %s (%w)", path, err)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fail := func(err error) (*depot.Coordinator, *depot.Replicator, func(), error) {
+		cat.Close()
+		return nil, nil, nil, err
+	}
+	coord, err := depot.NewCoordinator(ctx, depot.CoordinatorOptions{
+		Catalog: cat, Local: sled, Spool: st, Logger: log,
+		TUF: tuf.Options{
+			Limits:       tuf.Limits{MaxEntries: o.maxArchiveEntries, MaxExpandedSize: int64(o.maxRepoSize)},
+			AllowExpired: o.allowExpired,
+		},
+		OnSagaStep: crashAtSagaStep(log),
+	})
+	if err != nil {
+		return fail(fmt.Errorf("start coordinator: %w", err))
+	}
+	for _, file := range o.trustedRoots {
+		doc, err := os.ReadFile(file)
+		if err != nil {
+			return fail(fmt.Errorf("--trusted-root: %w", err))
+		}
+		if _, _, err := coord.AddTrustRoot(doc, file); err != nil {
+			return fail(fmt.Errorf("--trusted-root %s: %w", file, err))
+		}
+	}
+	for _, flagValue := range o.sleds {
+		rec, err := depot.ParseSledFlag(flagValue)
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := cat.PutSled(rec); err != nil {
+			return fail(fmt.Errorf("--sled %s: %w", flagValue, err))
+		}
+	}
+	rep := depot.NewReplicator(coord, depot.ReplicationOptions{
+		Period:         o.replicationPeriod,
+		MinReplication: o.minSledReplication,
+		Local:          depot.LocalSled{Sled: sled, DepotURL: depotURL},
+		LocalStore:     st,
+		ClientFor: func(rec depot.SledRecord) depot.SledClient {
+			return client.NewSledClient(rec.ControlURL, hc)
+		},
+		Logger:       log,
+		OnActivation: onActivation,
+	})
+	sled.StartReconciler()
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rep.Run(rctx)
+	}()
+	stop := func() {
+		cancel()
+		<-done
+		if err := cat.Close(); err != nil {
+			log.Error("close catalog", "error", err)
+		}
+	}
+	return coord, rep, stop, nil
+}
+
+// crashAtSagaStep is a fault-injection hook for the crash tests: with
+// DEPOTD_CRASH_AT_SAGA_STEP=<step> in the environment, the daemon kills
+// itself with SIGKILL when an upload saga reaches that step.
+func crashAtSagaStep(log *slog.Logger) func(string) {
+	at := os.Getenv("DEPOTD_CRASH_AT_SAGA_STEP")
+	if at == "" {
+		return nil
+	}
+	log.Warn("fault injection: SIGKILL at upload saga step", "step", at)
+	return func(step string) {
+		if step == at {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way
+		}
+	}
+}
+
+// metricSources reads what /metrics shows; coordinator parts only when
+// the role is on. coord and rep are set before the server starts.
+func metricSources(st *store.Store, sled *depot.Sled, coordinator bool, coord **depot.Coordinator, rep **depot.Replicator) metrics.Sources {
+	src := metrics.Sources{Mirrors: st.Mirrors, Scrub: st.ScrubStatus, Sled: sled.Status}
+	if !coordinator {
+		return src
+	}
+	src.Replication = func() depot.ReplicationStatus { return (*rep).Status() }
+	src.RepoStates = func() map[string]int {
+		out := map[string]int{}
+		repos, err := (*coord).Catalog().Repos()
+		if err != nil {
+			return out
+		}
+		for _, r := range repos {
+			out[(*rep).Progress(r).State]++
+		}
+		return out
+	}
+	return src
 }
 
 // stringList is a repeatable string flag.

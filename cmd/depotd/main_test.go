@@ -68,7 +68,13 @@ var listeningLine = regexp.MustCompile(`msg=listening sled=(\S+) depot=(\S+)`)
 // did not stop it.
 func startDaemon(t testing.TB, dir string, extra ...string) *daemon {
 	t.Helper()
-	d := launch(t, dir, extra...)
+	return startDaemonEnv(t, dir, nil, extra...)
+}
+
+// startDaemonEnv is startDaemon with extra environment variables.
+func startDaemonEnv(t testing.TB, dir string, env []string, extra ...string) *daemon {
+	t.Helper()
+	d := launchEnv(t, dir, env, extra...)
 	deadline := time.After(15 * time.Second)
 	for {
 		if m := listeningLine.FindStringSubmatch(d.log.String()); m != nil {
@@ -92,11 +98,17 @@ func startDaemon(t testing.TB, dir string, extra ...string) *daemon {
 // launch starts depotd without waiting for it to listen.
 func launch(t testing.TB, dir string, extra ...string) *daemon {
 	t.Helper()
+	return launchEnv(t, dir, nil, extra...)
+}
+
+// launchEnv is launch with extra environment variables.
+func launchEnv(t testing.TB, dir string, env []string, extra ...string) *daemon {
+	t.Helper()
 	args := append([]string{"--data", dir, "--listen", "127.0.0.1:0", "--depot-listen", "127.0.0.1:0"}, extra...)
 	d := &daemon{cmd: exec.Command(depotdBin, args...), log: &syncBuffer{}, exited: make(chan struct{})}
 	// A race-enabled daemon exits at once (not after the default 1 s) and
 	// fails loudly on the first race.
-	d.cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0 halt_on_error=1")
+	d.cmd.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0 halt_on_error=1"), env...)
 	d.cmd.Stderr = d.log
 	d.cmd.Stdout = d.log
 	if err := d.cmd.Start(); err != nil {
@@ -398,7 +410,7 @@ func checkNothingPartial(t *testing.T, d *daemon) {
 			rel, _ := filepath.Rel(m, p)
 			rel = filepath.ToSlash(rel)
 			switch {
-			case rel == "index.db":
+			case rel == "index.db", rel == "meta/artifacts-config.json":
 			case artifactPath.MatchString(rel):
 				if _, ok := list[mustDigest(t, filepath.Base(rel))]; !ok {
 					t.Errorf("mirror %s holds %s, which is not listed", m, rel)

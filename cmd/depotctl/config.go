@@ -1,0 +1,63 @@
+package main
+
+import (
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"depot/depot"
+	"depot/store"
+)
+
+func (a *app) configCmd() *cobra.Command {
+	get := &cobra.Command{
+		Use:   "get",
+		Short: "Show the daemon's artifact config",
+		Args:  exactArgs(0),
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.client().GetConfig(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.emit(cfg, func(w io.Writer) { configTable(w, cfg) })
+		}),
+	}
+
+	var generation uint64
+	set := &cobra.Command{
+		Use:   "set --generation G [SHA256...]",
+		Short: "Install an artifact config: the artifacts this daemon must keep",
+		Long: `Set installs an artifact config at generation G. Generations only move
+forward: a lower one, or the same one with another set, is refused. Every
+artifact outside the config is then deleted by the daemon's reconciler.
+Normally the coordinator does this; set is for unmanaged sleds and repairs.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: action(func(cmd *cobra.Command, args []string) error {
+			cfg := depot.Config{Generation: generation, Artifacts: make([]store.Digest, 0, len(args))}
+			for _, s := range args {
+				d, err := parseDigest(s)
+				if err != nil {
+					return err
+				}
+				cfg.Artifacts = append(cfg.Artifacts, d)
+			}
+			if err := a.client().PutConfig(cmd.Context(), cfg); err != nil {
+				return err
+			}
+			return a.emit(cfg, func(w io.Writer) { configTable(w, cfg) })
+		}),
+	}
+	set.Flags().Uint64Var(&generation, "generation", 0, "the config's generation (required)")
+	set.MarkFlagRequired("generation")
+	return group("config", "Read or install a daemon's artifact config", get, set)
+}
+
+func configTable(w io.Writer, cfg depot.Config) {
+	kv(w, "generation", cfg.Generation, "artifacts", len(cfg.Artifacts))
+	if len(cfg.Artifacts) > 0 {
+		section(w, false, "SHA256")
+		for _, d := range cfg.Artifacts {
+			row(w, d)
+		}
+	}
+}
