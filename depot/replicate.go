@@ -83,7 +83,10 @@ type ReplicationOptions struct {
 	// MinReplication is the quorum: sleds that must hold every artifact
 	// before a repository is durable; 0 = 1.
 	MinReplication int
-	Limits         PlanLimits
+	// Limits cap each activation's plan; zero fields take
+	// DefaultMaxRequests and DefaultMaxPuts (MaxCopiesPerSled stays
+	// unlimited: CopiesPerSled bounds copies in flight instead).
+	Limits PlanLimits
 	// Concurrency bounds requests in flight; 0 = 16.
 	Concurrency int
 	// CopiesPerSled bounds copy jobs in flight on one sled; 0 = 4 (the
@@ -110,7 +113,19 @@ type ReplicationOptions struct {
 	OnActivation func(Activation)
 }
 
+// Default per-activation caps.
+const (
+	DefaultMaxRequests = 4096
+	DefaultMaxPuts     = 256
+)
+
 func (o *ReplicationOptions) defaults() {
+	if o.Limits.MaxRequests <= 0 {
+		o.Limits.MaxRequests = DefaultMaxRequests
+	}
+	if o.Limits.MaxPuts <= 0 {
+		o.Limits.MaxPuts = DefaultMaxPuts
+	}
 	if o.Period <= 0 {
 		o.Period = time.Minute
 	}

@@ -1,24 +1,36 @@
 // Package server is depotd's HTTP layer: the echo routes of the sled API
-// (--listen) and of the read-only repo-depot API (--depot-listen), request
-// ids and request logs, the body limits, the one error-mapping function, and
+// and, on a coordinator, the operator API (--listen), and of the read-only
+// repo-depot API (--depot-listen); request ids and request logs, metrics,
+// the body limits, the one error-mapping function, long-polls, and
 // graceful shutdown. The JSON bodies and the error table live in
-// server/api; the Go client in server/client.
+// server/api; the Go client in server/client; the OpenAPI document, which
+// the routes keep in step with, in server/openapi.
 //
 // # Basics
 //
-// Build a Server with New over a [Sled] (for an unmanaged sled:
-// Unmanaged(*store.Store)), then Serve it on two listeners:
+// Build a Server with New over a *depot.Sled (and, for the coordinator
+// role, the *depot.Coordinator and its *depot.Replicator), then Serve it on
+// two listeners:
 //
-//	srv := server.New(server.Config{Sled: server.Unmanaged(st), Logger: log})
+//	srv := server.New(server.Config{Sled: sled, Coordinator: coord, Replicator: rep, Metrics: m, Logger: log})
 //	err := srv.Serve(ctx, sledLn, depotLn) // returns after ctx is done and in-flight requests ended
 //
 // Handlers parse (a hex digest becomes a store.Digest here and nowhere
-// else), call the Sled, and return its error; the error handler maps it.
+// else; generation and wait parameters, small JSON bodies), call the
+// domain, and return its error; the error handler maps it through
+// api.ForError. Without a Coordinator every /v1 route answers 404
+// NOT_COORDINATOR.
+//
+// Long-polls (GET /copies/{sha256}, GET
+// /v1/system/update/repositories/{system_version}, GET
+// /v1/replication/status, each with ?wait=, at most api.MaxWait) answer as
+// soon as their object changes, when the wait ends, or at once when
+// shutdown begins.
 //
 // # Caveats
 //
-// Upload bodies are streamed from the connection into the store and never
-// buffered. There is no global read or write timeout, because uploads and
-// downloads are long; instead each upload read must make progress within
-// Config.BodyStallTimeout.
+// Upload bodies (artifacts and repository archives) are streamed from the
+// connection into the domain and never buffered. There is no global read
+// or write timeout, because uploads and downloads are long; instead each
+// upload read must make progress within Config.BodyStallTimeout.
 package server

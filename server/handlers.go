@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,30 +11,25 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"depot/depot"
 	"depot/server/api"
 	"depot/store"
 )
 
-// digestParam parses the :sha256 path parameter: the one place where a hex
-// string becomes a store.Digest.
-func digestParam(c echo.Context) (store.Digest, error) {
-	d, err := store.ParseDigest(c.Param("sha256"))
-	if err != nil {
-		// ParseDigest's text describes the client's input, so show it.
-		return d, api.WithMessage(err, err.Error())
-	}
-	return d, nil
-}
-
-// putArtifact streams the raw body into the store: PUT /artifacts/{sha256}.
+// putArtifact streams the raw body into the sled:
+// PUT /artifacts/{sha256}?generation=G.
 func (s *Server) putArtifact(c echo.Context) error {
 	d, err := digestParam(c)
 	if err != nil {
 		return err
 	}
+	gen, err := generationParam(c)
+	if err != nil {
+		return err
+	}
 	r := c.Request()
-	body := &bodyReader{r: r.Body, rc: http.NewResponseController(c.Response().Writer), stall: s.cfg.BodyStallTimeout}
-	res, err := s.cfg.Sled.Put(r.Context(), d, body, r.ContentLength)
+	body := s.newBodyReader(c)
+	res, err := s.sled.Put(r.Context(), d, gen, body, r.ContentLength)
 	c.Set(ctxBytesIn, body.n)
 	if err != nil {
 		return body.explain(err)
@@ -50,7 +46,7 @@ func (s *Server) getArtifact(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	blob, err := s.cfg.Sled.Open(c.Request().Context(), d)
+	blob, err := s.sled.Open(c.Request().Context(), d)
 	if err != nil {
 		return err
 	}
@@ -68,7 +64,7 @@ func (s *Server) deleteArtifact(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Sled.Delete(c.Request().Context(), d); err != nil {
+	if err := s.sled.Delete(c.Request().Context(), d); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -77,11 +73,11 @@ func (s *Server) deleteArtifact(c echo.Context) error {
 // listArtifacts: GET /artifacts.
 func (s *Server) listArtifacts(c echo.Context) error {
 	ctx := c.Request().Context()
-	gen, err := s.cfg.Sled.Generation(ctx)
+	gen, err := s.sled.Generation(ctx)
 	if err != nil {
 		return err
 	}
-	infos, err := s.cfg.Sled.List(ctx)
+	infos, err := s.sled.List(ctx)
 	if err != nil {
 		return err
 	}
@@ -92,23 +88,119 @@ func (s *Server) listArtifacts(c echo.Context) error {
 	return c.JSON(http.StatusOK, api.ListResponse{Generation: gen, List: list})
 }
 
-// status: GET /status.
-func (s *Server) status(c echo.Context) error {
-	gen, err := s.cfg.Sled.Generation(c.Request().Context())
+// getConfig: GET /artifacts-config.
+func (s *Server) getConfig(c echo.Context) error {
+	cfg, err := s.sled.Config()
 	if err != nil {
 		return err
 	}
-	mirrors := s.cfg.Sled.Mirrors()
+	if cfg.Artifacts == nil {
+		cfg.Artifacts = []store.Digest{}
+	}
+	return c.JSON(http.StatusOK, cfg)
+}
+
+// putConfig: PUT /artifacts-config, 204.
+func (s *Server) putConfig(c echo.Context) error {
+	var body struct {
+		Generation *uint64         `json:"generation"`
+		Artifacts  *[]store.Digest `json:"artifacts"`
+	}
+	if err := s.decodeJSON(c, &body, "an artifact config"); err != nil {
+		return err
+	}
+	if body.Generation == nil || body.Artifacts == nil {
+		return api.WithMessage(api.ErrBadRequest,
+			`the config needs both "generation" (an integer) and "artifacts" (an array of sha256s)`)
+	}
+	cfg := depot.Config{Generation: *body.Generation, Artifacts: *body.Artifacts}
+	if err := s.sled.SetConfig(c.Request().Context(), cfg); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// copyFromDepot: POST /artifacts/{sha256}/copy-from-depot?generation=G,
+// 202 once the job runs.
+func (s *Server) copyFromDepot(c echo.Context) error {
+	d, err := digestParam(c)
+	if err != nil {
+		return err
+	}
+	gen, err := generationParam(c)
+	if err != nil {
+		return err
+	}
+	var body api.CopyFromDepotRequest
+	if err := s.decodeJSON(c, &body, `{"depot_base_url": "http://host:port"}`); err != nil {
+		return err
+	}
+	if err := s.sled.CopyFromDepot(c.Request().Context(), d, gen, body.DepotBaseURL); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, api.Empty{})
+}
+
+// listCopies: GET /copies.
+func (s *Server) listCopies(c echo.Context) error {
+	jobs := s.sled.Copies()
+	if jobs == nil {
+		jobs = []depot.CopyJob{}
+	}
+	return c.JSON(http.StatusOK, api.List[depot.CopyJob]{Items: jobs})
+}
+
+// getCopy: GET /copies/{sha256}?wait=30s, a long-poll with wait.
+func (s *Server) getCopy(c echo.Context) error {
+	d, err := digestParam(c)
+	if err != nil {
+		return err
+	}
+	wait, err := waitParam(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.longPoll(c)
+	defer cancel()
+	job, err := s.sled.WaitCopy(ctx, d, wait)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, job)
+}
+
+// startScrub: POST /scrub, 202 with the scrub status.
+func (s *Server) startScrub(c echo.Context) error {
+	s.sled.StartScrub()
+	return c.JSON(http.StatusAccepted, s.sled.Status().Scrub)
+}
+
+// status: GET /status.
+func (s *Server) status(c echo.Context) error {
+	st := s.sled.Status()
+	mirrors := s.sled.Mirrors()
 	if mirrors == nil {
 		mirrors = []store.MirrorStatus{}
 	}
 	return c.JSON(http.StatusOK, api.StatusResponse{
-		Version:       s.cfg.Version,
-		Mirrors:       mirrors,
-		Generation:    gen,
-		DepotURL:      s.depotURL,
-		UptimeSeconds: time.Since(s.start).Seconds(),
+		Version:             s.cfg.Version,
+		Mirrors:             mirrors,
+		Generation:          st.Generation,
+		ConfiguredArtifacts: st.Artifacts,
+		DepotURL:            s.depotURL,
+		UptimeSeconds:       time.Since(s.start).Seconds(),
+		Copies:              st.Copies,
+		Reconciler:          st.Reconciler,
+		Scrub:               st.Scrub,
 	})
+}
+
+// longPoll returns the context a long-poll waits under: the request's,
+// also cancelled when shutdown begins, so the poll answers at once.
+func (s *Server) longPoll(c echo.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(c.Request().Context())
+	stop := context.AfterFunc(s.stopping, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // bodyReader wraps an upload body: it remembers the first read error so
@@ -118,6 +210,7 @@ func (s *Server) status(c echo.Context) error {
 // io.Reader).
 type bodyReader struct {
 	r     io.Reader
+	flag  string // the flag that sets the route's body limit, for messages
 	rc    *http.ResponseController
 	stall time.Duration // <= 0: no deadline
 	next  time.Time     // the read deadline currently set
@@ -150,7 +243,20 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// explain blames a failed Put on the body when reading it failed.
+// newBodyReader wraps the request body of c with the route's limit flag
+// and the stall deadline.
+func (s *Server) newBodyReader(c echo.Context) *bodyReader {
+	flag, _ := c.Get(ctxLimitFlag).(string)
+	return &bodyReader{
+		r:     c.Request().Body,
+		flag:  flag,
+		rc:    http.NewResponseController(c.Response().Writer),
+		stall: s.cfg.BodyStallTimeout,
+	}
+}
+
+// explain blames a failed Put (or decode) on the body when reading it
+// failed.
 func (b *bodyReader) explain(putErr error) error {
 	if b.err == nil {
 		return putErr
@@ -160,7 +266,7 @@ func (b *bodyReader) explain(putErr error) error {
 	case errors.As(b.err, &mbe):
 		return api.WithMessage(
 			fmt.Errorf("%w: body over %d bytes (store: %v)", api.ErrTooLarge, mbe.Limit, putErr),
-			fmt.Sprintf("the body exceeds this sled's limit of %d bytes (--max-artifact-size); nothing was stored", mbe.Limit))
+			fmt.Sprintf("the body exceeds this route's limit of %d bytes%s; nothing was stored", mbe.Limit, flagNote(b.flag)))
 	case errors.Is(b.err, os.ErrDeadlineExceeded):
 		return api.WithMessage(
 			fmt.Errorf("%w: no body bytes for %s after %d bytes (store: %v)", api.ErrBodyTimeout, b.stall, b.n, putErr),

@@ -20,37 +20,76 @@ import (
 	"testing"
 	"time"
 
+	"depot/depot"
 	"depot/server"
 	"depot/server/api"
 	"depot/server/client"
+	"depot/server/metrics"
 	"depot/store"
 )
 
 // env is one running server on real loopback listeners.
 type env struct {
 	sledAddr, depotAddr string
+	sledURL, depotURL   string         // "http://" + the addresses
 	sled, depot         *client.Client // clients of the two APIs
 	mirrors             []string
-	store               *store.Store // nil when the server runs over a fake
+	store               *store.Store       // nil when the server runs over a fake
+	svc                 *depot.Sled        // nil when the server runs over a fake
+	coord               *depot.Coordinator // nil without the coordinator role
+	rep                 *depot.Replicator  // nil without the coordinator role
+	metrics             *metrics.Metrics   // nil unless withMetrics
 	logs                *syncBuffer
 	cancel              context.CancelFunc
 	served              chan error // Serve's result, once
 }
 
-type envOpt func(*server.Config)
+// envConfig is what the options of newEnv set.
+type envConfig struct {
+	server      server.Config
+	fake        server.SledService // serve this instead of a real sled
+	sled        depot.SledOptions
+	coordinator bool
+	metrics     bool
+	// transport, if set, carries the env's clients' requests and the
+	// coordinator's requests to sleds (the OpenAPI validator's).
+	transport http.RoundTripper
+	// minReplication is the coordinator's quorum (0: 1).
+	minReplication int
+}
 
-// newEnv starts a server over a real store on two fresh mirrors (or over
-// cfg.Sled if an option sets it). Cleanup shuts it down, closes the store,
-// and prints the server's log if the test failed.
+type envOpt func(*envConfig)
+
+// newEnv starts a server over a real depot.Sled on a real store with two
+// fresh mirrors (or over a fake, withFake), with the coordinator role if
+// withCoordinator. Cleanup shuts it down, closes what it opened, and prints
+// the server's log if the test failed.
 func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
 	e := &env{logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg := server.Config{Logger: log, Version: "test", ShutdownTimeout: 2 * time.Second}
+	ec := envConfig{server: server.Config{Logger: log, Version: "test", ShutdownTimeout: 2 * time.Second}}
 	for _, o := range opts {
-		o(&cfg)
+		o(&ec)
 	}
-	if cfg.Sled == nil {
+	cfg := ec.server
+	var hc *http.Client // nil: the clients' default
+	if ec.transport != nil {
+		hc = &http.Client{Transport: ec.transport}
+	}
+	sledLn := listen(t)
+	depotLn := listen(t)
+	e.sledAddr, e.depotAddr = sledLn.Addr().String(), depotLn.Addr().String()
+	e.sledURL, e.depotURL = "http://"+e.sledAddr, "http://"+e.depotAddr
+	var closers []func() error
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			if err := closers[i](); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+	}
+	if ec.fake == nil {
 		dir := t.TempDir()
 		e.mirrors = []string{filepath.Join(dir, "m2a"), filepath.Join(dir, "m2b")}
 		st, err := store.Open(context.Background(), store.Options{Mirrors: e.mirrors, Logger: log})
@@ -58,14 +97,64 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 			t.Fatalf("open store: %v", err)
 		}
 		e.store = st
-		cfg.Sled = server.Unmanaged(st)
+		closers = append(closers, st.Close)
+		so := ec.sled
+		so.Store, so.Logger = st, log
+		if so.Peer == nil {
+			so.Peer = client.Peer{}
+		}
+		so.HoldReconciler = so.HoldReconciler || ec.coordinator
+		svc, err := depot.NewSled(context.Background(), so)
+		if err != nil {
+			closeAll()
+			t.Fatalf("new sled: %v", err)
+		}
+		e.svc = svc
+		closers = append(closers, svc.Close)
+		cfg.Sled = svc
+		if ec.coordinator {
+			cat, err := depot.OpenCatalog(filepath.Join(dir, "catalog.db"), 0)
+			if err != nil {
+				closeAll()
+				t.Fatalf("open catalog: %v", err)
+			}
+			closers = append(closers, cat.Close)
+			coord, err := depot.NewCoordinator(context.Background(), depot.CoordinatorOptions{
+				Catalog: cat, Local: svc, Spool: st, Logger: log,
+			})
+			if err != nil {
+				closeAll()
+				t.Fatalf("new coordinator: %v", err)
+			}
+			svc.StartReconciler()
+			e.coord = coord
+			e.rep = depot.NewReplicator(coord, depot.ReplicationOptions{
+				Local:          depot.LocalSled{Sled: svc, DepotURL: e.depotURL},
+				LocalStore:     st,
+				ClientFor:      func(r depot.SledRecord) depot.SledClient { return client.NewSledClient(r.ControlURL, hc) },
+				Logger:         log,
+				Seed:           1,
+				MinReplication: ec.minReplication,
+			})
+			cfg.Coordinator, cfg.Replicator = e.coord, e.rep
+		}
 	}
-	srv := server.New(cfg)
-	sledLn := listen(t)
-	depotLn := listen(t)
-	e.sledAddr, e.depotAddr = sledLn.Addr().String(), depotLn.Addr().String()
-	e.sled = client.New("http://"+e.sledAddr, nil)
-	e.depot = client.New("http://"+e.depotAddr, nil)
+	if ec.metrics {
+		src := metrics.Sources{}
+		if e.svc != nil {
+			src.Mirrors, src.Sled = e.svc.Mirrors, e.svc.Status
+		}
+		e.metrics = metrics.New(src)
+		cfg.Metrics = e.metrics
+	}
+	var srv *server.Server
+	if ec.fake != nil {
+		srv = server.NewWithSled(cfg, ec.fake)
+	} else {
+		srv = server.New(cfg)
+	}
+	e.sled = client.New(e.sledURL, hc)
+	e.depot = client.New(e.depotURL, hc)
 	var ctx context.Context
 	ctx, e.cancel = context.WithCancel(context.Background())
 	e.served = make(chan error, 1)
@@ -81,11 +170,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 		case <-time.After(10 * time.Second):
 			t.Errorf("Serve did not return 10s after its context was cancelled")
 		}
-		if e.store != nil {
-			if err := e.store.Close(); err != nil {
-				t.Errorf("close store: %v", err)
-			}
-		}
+		closeAll()
 		if t.Failed() {
 			t.Logf("server log:\n%s", e.logs.String())
 		}
@@ -93,14 +178,25 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	return e
 }
 
-func withMaxSize(n int64) envOpt { return func(c *server.Config) { c.MaxArtifactSize = n } }
+func withMaxSize(n int64) envOpt { return func(c *envConfig) { c.server.MaxArtifactSize = n } }
+func withMaxRepoSize(n int64) envOpt {
+	return func(c *envConfig) { c.server.MaxRepoSize = n }
+}
 func withStall(d time.Duration) envOpt {
-	return func(c *server.Config) { c.BodyStallTimeout = d }
+	return func(c *envConfig) { c.server.BodyStallTimeout = d }
 }
 func withShutdownTimeout(d time.Duration) envOpt {
-	return func(c *server.Config) { c.ShutdownTimeout = d }
+	return func(c *envConfig) { c.server.ShutdownTimeout = d }
 }
-func withSled(s server.Sled) envOpt { return func(c *server.Config) { c.Sled = s } }
+func withFake(s server.SledService) envOpt { return func(c *envConfig) { c.fake = s } }
+func withSledOptions(o depot.SledOptions) envOpt {
+	return func(c *envConfig) { c.sled = o }
+}
+func withCoordinator() envOpt { return func(c *envConfig) { c.coordinator = true } }
+func withMetrics() envOpt     { return func(c *envConfig) { c.metrics = true } }
+func withTransport(rt http.RoundTripper) envOpt {
+	return func(c *envConfig) { c.transport = rt }
+}
 
 func listen(t testing.TB) net.Listener {
 	t.Helper()
@@ -149,7 +245,7 @@ func (e *env) checkMirrors(t testing.TB, want ...store.Digest) {
 		var got []string
 		for _, f := range files(t, m) {
 			switch {
-			case f == "index.db":
+			case f == "index.db", strings.HasPrefix(f, "meta/"): // the index, the config ledger
 			case artifactFile.MatchString(f):
 				got = append(got, f)
 				b, err := os.ReadFile(filepath.Join(m, f))
@@ -296,4 +392,10 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func sha256sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+func withMinReplication(n int) envOpt {
+	return func(c *envConfig) { c.minReplication = n }
 }

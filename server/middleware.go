@@ -18,6 +18,8 @@ import (
 const (
 	ctxRequestID = "depot.request_id"
 	ctxBytesIn   = "depot.bytes_in"
+	ctxLimitFlag = "depot.limit_flag" // the flag that sets the route's body limit
+	ctxObserved  = "depot.error_observed"
 )
 
 // trackInflight counts the request for Shutdown.
@@ -126,19 +128,29 @@ func (s *Server) recoverer() echo.MiddlewareFunc {
 // limitBody caps a route's request body at max bytes: a declared
 // Content-Length over it is refused before any of the body is read, and an
 // undeclared (chunked) body fails its read past max with
-// *http.MaxBytesError, which maps to 413 TOO_LARGE.
-func (s *Server) limitBody(max int64) echo.MiddlewareFunc {
+// *http.MaxBytesError, which maps to 413 TOO_LARGE. flag names the
+// daemon flag that sets max, if one does, for the message.
+func (s *Server) limitBody(max int64, flag string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
 			if r.ContentLength > max {
 				return api.WithMessage(api.ErrTooLarge, fmt.Sprintf(
-					"Content-Length %d exceeds this sled's limit of %d bytes (--max-artifact-size); nothing was read", r.ContentLength, max))
+					"Content-Length %d exceeds this route's limit of %d bytes%s; nothing was read", r.ContentLength, max, flagNote(flag)))
 			}
 			// The raw ResponseWriter lets MaxBytesReader tell net/http to
 			// close the connection after the 413 instead of draining the body.
 			r.Body = http.MaxBytesReader(c.Response().Writer, r.Body, max)
+			c.Set(ctxLimitFlag, flag)
 			return next(c)
 		}
 	}
+}
+
+// flagNote returns " (--flag)" or "".
+func flagNote(flag string) string {
+	if flag == "" {
+		return ""
+	}
+	return " (" + flag + ")"
 }

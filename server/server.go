@@ -13,62 +13,82 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"depot/depot"
+	"depot/server/metrics"
+	"depot/server/openapi"
 	"depot/store"
 )
 
-// ArtifactStore is what the artifact handlers need from a sled's store.
-// *store.Store implements it; a domain wrapper (config, generations) may
-// wrap one and override some methods. Implementations must be safe for
-// concurrent use.
-type ArtifactStore interface {
-	// Put streams body into the store; size is the declared length or -1.
-	// It must return once ctx is cancelled or body returns an error, and
-	// keep nothing partial.
-	Put(ctx context.Context, d store.Digest, body io.Reader, size int64) (store.PutResult, error)
+// sledService is what the handlers need from the sled service.
+// *depot.Sled implements it; tests substitute fakes (export_test.go).
+// Implementations must be safe for concurrent use.
+type sledService interface {
+	// Put streams body into the store after the config checks; size is
+	// the declared length or -1. It must return once ctx is cancelled or
+	// body returns an error, and keep nothing partial.
+	Put(ctx context.Context, d store.Digest, gen *uint64, body io.Reader, size int64) (store.PutResult, error)
 	// Open returns the artifact; the caller closes Blob.File.
 	Open(ctx context.Context, d store.Digest) (*store.Blob, error)
-	Stat(ctx context.Context, d store.Digest) (store.Info, error)
 	// Delete removes the artifact; nil when it is absent.
 	Delete(ctx context.Context, d store.Digest) error
 	List(ctx context.Context) ([]store.Info, error)
 	Mirrors() []store.MirrorStatus
-}
-
-var _ ArtifactStore = (*store.Store)(nil)
-
-// Sled is what the server serves: a store plus the sled's config generation.
-type Sled interface {
-	ArtifactStore
 	// Generation returns the current config generation, or nil while the
 	// sled is unmanaged (it has never received a config).
 	Generation(ctx context.Context) (*uint64, error)
+	Config() (depot.Config, error)
+	SetConfig(ctx context.Context, cfg depot.Config) error
+	CopyFromDepot(ctx context.Context, d store.Digest, gen *uint64, baseURL string) error
+	Copies() []depot.CopyJob
+	WaitCopy(ctx context.Context, d store.Digest, wait time.Duration) (depot.CopyJob, error)
+	StartScrub()
+	Status() depot.SledStatus
 }
 
-// Unmanaged adapts a bare store into a Sled that never has a config.
-func Unmanaged(s ArtifactStore) Sled { return unmanaged{s} }
-
-type unmanaged struct{ ArtifactStore }
-
-func (unmanaged) Generation(context.Context) (*uint64, error) { return nil, nil }
+var _ sledService = (*depot.Sled)(nil)
 
 // Defaults for the zero values of Config.
 const (
 	DefaultMaxArtifactSize   = 4 << 30
+	DefaultMaxRepoSize       = 16 << 30
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 2 * time.Minute
 	DefaultBodyStallTimeout  = time.Minute
 	DefaultShutdownTimeout   = 30 * time.Second
 )
 
+// Body limits of the small JSON requests.
+const (
+	maxConfigBody    = 32 << 20 // PUT /artifacts-config: ~480k hashes
+	maxSmallJSONBody = 64 << 10 // copy-from-depot, PUT /v1/sleds/{id}
+	maxTrustRootBody = 1 << 20  // POST /v1/system/update/trust-roots
+)
+
 // Config configures New. Only Sled is required.
 type Config struct {
-	Sled Sled
+	// Sled is the sled service this daemon serves (the sled API and the
+	// repo-depot API).
+	Sled *depot.Sled
+	// Coordinator, if set, gives this daemon the coordinator role: the
+	// operator API under /v1. nil: every /v1 route answers 404
+	// NOT_COORDINATOR.
+	Coordinator *depot.Coordinator
+	// Replicator is the coordinator's replication loop; set iff
+	// Coordinator is.
+	Replicator *depot.Replicator
+	// Metrics, if set, is served at GET /metrics and records every request
+	// of both APIs and every error code; nil: no /metrics route.
+	Metrics *metrics.Metrics
 	// Logger receives request logs and server errors; nil discards them.
 	Logger *slog.Logger
 	// Version is reported by GET /status.
 	Version string
-	// MaxArtifactSize bounds PUT bodies; 0 = DefaultMaxArtifactSize.
+	// MaxArtifactSize bounds PUT /artifacts bodies; 0 =
+	// DefaultMaxArtifactSize.
 	MaxArtifactSize int64
+	// MaxRepoSize bounds repository uploads (PUT
+	// /v1/system/update/repositories); 0 = DefaultMaxRepoSize.
+	MaxRepoSize int64
 	// ReadHeaderTimeout and IdleTimeout configure both http.Servers;
 	// 0 = the defaults above.
 	ReadHeaderTimeout time.Duration
@@ -77,7 +97,8 @@ type Config struct {
 	// long (408 BODY_TIMEOUT); 0 = DefaultBodyStallTimeout, < 0 = never.
 	BodyStallTimeout time.Duration
 	// ShutdownTimeout bounds how long Serve lets in-flight requests finish
-	// once its context is done; 0 = DefaultShutdownTimeout.
+	// once its context is done; 0 = DefaultShutdownTimeout. Long-polls
+	// answer at once when shutdown begins.
 	ShutdownTimeout time.Duration
 	// DepotURL is the repo-depot API's base URL as peers should reach it,
 	// reported by GET /status; "" = "http://" + the depot listener's
@@ -88,6 +109,9 @@ type Config struct {
 // Server serves the sled API and the repo-depot API. Create it with New.
 type Server struct {
 	cfg      Config
+	sled     sledService
+	coord    *depot.Coordinator // nil without the coordinator role
+	rep      *depot.Replicator  // nil without the coordinator role
 	log      *slog.Logger
 	start    time.Time
 	depotURL string // Config.DepotURL, or derived in Serve
@@ -100,21 +124,36 @@ type Server struct {
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
 	inflight   inflight
+	// stopping is cancelled when shutdown begins: long-polls answer at
+	// once instead of holding the shutdown up.
+	stopping     context.Context
+	stopLongPoll context.CancelFunc
 
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
 
-// New builds a Server; it listens nowhere until Serve.
+// New builds a Server; it listens nowhere until Serve. It panics when
+// Config.Sled is nil, or when only one of Coordinator and Replicator is set.
 func New(cfg Config) *Server {
 	if cfg.Sled == nil {
 		panic("server.New: Config.Sled is nil")
+	}
+	return newServer(cfg, cfg.Sled)
+}
+
+func newServer(cfg Config, sled sledService) *Server {
+	if (cfg.Coordinator == nil) != (cfg.Replicator == nil) {
+		panic("server.New: Config.Coordinator and Config.Replicator must be set together")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.MaxArtifactSize <= 0 {
 		cfg.MaxArtifactSize = DefaultMaxArtifactSize
+	}
+	if cfg.MaxRepoSize <= 0 {
+		cfg.MaxRepoSize = DefaultMaxRepoSize
 	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
@@ -128,12 +167,17 @@ func New(cfg Config) *Server {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, start: time.Now(), depotURL: cfg.DepotURL}
+	s := &Server{
+		cfg: cfg, sled: sled, coord: cfg.Coordinator, rep: cfg.Replicator,
+		log: cfg.Logger, start: time.Now(), depotURL: cfg.DepotURL,
+	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+	s.stopping, s.stopLongPoll = context.WithCancel(context.Background())
 
-	s.sledEcho = s.newEcho()
+	s.sledEcho = s.newEcho("sled")
 	s.sledRoutes(s.sledEcho)
-	s.depotEcho = s.newEcho()
+	s.operatorRoutes(s.sledEcho)
+	s.depotEcho = s.newEcho("depot")
 	s.depotRoutes(s.depotEcho)
 
 	s.sledHTTP = s.newHTTPServer(s.sledEcho, "sled")
@@ -141,15 +185,24 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// sledRoutes mounts the sled API. Later route groups (artifacts-config,
-// copies, metrics, the operator API under /v1) are added here.
+// sledRoutes mounts the sled API (DESIGN.md §2).
 func (s *Server) sledRoutes(e *echo.Echo) {
-	e.PUT("/artifacts/:sha256", s.putArtifact, s.limitBody(s.cfg.MaxArtifactSize))
+	e.GET("/artifacts-config", s.getConfig)
+	e.PUT("/artifacts-config", s.putConfig, s.limitBody(maxConfigBody, ""))
+	e.PUT("/artifacts/:sha256", s.putArtifact, s.limitBody(s.cfg.MaxArtifactSize, "--max-artifact-size"))
 	e.GET("/artifacts/:sha256", s.getArtifact)
 	e.HEAD("/artifacts/:sha256", s.getArtifact)
 	e.DELETE("/artifacts/:sha256", s.deleteArtifact)
+	e.POST("/artifacts/:sha256/copy-from-depot", s.copyFromDepot, s.limitBody(maxSmallJSONBody, ""))
 	e.GET("/artifacts", s.listArtifacts)
+	e.GET("/copies", s.listCopies)
+	e.GET("/copies/:sha256", s.getCopy)
+	e.POST("/scrub", s.startScrub)
 	e.GET("/status", s.status)
+	if s.cfg.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(s.cfg.Metrics.Handler()))
+	}
+	e.GET("/openapi.json", echo.WrapHandler(openapi.Handler()))
 }
 
 // depotRoutes mounts the read-only repo-depot API that peers copy from.
@@ -158,15 +211,20 @@ func (s *Server) depotRoutes(e *echo.Echo) {
 	e.HEAD("/artifact/sha256/:sha256", s.getArtifact)
 }
 
-func (s *Server) newEcho() *echo.Echo {
+func (s *Server) newEcho(api string) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	// echo's own logger only warns about double writes; keep it in our log.
 	e.Logger.SetOutput(slog.NewLogLogger(s.log.Handler(), slog.LevelWarn).Writer())
 	e.HTTPErrorHandler = s.handleError
-	// Outermost first: every request is counted, has an id, is logged with
-	// the status the error handler chose, and panics become 500s.
+	// Outermost first: every request is measured (metrics, which need
+	// the recoverer inside them), counted for shutdown, has an id, is
+	// logged with the status the error handler chose, and panics become
+	// 500s.
+	if s.cfg.Metrics != nil {
+		e.Use(s.cfg.Metrics.Middleware(api))
+	}
 	e.Use(s.trackInflight, s.requestID, s.requestLogger(), s.recoverer())
 	return e
 }
@@ -231,8 +289,9 @@ func serveErr(name string, err error) error {
 // connections were closed and contexts cancelled.
 const handlerGrace = 5 * time.Second
 
-// Shutdown stops accepting connections on both APIs, lets in-flight
-// requests finish until ctx is done, then cancels the contexts of those
+// Shutdown stops accepting connections on both APIs, answers long-polls
+// at once (with the state they have), lets other in-flight requests finish
+// until ctx is done, then cancels the contexts of those
 // still running (so an interrupted upload's temp files are removed), closes
 // their connections and waits briefly for their handlers to return. It
 // returns nil if every request finished in time. It may be called more than
@@ -244,6 +303,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) shutdown(ctx context.Context) error {
+	s.stopLongPoll()
 	var wg sync.WaitGroup
 	var sledErr, depotErr error
 	wg.Go(func() { sledErr = s.sledHTTP.Shutdown(ctx) })

@@ -345,6 +345,8 @@ func TestE2E_UploadKilledLeavesNoTrace(t *testing.T) {
 			if err := d.sled.DeleteRepo(ctx, "1.0.0"); err != nil {
 				t.Fatal(err)
 			}
+			// Its artifacts leave with the reconciler's next pass.
+			waitUntil(t, 10*time.Second, "artifacts deleted", func() bool { return len(storedOnDisk(t, d)) == 0 })
 		}
 		checkNothingPartial(t, d)
 		d.stop(t)

@@ -55,6 +55,8 @@ type options struct {
 	sleds              stringList
 	replicationPeriod  time.Duration
 	minSledReplication int
+	maxRequests        int
+	maxPuts            int
 
 	maxConcurrentCopies int
 	copyStallTimeout    time.Duration
@@ -88,6 +90,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.Var(&o.sleds, "sled", "a sled to replicate to, repeatable: its control `URL`, or control=URL,depot=URL[,id=ID] (also PUT /v1/sleds/{id})")
 	fs.DurationVar(&o.replicationPeriod, "replication-period", time.Minute, "time between replication activations (one also runs at once after every upload or delete)")
 	fs.IntVar(&o.minSledReplication, "min-sled-replication", 1, "sleds that must hold every artifact before a repository is durable (3 for a rack)")
+	fs.IntVar(&o.maxRequests, "replication-max-requests", depot.DefaultMaxRequests, "most put and copy requests one replication activation sends")
+	fs.IntVar(&o.maxPuts, "replication-max-puts", depot.DefaultMaxPuts, "most PUTs (from the coordinator's own copies) one replication activation sends")
 	fs.IntVar(&o.maxConcurrentCopies, "max-concurrent-copies", 4, "copy-from-depot jobs running at once; more are refused with 429")
 	fs.DurationVar(&o.copyStallTimeout, "copy-stall-timeout", time.Minute, "a copy that receives no bytes for this long fails")
 	fs.DurationVar(&o.scrubInterval, "scrub-interval", 24*time.Hour, "time between background scrubs that re-hash every artifact (0: only on POST /scrub)")
@@ -284,6 +288,7 @@ func startCoordinator(ctx context.Context, o options, log *slog.Logger, st *stor
 	rep := depot.NewReplicator(coord, depot.ReplicationOptions{
 		Period:         o.replicationPeriod,
 		MinReplication: o.minSledReplication,
+		Limits:         depot.PlanLimits{MaxRequests: o.maxRequests, MaxPuts: o.maxPuts},
 		Local:          depot.LocalSled{Sled: sled, DepotURL: depotURL},
 		LocalStore:     st,
 		ClientFor: func(rec depot.SledRecord) depot.SledClient {

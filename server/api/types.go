@@ -1,6 +1,11 @@
 package api
 
-import "depot/store"
+import (
+	"time"
+
+	"depot/depot"
+	"depot/store"
+)
 
 // PutResult is the body of a successful PUT /artifacts/{sha256}.
 type PutResult struct {
@@ -23,10 +28,38 @@ type StatusResponse struct {
 	Version    string               `json:"version"`
 	Mirrors    []store.MirrorStatus `json:"mirrors"`
 	Generation *uint64              `json:"generation"`
+	// ConfiguredArtifacts is the number of artifacts in the config (nil
+	// while the sled is unmanaged).
+	ConfiguredArtifacts *int `json:"configured_artifacts,omitempty"`
 	// DepotURL is the base URL of the sled's repo-depot API, for peers.
-	DepotURL      string  `json:"depot_url"`
-	UptimeSeconds float64 `json:"uptime_seconds"`
+	DepotURL      string                `json:"depot_url"`
+	UptimeSeconds float64               `json:"uptime_seconds"`
+	Copies        depot.CopyCounts      `json:"copies"`
+	Reconciler    depot.ReconcileStatus `json:"reconciler"`
+	Scrub         store.ScrubStatus     `json:"scrub"`
 }
+
+// List is the body of every listing of the operator API and of GET
+// /copies: {"items": [...]}, never null.
+type List[T any] struct {
+	Items []T `json:"items"`
+}
+
+// CopyFromDepotRequest is the body of POST
+// /artifacts/{sha256}/copy-from-depot.
+type CopyFromDepotRequest struct {
+	DepotBaseURL string `json:"depot_base_url"`
+}
+
+// SledPut is the body of PUT /v1/sleds/{id}.
+type SledPut struct {
+	ControlURL string `json:"control_url"`
+	// DepotURL may be empty: the coordinator then asks the sled's /status.
+	DepotURL string `json:"depot_url,omitempty"`
+}
+
+// Empty is the body {} of answers that carry nothing (202s).
+type Empty struct{}
 
 // ErrorBody is the body of every error response (except to HEAD, which has
 // no body: the code is then in the ErrorCodeHeader header).
@@ -44,4 +77,11 @@ const (
 	// ErrorCodeHeader repeats ErrorBody.ErrorCode, so that error answers to
 	// HEAD requests, which have no body, can be mapped back too.
 	ErrorCodeHeader = "X-Error-Code"
+	// RetryAfterHeader is set (in seconds) on answers whose entry has a
+	// RetryAfter, such as 429 TOO_MANY_COPIES.
+	RetryAfterHeader = "Retry-After"
 )
+
+// MaxWait caps the wait parameter of long-polls (?wait=30s); a longer
+// wait is cut to it.
+const MaxWait = 5 * time.Minute

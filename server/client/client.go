@@ -5,20 +5,31 @@
 //
 // # Basics
 //
-// A Client talks to one base URL. The sled API (PutArtifact,
-// DeleteArtifact, ListArtifacts, Status) lives on a sled's --listen port,
-// the repo-depot API (GetArtifact, HeadArtifact) on its --depot-listen
-// port, so a caller that needs both makes two Clients; they may share one
-// *http.Client.
+// A Client talks to one base URL. The sled API (PutArtifact, GetConfig,
+// CopyFromDepot, Copies, Status, ...) and, on a coordinator, the operator
+// API (UploadRepo, Repos, TrustRoots, Sleds, ReplicationStatus, ...) live
+// on a daemon's --listen port; the repo-depot API (GetArtifact,
+// HeadArtifact) on its --depot-listen port, so a caller that needs both
+// makes two Clients; they may share one *http.Client.
+//
+// Two adapters serve the depot package: Peer fetches artifacts from a
+// peer's repo-depot API for copy-from-depot jobs (depot.Peer), and
+// NewSledClient drives a sled for the coordinator (depot.SledClient).
 //
 // # Caveats
 //
 // There is no overall request timeout, because bodies are long. Instead
 // every call fails with ErrStalled when no byte moves, in either direction,
-// for StallTimeout; and DefaultHTTPClient bounds connecting.
+// for StallTimeout (long-polls get their wait on top); and
+// DefaultHTTPClient bounds connecting.
+//
+// A 404 NOT_FOUND unwraps to the sentinel of what the call looks for
+// (depot.ErrRepoNotFound from Repo, depot.ErrCopyNotFound from Copy, ...),
+// and to store.ErrNotFound from the artifact calls.
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,12 +37,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"depot/server/api"
-	"depot/store"
 )
 
 // PutResult is what PutArtifact returns.
@@ -86,6 +99,13 @@ type APIError struct {
 	Code      string
 	Message   string
 	RequestID string
+	// RetryAfter is the Retry-After the server sent (429
+	// TOO_MANY_COPIES), or 0.
+	RetryAfter time.Duration
+
+	// sentinel, if set, is what the call maps Code to instead of the
+	// table's primary entry (a NOT_FOUND of Repo is ErrRepoNotFound).
+	sentinel error
 }
 
 func (e *APIError) Error() string {
@@ -96,89 +116,58 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("depot: %d %s: %s (request_id %s)", e.Status, code, e.Message, e.RequestID)
 }
 
-// Unwrap returns the sentinel for Code, so errors.Is works across the wire.
+// Unwrap returns the sentinel for Code, so errors.Is works across the wire:
+// the one the call named for it, else the primary entry's of the table.
 func (e *APIError) Unwrap() error {
+	if e.sentinel != nil {
+		return e.sentinel
+	}
 	if en, ok := api.ForCode(e.Code); ok {
 		return en.Err
 	}
 	return nil
 }
 
-// PutArtifact uploads body as the artifact d: PUT /artifacts/{sha256} on
-// the sled API. size is body's length, or -1 to send it chunked. body is
-// read to its end or until an error, and is not closed.
-func (c *Client) PutArtifact(ctx context.Context, d store.Digest, body io.Reader, size int64) (PutResult, error) {
-	var res PutResult
-	err := c.do(ctx, http.MethodPut, "/artifacts/"+d.String(), body, size, http.StatusOK, func(r *http.Response) error {
-		return decodeJSON(r, &res)
-	})
-	return res, err
-}
-
-// GetArtifact downloads d: GET /artifact/sha256/{sha256} on the depot API.
-// It returns the body and its length; the caller must close the body. The
-// bytes are not checked against d here: whoever stores them does that.
-func (c *Client) GetArtifact(ctx context.Context, d store.Digest) (io.ReadCloser, int64, error) {
-	var rc io.ReadCloser
-	var size int64
-	err := c.do(ctx, http.MethodGet, "/artifact/sha256/"+d.String(), nil, 0, http.StatusOK, func(r *http.Response) error {
-		rc, size = r.Body, r.ContentLength
-		return errKeepBody
-	})
-	return rc, size, err
-}
-
-// HeadArtifact returns d's length without downloading it: HEAD
-// /artifact/sha256/{sha256} on the depot API.
-func (c *Client) HeadArtifact(ctx context.Context, d store.Digest) (int64, error) {
-	var size int64
-	err := c.do(ctx, http.MethodHead, "/artifact/sha256/"+d.String(), nil, 0, http.StatusOK, func(r *http.Response) error {
-		size = r.ContentLength
-		return nil
-	})
-	return size, err
-}
-
-// DeleteArtifact removes d from the sled; nil when it was absent.
-func (c *Client) DeleteArtifact(ctx context.Context, d store.Digest) error {
-	return c.do(ctx, http.MethodDelete, "/artifacts/"+d.String(), nil, 0, http.StatusNoContent, nil)
-}
-
-// ListArtifacts returns the sled's config generation (nil while unmanaged)
-// and every artifact with the number of mirrors holding it.
-func (c *Client) ListArtifacts(ctx context.Context) (*uint64, map[store.Digest]int, error) {
-	var res api.ListResponse
-	err := c.do(ctx, http.MethodGet, "/artifacts", nil, 0, http.StatusOK, func(r *http.Response) error {
-		return decodeJSON(r, &res)
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	if res.List == nil {
-		res.List = map[store.Digest]int{}
-	}
-	return res.Generation, res.List, nil
-}
-
-// Status returns the sled's GET /status.
-func (c *Client) Status(ctx context.Context) (StatusResponse, error) {
-	var res StatusResponse
-	err := c.do(ctx, http.MethodGet, "/status", nil, 0, http.StatusOK, func(r *http.Response) error {
-		return decodeJSON(r, &res)
-	})
-	return res, err
-}
-
 // errKeepBody tells do that onOK took ownership of the response body.
 var errKeepBody = errors.New("keep body")
 
-// do sends one request and hands a response with status want to onOK (nil:
-// ignore the body); any other status becomes an *APIError. A stall
-// watchdog, re-armed by every byte that moves, cancels the request when
-// nothing moves for StallTimeout.
-func (c *Client) do(ctx context.Context, method, path string, body io.Reader, size int64, want int, onOK func(*http.Response) error) (err error) {
+// call is one request of a Client method.
+type call struct {
+	method, path string
+	query        url.Values
+	// body is sent raw (contentType application/octet-stream) with size
+	// as its length (-1: chunked), or JSON when json is set.
+	body        io.Reader
+	size        int64
+	json        any
+	contentType string
+	// want lists the statuses of success (the first is the usual one).
+	want []int
+	// wait is the long-poll wait the server may take before answering,
+	// added to the stall budget.
+	wait time.Duration
+	// notFound, if set, is the sentinel a 404 NOT_FOUND maps to.
+	notFound error
+	// onOK reads a successful response (nil: ignore the body).
+	onOK func(*http.Response) error
+}
+
+// decodeInto returns an onOK that decodes a JSON body into v.
+func decodeInto(v any) func(*http.Response) error {
+	return func(r *http.Response) error { return decodeJSON(r, v) }
+}
+
+// do sends one request and hands a response with a wanted status to onOK;
+// any other status becomes an *APIError. A stall watchdog, re-armed by
+// every byte that moves, cancels the request when nothing moves for
+// StallTimeout (plus the call's wait).
+func (c *Client) do(ctx context.Context, k call) (err error) {
+	stall := c.StallTimeout
+	if stall > 0 && k.wait > 0 {
+		stall += k.wait
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
-	w := newWatchdog(c.StallTimeout, cancel)
+	w := newWatchdog(stall, cancel)
 	keep := false
 	defer func() {
 		if !keep {
@@ -186,13 +175,25 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, si
 			cancel(nil)
 		}
 		if err != nil && errors.Is(context.Cause(ctx), ErrStalled) {
-			err = fmt.Errorf("%s %s: %w after %s without progress (%v)", method, path, ErrStalled, c.StallTimeout, err)
+			err = fmt.Errorf("%s %s: %w after %s without progress (%v)", k.method, k.path, ErrStalled, stall, err)
 		}
 	}()
 
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	u := c.base + k.path
+	if len(k.query) > 0 {
+		u += "?" + k.query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, k.method, u, nil)
 	if err != nil {
 		return err
+	}
+	body, size, ctype := k.body, k.size, k.contentType
+	if k.json != nil {
+		b, err := json.Marshal(k.json)
+		if err != nil {
+			return fmt.Errorf("%s %s: encode body: %w", k.method, k.path, err)
+		}
+		body, size, ctype = bytes.NewReader(b), int64(len(b)), "application/json"
 	}
 	if body != nil {
 		// Our own reader: the transport must neither close the caller's
@@ -202,28 +203,36 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, si
 		if size == 0 {
 			req.Body = http.NoBody
 		}
+		if ctype == "" {
+			ctype = "application/octet-stream"
+		}
+		req.Header.Set("Content-Type", ctype)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return fmt.Errorf("%s %s: %w", k.method, k.path, err)
 	}
 	w.progress()
-	if resp.StatusCode != want {
+	if !slices.Contains(k.want, resp.StatusCode) {
 		defer resp.Body.Close()
-		return decodeError(resp)
+		e := decodeError(resp)
+		if k.notFound != nil && e.Code == api.CodeNotFound {
+			e.sentinel = k.notFound
+		}
+		return e
 	}
-	if onOK == nil {
+	if k.onOK == nil {
 		resp.Body.Close()
 		return nil
 	}
 	resp.Body = &progressBody{ReadCloser: resp.Body, ctx: ctx, w: w, done: func() { w.stop(); cancel(nil) }}
-	if err := onOK(resp); err != nil {
+	if err := k.onOK(resp); err != nil {
 		if err == errKeepBody {
 			keep = true
 			return nil
 		}
 		resp.Body.Close()
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return fmt.Errorf("%s %s: %w", k.method, k.path, err)
 	}
 	resp.Body.Close()
 	return nil
@@ -232,11 +241,14 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, si
 // maxErrorBody bounds how much of an error answer is read.
 const maxErrorBody = 64 << 10
 
-func decodeError(resp *http.Response) error {
+func decodeError(resp *http.Response) *APIError {
 	e := &APIError{
 		Status:    resp.StatusCode,
 		Code:      resp.Header.Get(api.ErrorCodeHeader),
 		RequestID: resp.Header.Get(api.RequestIDHeader),
+	}
+	if s, err := strconv.Atoi(resp.Header.Get(api.RetryAfterHeader)); err == nil && s >= 0 {
+		e.RetryAfter = time.Duration(s) * time.Second
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	var eb api.ErrorBody

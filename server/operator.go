@@ -1,0 +1,311 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"depot/depot"
+	"depot/server/api"
+)
+
+// operatorRoutes mounts the operator API (DESIGN.md §3). The routes exist
+// on every daemon; without the coordinator role each answers 404
+// NOT_COORDINATOR.
+func (s *Server) operatorRoutes(e *echo.Echo) {
+	const repos = "/v1/system/update/repositories"
+	const roots = "/v1/system/update/trust-roots"
+	co := s.requireCoordinator
+	e.PUT(repos, s.uploadRepo, co, s.limitBody(s.cfg.MaxRepoSize, "--max-repo-size"))
+	e.GET(repos, s.listRepos, co)
+	e.GET(repos+"/:system_version", s.getRepo, co)
+	e.DELETE(repos+"/:system_version", s.deleteRepo, co)
+	e.POST(roots, s.addTrustRoot, co, s.limitBody(maxTrustRootBody, ""))
+	e.GET(roots, s.listTrustRoots, co)
+	e.DELETE(roots+"/:id", s.deleteTrustRoot, co)
+	e.GET("/v1/sleds", s.listSleds, co)
+	e.GET("/v1/sleds/:id", s.getSled, co)
+	e.PUT("/v1/sleds/:id", s.putSled, co, s.limitBody(maxSmallJSONBody, ""))
+	e.DELETE("/v1/sleds/:id", s.expungeSled, co)
+	e.GET("/v1/replication/status", s.replicationStatus, co)
+	e.POST("/v1/replication/activate", s.activateReplication, co)
+}
+
+// requireCoordinator answers 404 NOT_COORDINATOR, before any of the body
+// is read, on a daemon without the coordinator role.
+func (s *Server) requireCoordinator(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.coord == nil {
+			return notCoordinator(nil)
+		}
+		return next(c)
+	}
+}
+
+func notCoordinator(cause error) error {
+	err := depot.ErrNotCoordinator
+	if cause != nil {
+		err = fmt.Errorf("%w: %w", depot.ErrNotCoordinator, cause)
+	}
+	return api.WithMessage(err,
+		"this daemon runs with --coordinator=false, so it serves no operator API (/v1); send this request to the rack's coordinator")
+}
+
+// uploadRepo streams a repository archive into the upload saga:
+// PUT /v1/system/update/repositories?file_name=NAME[&system_version=V].
+func (s *Server) uploadRepo(c echo.Context) error {
+	fileName := c.QueryParam("file_name")
+	if fileName == "" {
+		return api.WithMessage(fmt.Errorf("%w: no file_name", api.ErrBadRequest),
+			"file_name is required: PUT /v1/system/update/repositories?file_name=repo.zip")
+	}
+	r := c.Request()
+	body := s.newBodyReader(c)
+	res, err := s.coord.Upload(r.Context(), fileName, c.QueryParam("system_version"), body, r.ContentLength)
+	c.Set(ctxBytesIn, body.n)
+	if err != nil {
+		return body.explain(err)
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+// listRepos: GET /v1/system/update/repositories.
+func (s *Server) listRepos(c echo.Context) error {
+	repos, err := s.coord.Catalog().Repos()
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.List[depot.Repo]{Items: nonNil(repos)})
+}
+
+// getRepo: GET /v1/system/update/repositories/{system_version}?wait=30s.
+// With wait it long-polls: it answers as soon as the repository's progress
+// differs from what it was when the request came, or when the wait ends.
+func (s *Server) getRepo(c echo.Context) error {
+	sv, err := pathParam(c, "system_version")
+	if err != nil {
+		return err
+	}
+	wait, err := waitParam(c)
+	if err != nil {
+		return err
+	}
+	// Take the change channel before reading, so no change is missed.
+	changes := s.coord.Changes()
+	p, err := s.progress(sv)
+	if err != nil || wait <= 0 {
+		return s.writeProgress(c, p, err)
+	}
+	ctx, cancel := s.longPoll(c)
+	defer cancel()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-changes:
+		case <-timer.C:
+			return s.writeProgress(c, p, nil)
+		case <-ctx.Done():
+			return s.writeProgress(c, p, nil)
+		}
+		changes = s.coord.Changes()
+		np, err := s.progress(sv)
+		if err != nil || !sameProgress(p, np) {
+			return s.writeProgress(c, np, err) // a deleted repository is a change too
+		}
+		p = np
+	}
+}
+
+func (s *Server) progress(systemVersion string) (depot.RepoProgress, error) {
+	repo, err := s.coord.Catalog().Repo(systemVersion)
+	if err != nil {
+		return depot.RepoProgress{}, err
+	}
+	p := s.rep.Progress(repo)
+	p.Artifacts = nonNil(p.Artifacts)
+	p.Repo.Artifacts = nonNil(p.Repo.Artifacts)
+	return p, nil
+}
+
+func (s *Server) writeProgress(c echo.Context, p depot.RepoProgress, err error) error {
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, p)
+}
+
+// sameProgress reports whether a long-poll has nothing new to tell: the
+// same state, sled count and holders of every artifact.
+func sameProgress(a, b depot.RepoProgress) bool {
+	if a.State != b.State || a.InService != b.InService || a.MinReplication != b.MinReplication ||
+		a.Hash != b.Hash || len(a.Artifacts) != len(b.Artifacts) {
+		return false
+	}
+	for i := range a.Artifacts {
+		if a.Artifacts[i].Hash != b.Artifacts[i].Hash || !slices.Equal(a.Artifacts[i].Sleds, b.Artifacts[i].Sleds) {
+			return false
+		}
+	}
+	return true
+}
+
+// deleteRepo: DELETE /v1/system/update/repositories/{system_version}, 204.
+func (s *Server) deleteRepo(c echo.Context) error {
+	sv, err := pathParam(c, "system_version")
+	if err != nil {
+		return err
+	}
+	if _, err := s.coord.DeleteRepo(c.Request().Context(), sv); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// addTrustRoot: POST /v1/system/update/trust-roots with a root.json body;
+// 201 when added, 200 when it was already trusted.
+func (s *Server) addTrustRoot(c echo.Context) error {
+	body := s.newBodyReader(c)
+	doc, err := io.ReadAll(body)
+	if err != nil {
+		return body.explain(err)
+	}
+	if !json.Valid(doc) {
+		return api.WithMessage(fmt.Errorf("%w: trust root is not JSON", api.ErrBadRequest),
+			"the body is not JSON; send a TUF root.json document")
+	}
+	root, created, err := s.coord.AddTrustRoot(doc, "api")
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, root)
+}
+
+// listTrustRoots: GET /v1/system/update/trust-roots.
+func (s *Server) listTrustRoots(c echo.Context) error {
+	roots, err := s.coord.Catalog().TrustRoots()
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.List[depot.TrustRoot]{Items: nonNil(roots)})
+}
+
+// deleteTrustRoot: DELETE /v1/system/update/trust-roots/{id}, 204.
+func (s *Server) deleteTrustRoot(c echo.Context) error {
+	// The id is the document's sha256: check its form like any hash.
+	d, err := digestOf(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := s.coord.Catalog().DeleteTrustRoot(d); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// listSleds: GET /v1/sleds.
+func (s *Server) listSleds(c echo.Context) error {
+	sleds, err := s.coord.Catalog().Sleds()
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.List[depot.SledRecord]{Items: nonNil(sleds)})
+}
+
+// getSled: GET /v1/sleds/{id}.
+func (s *Server) getSled(c echo.Context) error {
+	id, err := pathParam(c, "id")
+	if err != nil {
+		return err
+	}
+	rec, err := s.coord.Catalog().Sled(id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rec)
+}
+
+// putSled: PUT /v1/sleds/{id} with {"control_url", "depot_url"}; the
+// record as stored, then an activation brings the sled up to date.
+func (s *Server) putSled(c echo.Context) error {
+	id, err := pathParam(c, "id")
+	if err != nil {
+		return err
+	}
+	var body api.SledPut
+	if err := s.decodeJSON(c, &body, `{"control_url": "http://host:port", "depot_url": "http://host:port"}`); err != nil {
+		return err
+	}
+	rec, err := s.coord.Catalog().PutSled(depot.SledRecord{ID: id, ControlURL: body.ControlURL, DepotURL: body.DepotURL})
+	if err != nil {
+		return err
+	}
+	s.rep.Activate()
+	return c.JSON(http.StatusOK, rec)
+}
+
+// expungeSled: DELETE /v1/sleds/{id}; the expunged record.
+func (s *Server) expungeSled(c echo.Context) error {
+	id, err := pathParam(c, "id")
+	if err != nil {
+		return err
+	}
+	if id == depot.LocalSledID {
+		return fmt.Errorf("%w: %q is the coordinator's own sled, which is always a member and cannot be expunged", depot.ErrInvalidSled, id)
+	}
+	rec, err := s.coord.Catalog().ExpungeSled(id)
+	if err != nil {
+		return err
+	}
+	s.rep.Activate()
+	return c.JSON(http.StatusOK, rec)
+}
+
+// replicationStatus: GET /v1/replication/status?wait=30s. With wait it
+// long-polls: it answers at the first change of the catalog or of
+// replication, or when the wait ends.
+func (s *Server) replicationStatus(c echo.Context) error {
+	wait, err := waitParam(c)
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		changes := s.coord.Changes()
+		ctx, cancel := s.longPoll(c)
+		defer cancel()
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		select {
+		case <-changes:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+	}
+	st := s.rep.Status()
+	st.Sleds = nonNil(st.Sleds)
+	st.Recent = nonNil(st.Recent)
+	return c.JSON(http.StatusOK, st)
+}
+
+// activateReplication: POST /v1/replication/activate, 202.
+func (s *Server) activateReplication(c echo.Context) error {
+	s.rep.Activate()
+	return c.JSON(http.StatusAccepted, api.Empty{})
+}
+
+// nonNil returns s, or an empty slice for nil, so JSON says [] not null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

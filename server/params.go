@@ -1,0 +1,116 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"depot/server/api"
+	"depot/store"
+)
+
+// This file parses what requests carry: path and query parameters and
+// small JSON bodies. Every parse error is a 4xx whose message says what was
+// wrong with the request.
+
+// digestParam parses the :sha256 path parameter: the one place where a hex
+// string becomes a store.Digest.
+func digestParam(c echo.Context) (store.Digest, error) {
+	d, err := store.ParseDigest(c.Param("sha256"))
+	if err != nil {
+		// ParseDigest's text describes the client's input, so show it.
+		return d, api.WithMessage(err, err.Error())
+	}
+	return d, nil
+}
+
+// digestOf parses the path parameter name as a sha256 and returns it in
+// its canonical form (INVALID_HASH when it is not one).
+func digestOf(c echo.Context, name string) (string, error) {
+	d, err := store.ParseDigest(c.Param(name))
+	if err != nil {
+		return "", api.WithMessage(err, fmt.Sprintf("%s: %v", name, err))
+	}
+	return d.String(), nil
+}
+
+// pathParam returns a path parameter unescaped. echo routes on the escaped
+// path when the URL has one that differs from the default encoding (say,
+// "%2F" in a segment), and then hands out parameters escaped.
+func pathParam(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	if c.Request().URL.RawPath == "" {
+		return v, nil
+	}
+	u, err := url.PathUnescape(v)
+	if err != nil {
+		return "", api.WithMessage(fmt.Errorf("%w: %s: %v", api.ErrBadRequest, name, err),
+			fmt.Sprintf("the %s in the path is not properly escaped", name))
+	}
+	return u, nil
+}
+
+// generationParam parses ?generation=G: nil when absent.
+func generationParam(c echo.Context) (*uint64, error) {
+	v := c.QueryParam("generation")
+	if v == "" {
+		return nil, nil
+	}
+	g, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return nil, api.WithMessage(fmt.Errorf("%w: generation %q: %v", api.ErrBadRequest, v, err),
+			fmt.Sprintf("generation=%q is not a non-negative integer", v))
+	}
+	return &g, nil
+}
+
+// waitParam parses ?wait=30s: 0 when absent, at most api.MaxWait.
+func waitParam(c echo.Context) (time.Duration, error) {
+	v := c.QueryParam("wait")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, api.WithMessage(fmt.Errorf("%w: wait %q", api.ErrBadRequest, v),
+			fmt.Sprintf("wait=%q is not a duration such as 30s, 1m or 1500ms", v))
+	}
+	return min(d, api.MaxWait), nil
+}
+
+// decodeJSON decodes the request body, which a limitBody bounds, into v,
+// reading it under the stall deadline like an upload. what describes the
+// expected body for the message. A body over the limit is 413 TOO_LARGE, a
+// stalled one 408 BODY_TIMEOUT; anything that is not one JSON value of v's
+// shape is 400 BAD_REQUEST (or INVALID_HASH for a malformed sha256 inside
+// it).
+func (s *Server) decodeJSON(c echo.Context, v any, what string) error {
+	body := s.newBodyReader(c)
+	dec := json.NewDecoder(body)
+	err := dec.Decode(v)
+	if err == nil {
+		// One value, nothing after it but white space.
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("data after the JSON value")
+		}
+	}
+	switch {
+	case err == nil:
+		return nil
+	case body.err != nil:
+		return body.explain(err)
+	case errors.Is(err, store.ErrInvalidDigest):
+		return api.WithMessage(err, err.Error())
+	case errors.Is(err, io.EOF):
+		return api.WithMessage(fmt.Errorf("%w: empty body", api.ErrBadRequest),
+			"the body is empty; want "+what)
+	}
+	return api.WithMessage(fmt.Errorf("%w: decode body: %w", api.ErrBadRequest, err),
+		fmt.Sprintf("the body is not %s: %v", what, err))
+}
