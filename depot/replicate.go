@@ -669,6 +669,17 @@ func (r *Replicator) recordHoldings(w Wanted, invs []SledInventory) {
 	}
 	r.mu.Lock()
 	r.holders, r.inService = holders, ids
+	for _, inv := range invs {
+		if s, ok := r.sleds[string(inv.ID)]; ok && inv.OK {
+			n := 0
+			for d := range w.Artifacts {
+				if inv.Have[d] > 0 {
+					n++
+				}
+			}
+			s.Artifacts = n // after this activation's requests
+		}
+	}
 	for id := range r.sleds {
 		if !slices.Contains(ids, id) {
 			delete(r.sleds, id) // expunged or removed
