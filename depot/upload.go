@@ -91,16 +91,13 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, systemVersion string, body io.Reader, size int64) (_ UploadResult, staged []store.Digest, _ error) {
 	// Spool: hash while writing, never hold the archive in memory.
 	c.reached(StepSpool)
-	h := store.NewHash()
-	n, err := io.Copy(io.MultiWriter(spool, h), body)
+	n, hash, err := store.SpoolFrom(ctx, spool, body)
 	if err != nil {
 		return UploadResult{}, nil, fmt.Errorf("spool upload: %w", err)
 	}
 	if size >= 0 && n != size {
 		return UploadResult{}, nil, fmt.Errorf("spool upload: read %d bytes, declared %d: %w", n, size, store.ErrSizeMismatch)
 	}
-	var hash store.Digest
-	h.Sum(hash[:0])
 	if existing, err := c.cat.RepoByHash(hash); err == nil {
 		return UploadResult{Repo: existing, Status: UploadAlreadyExists}, nil, nil
 	}

@@ -144,3 +144,12 @@ func (s *Store) CreateSpool(prefix string) (*os.File, error) {
 	}
 	return nil, fmt.Errorf("create spool: %w", noMirrorErr(errs))
 }
+
+// SpoolFrom copies body into f (a spool file from CreateSpool) and hashes
+// it, hashing and writing in parallel with flat memory, as Put does. It
+// returns the bytes copied and their digest. A write error wraps
+// ErrNoSpace or ErrNoMirrors; a read error is returned as is (wrapped).
+func SpoolFrom(ctx context.Context, f *os.File, body io.Reader) (int64, Digest, error) {
+	n, sum, _, err := fanOut(ctx, body, []File{f}, false)
+	return n, sum, err
+}

@@ -301,7 +301,8 @@ type chunk struct {
 }
 
 // fanOut reads body once, hashes it, and writes every chunk to every file
-// in parallel (one goroutine per file). At most chunkDepth chunks are in
+// in parallel (one goroutine per file, and one for the hash, so hashing
+// overlaps reading and writing). At most chunkDepth chunks are in
 // flight, so memory stays flat whatever the size. A file whose write fails
 // stops receiving data; its error is returned in werrs. Reading stops early
 // only when every file failed and keepReading is false (nothing could come
@@ -341,17 +342,31 @@ func fanOut(ctx context.Context, body io.Reader, files []File, keepReading bool)
 			}
 		}()
 	}
-	defer func() {
+	hq := make(chan *chunk, chunkDepth)
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for c := range hq {
+			h.Write((*c.buf)[:c.n])
+			release(c)
+		}
+	}()
+	// finish waits for every consumer and returns the buffers; after it the
+	// hash is complete.
+	finish := sync.OnceFunc(func() {
+		close(hq)
 		for _, q := range queues {
 			close(q)
 		}
 		wg.Wait()
+		<-hashed
 		for range chunkDepth {
 			if b := <-free; b != nil {
 				chunkPool.Put(b)
 			}
 		}
-	}()
+	})
+	defer finish()
 
 	for {
 		if err := ctx.Err(); err != nil {
@@ -373,9 +388,9 @@ func fanOut(ctx context.Context, body io.Reader, files []File, keepReading bool)
 		c := &chunk{buf: buf, n: m}
 		c.pending.Store(1)
 		if m > 0 {
-			h.Write((*buf)[:m])
 			n += int64(m)
-			c.pending.Add(int32(len(files)))
+			c.pending.Add(int32(len(files)) + 1)
+			hq <- c
 			for _, q := range queues {
 				q <- c
 			}
@@ -388,6 +403,7 @@ func fanOut(ctx context.Context, body io.Reader, files []File, keepReading bool)
 			return n, sum, werrs, fmt.Errorf("read body: %w", rerr)
 		}
 	}
+	finish()
 	h.Sum(sum[:0])
 	return n, sum, werrs, nil
 }
