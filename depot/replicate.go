@@ -454,7 +454,9 @@ func (r *Replicator) collect(ctx context.Context, w Wanted, members []member, ac
 				r.record(act, RequestRecord{Sled: m.rec.ID, Op: op, Generation: w.Generation}, start, err)
 				return err
 			}
-			info, err := m.client.Info(ctx)
+			ictx, cancel := context.WithTimeout(ctx, r.opts.CallTimeout)
+			info, err := m.client.Info(ictx)
+			cancel()
 			if err != nil {
 				r.sledError(m.rec, fmt.Errorf("status: %w", err))
 				return

@@ -318,3 +318,42 @@ func TestReplicator_LongPollWakesOnActivation(t *testing.T) {
 	}
 	_ = filepath.Join
 }
+
+// hungSled never answers until its caller gives up.
+type hungSled struct{ depot.SledClient }
+
+func (hungSled) Info(ctx context.Context) (depot.SledInfo, error) {
+	<-ctx.Done()
+	return depot.SledInfo{}, ctx.Err()
+}
+
+func TestReplicator_HungSledDoesNotStallActivation(t *testing.T) {
+	r := newRack(t, 1, 1)
+	rep := depot.NewReplicator(r.coord.coord, depot.ReplicationOptions{
+		Local:       depot.LocalSled{Sled: r.coord.sled, DepotURL: "http://local"},
+		LocalStore:  r.coord.st,
+		ClientFor:   func(depot.SledRecord) depot.SledClient { return hungSled{} },
+		CallTimeout: 100 * time.Millisecond,
+		Logger:      slog.New(slog.DiscardHandler),
+	})
+	done := make(chan depot.Activation, 1)
+	go func() { done <- rep.RunOnce(context.Background()) }()
+	select {
+	case a := <-done:
+		if a.Converged {
+			t.Fatalf("activation with an unreachable sled says converged: %+v", a)
+		}
+		st := rep.Status()
+		var hung *depot.SledState
+		for i := range st.Sleds {
+			if st.Sleds[i].ID == "sled-0" {
+				hung = &st.Sleds[i]
+			}
+		}
+		if hung == nil || !strings.Contains(hung.LastError, "deadline") {
+			t.Fatalf("hung sled's state = %+v", hung)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an unreachable sled stalled the activation")
+	}
+}
