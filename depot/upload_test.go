@@ -241,3 +241,45 @@ func TestCoordinator_AddTrustRoot_RejectsNonRoot(t *testing.T) {
 	}
 	_ = tuf.ErrInvalid
 }
+
+func TestCoordinator_Upload_ConcurrentDuplicates(t *testing.T) {
+	e := newCoordEnv(t)
+	zip, root, arts := repoArchive(t, "6.0.0", 6)
+	e.coord.AddTrustRoot(root, "test")
+	const n = 6
+	results := make(chan string, n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			res, err := e.upload(t, zip)
+			errs <- err
+			results <- res.Status
+		}()
+	}
+	inserted := 0
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		if <-results == depot.UploadInserted {
+			inserted++
+		}
+	}
+	if inserted != 1 {
+		t.Fatalf("%d uploads inserted, want exactly 1", inserted)
+	}
+	if repos, _ := e.cat.Repos(); len(repos) != 1 {
+		t.Fatalf("%d repositories recorded", len(repos))
+	}
+	e.sled.Reconcile()
+	got := stored(t, e.st)
+	if len(got) != len(arts) {
+		t.Fatalf("%d artifacts stored, want %d", len(got), len(arts))
+	}
+	if g, _ := e.sled.Generation(context.Background()); *g != 1 {
+		t.Fatalf("generation %d, want 1", *g)
+	}
+	if f := tempFiles(t, e.mirrors); len(f) != 0 {
+		t.Fatalf("spool left behind: %v", f)
+	}
+}
