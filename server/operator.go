@@ -95,10 +95,16 @@ func (s *Server) getRepo(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	until, err := untilParam(c)
+	if err != nil {
+		return err
+	}
 	// Take the change channel before reading, so no change is missed.
 	changes := s.coord.Changes()
 	p, err := s.progress(sv)
-	if err != nil || wait <= 0 {
+	if err != nil || wait <= 0 || (until >= 0 && stateRank(p.State) >= until) {
+		// until: a client waiting for a state that was reached between
+		// two of its polls is told at once, not at the next change.
 		return s.writeProgress(c, p, err)
 	}
 	ctx, cancel := s.longPoll(c)
@@ -120,6 +126,32 @@ func (s *Server) getRepo(c echo.Context) error {
 		}
 		p = np
 	}
+}
+
+// stateRank orders repository states: replicating < durable < complete.
+func stateRank(state string) int {
+	switch state {
+	case depot.RepoComplete:
+		return 2
+	case depot.RepoDurable:
+		return 1
+	case depot.RepoReplicating:
+		return 0
+	}
+	return -1
+}
+
+// untilParam parses ?until=durable|complete (or replicating); -1 if absent.
+func untilParam(c echo.Context) (int, error) {
+	v := c.QueryParam("until")
+	if v == "" {
+		return -1, nil
+	}
+	if r := stateRank(v); r >= 0 {
+		return r, nil
+	}
+	return 0, api.WithMessage(fmt.Errorf("%w: until %q", api.ErrBadRequest, v),
+		fmt.Sprintf("until=%q is not a repository state: use durable or complete", v))
 }
 
 func (s *Server) progress(systemVersion string) (depot.RepoProgress, error) {

@@ -274,7 +274,16 @@ func TestOperator_Repo_LongPoll(t *testing.T) {
 	if err != nil || p.State != depot.RepoComplete || time.Since(start) < 250*time.Millisecond {
 		t.Fatalf("idle long-poll = %+v, %v after %v", p, err, time.Since(start))
 	}
+	// Waiting for a state already reached answers at once, not at the end
+	// of the wait (the state may have changed between two polls).
+	start = time.Now()
+	p, err = e.sled.RepoUntil(ctx, "4.0.0", 30*time.Second, depot.RepoDurable)
+	if err != nil || p.State != depot.RepoComplete || time.Since(start) > 5*time.Second {
+		t.Fatalf("until=durable on a complete repository = %+v, %v after %v", p, err, time.Since(start))
+	}
 	resp, body := do(t, "GET", e.sledURL+"/v1/system/update/repositories/4.0.0?wait=-1s", nil)
+	wantError(t, resp, body, 400, "BAD_REQUEST")
+	resp, body = do(t, "GET", e.sledURL+"/v1/system/update/repositories/4.0.0?wait=1s&until=done", nil)
 	wantError(t, resp, body, 400, "BAD_REQUEST")
 }
 

@@ -151,7 +151,7 @@ func (a *app) waitRepo(ctx context.Context, version, target string, timeout time
 		poll time.Duration // 0 first: the current state, without waiting
 	)
 	for {
-		next, err := c.Repo(ctx, version, poll)
+		next, err := c.RepoUntil(ctx, version, poll, target)
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 				return p, fmt.Errorf("repository %s is not %s after %s (%s)", version, target,

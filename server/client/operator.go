@@ -55,9 +55,23 @@ func (c *Client) Repos(ctx context.Context) ([]depot.Repo, error) {
 // sleds holding an artifact), or when wait ends. depot.ErrRepoNotFound if
 // there is no such repository.
 func (c *Client) Repo(ctx context.Context, systemVersion string, wait time.Duration) (depot.RepoProgress, error) {
+	return c.RepoUntil(ctx, systemVersion, wait, "")
+}
+
+// RepoUntil is Repo whose long-poll also answers at once when the
+// repository is already in state until ("durable" or "complete") or
+// further, so a caller waiting for a state cannot miss it between polls.
+func (c *Client) RepoUntil(ctx context.Context, systemVersion string, wait time.Duration, until string) (depot.RepoProgress, error) {
 	var res depot.RepoProgress
+	q := waitQuery(wait)
+	if until != "" {
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("until", until)
+	}
 	err := c.do(ctx, call{
-		method: http.MethodGet, path: reposPath + "/" + url.PathEscape(systemVersion), query: waitQuery(wait), wait: wait,
+		method: http.MethodGet, path: reposPath + "/" + url.PathEscape(systemVersion), query: q, wait: wait,
 		want: []int{http.StatusOK}, notFound: depot.ErrRepoNotFound, onOK: decodeInto(&res),
 	})
 	return res, err
