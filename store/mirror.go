@@ -53,6 +53,50 @@ type mirror struct {
 	lastErr   string
 	lastErrAt time.Time
 	dbInode   uint64
+	// pending are deletes this mirror missed while it was failing; they
+	// are applied before it serves again, so a flaky mirror cannot bring
+	// back (or refill the others with) what was deleted.
+	pending map[Digest]bool
+}
+
+// setHealthy marks the mirror healthy and clears its last error.
+func (m *mirror) setHealthy() {
+	m.mu.Lock()
+	m.healthy, m.lastErr, m.lastErrAt = true, "", time.Time{}
+	m.mu.Unlock()
+}
+
+// deferDelete remembers a delete the mirror could not do now.
+func (m *mirror) deferDelete(d Digest) {
+	m.mu.Lock()
+	if m.pending == nil {
+		m.pending = make(map[Digest]bool)
+	}
+	m.pending[d] = true
+	m.mu.Unlock()
+}
+
+// applyPending does the deletes the mirror missed. The caller holds no
+// digest lock; each delete takes its own.
+func (m *mirror) applyPending(locks *[256]sync.Mutex) error {
+	m.mu.RLock()
+	ds := make([]Digest, 0, len(m.pending))
+	for d := range m.pending {
+		ds = append(ds, d)
+	}
+	m.mu.RUnlock()
+	for _, d := range ds {
+		locks[d[0]].Lock()
+		err := m.remove(d)
+		locks[d[0]].Unlock()
+		if err != nil {
+			return err
+		}
+		m.mu.Lock()
+		delete(m.pending, d)
+		m.mu.Unlock()
+	}
+	return nil
 }
 
 func (m *mirror) artifactPath(d Digest) string {
@@ -62,7 +106,8 @@ func (m *mirror) artifactPath(d Digest) string {
 
 // open prepares the mirror: creates its folders, locks and opens its index,
 // clears temp files and reconciles index and files. It is also how a mirror
-// that vanished and came back is brought in again.
+// that vanished and came back is brought in again. It leaves the mirror
+// unhealthy: the caller marks it healthy once it may serve.
 func (m *mirror) open(ctx context.Context) error {
 	if err := m.fs.MkdirAll(filepath.Join(m.root, tmpDir), 0o755); err != nil {
 		return fmt.Errorf("create mirror %s: %w", m.root, err)
@@ -110,7 +155,6 @@ func (m *mirror) open(ctx context.Context) error {
 	m.mu.Lock()
 	old := m.db
 	m.db, m.index, m.bytes, m.dbInode = db, index, total, ino
-	m.healthy, m.lastErr, m.lastErrAt = true, "", time.Time{}
 	m.mu.Unlock()
 	if old != nil {
 		old.Close()

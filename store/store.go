@@ -72,6 +72,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			s.closeMirrors()
 			return nil, err
 		}
+		m.setHealthy()
 		s.mirrors = append(s.mirrors, m)
 	}
 	pctx, stop := context.WithCancel(context.Background())
@@ -149,11 +150,12 @@ func (s *Store) CheckMirrors(ctx context.Context) []string {
 		} else if err := m.probe(); err != nil {
 			m.fail("probe", err)
 			continue
-		} else {
-			m.mu.Lock()
-			m.healthy = true
-			m.mu.Unlock()
 		}
+		if err := m.applyPending(&s.locks); err != nil {
+			m.fail("apply missed deletes", err)
+			continue
+		}
+		m.setHealthy()
 		s.log.Info("mirror healthy again", "mirror", m.root)
 		back = append(back, m.root)
 	}
@@ -473,10 +475,12 @@ func (s *Store) Stat(ctx context.Context, d Digest) (Info, error) {
 	return info, nil
 }
 
-// Delete removes d from every mirror, healthy or not (an unhealthy mirror
-// that still answers must not keep it). Absent is not an error. A mirror
-// that fails is marked unhealthy and its error returned; start-up and scrub
-// finish the job.
+// Delete removes d from every mirror, healthy or not. Absent is not an
+// error. A mirror that cannot remove it now is marked unhealthy and keeps
+// the delete pending: it is done before that mirror serves again (in this
+// process; after a restart the mirror is reconciled afresh). Delete fails
+// only when no mirror could remove d, and the delete stays pending then
+// too.
 func (s *Store) Delete(ctx context.Context, d Digest) error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -489,11 +493,15 @@ func (s *Store) Delete(ctx context.Context, d Digest) error {
 			if m.isHealthy() {
 				m.fail("delete", err)
 			}
-			errs = append(errs, err)
+			m.deferDelete(d)
+			errs = append(errs, fmt.Errorf("mirror %s: %w", m.root, err))
 		}
 	}
+	if len(errs) == len(s.mirrors) {
+		return fmt.Errorf("delete %s: %w", d, noMirrorErr(errs))
+	}
 	if len(errs) > 0 {
-		return fmt.Errorf("delete %s: %w", d, errors.Join(errs...))
+		s.log.Warn("delete deferred on failing mirrors", "digest", d, "err", errors.Join(errs...))
 	}
 	return nil
 }
