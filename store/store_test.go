@@ -542,3 +542,47 @@ func TestStore_Delete_FailingMirrorCannotBringItBack(t *testing.T) {
 		t.Fatalf("listed %v after the mirror came back", l)
 	}
 }
+
+// hookReader calls fn once, after n bytes were read.
+type hookReader struct {
+	r    io.Reader
+	n    int64
+	fn   func()
+	done bool
+}
+
+func (h *hookReader) Read(p []byte) (int, error) {
+	if !h.done && h.n <= 0 {
+		h.done = true
+		h.fn()
+	}
+	if !h.done && int64(len(p)) > h.n {
+		p = p[:h.n]
+	}
+	k, err := h.r.Read(p)
+	h.n -= int64(k)
+	return k, err
+}
+
+func TestStore_Put_MirrorVanishesMidWrite(t *testing.T) {
+	s, mirrors := testStore(t, nil)
+	data, d := blob(8<<20, 24)
+	body := &hookReader{r: bytes.NewReader(data), n: 3 << 20, fn: func() {
+		if err := os.RemoveAll(mirrors[1]); err != nil {
+			t.Error(err)
+		}
+	}}
+	res, err := s.Put(context.Background(), d, body, int64(len(data)))
+	if err != nil || res.SuccessfulWrites != 1 {
+		t.Fatalf("put = %+v, %v; want success on the surviving mirror", res, err)
+	}
+	if st := s.Mirrors(); st[1].Healthy || !st[0].Healthy {
+		t.Fatalf("status = %+v", st)
+	}
+	if !bytes.Equal(readAll(t, s, d), data) {
+		t.Fatal("read back different bytes")
+	}
+	if f := filesUnder(t, filepath.Join(mirrors[0], "tmp")); len(f) != 0 {
+		t.Fatalf("temp files left: %v", f)
+	}
+}
