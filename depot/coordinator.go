@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"depot/store"
 	"depot/tuf"
@@ -48,8 +49,9 @@ type Coordinator struct {
 	tuf    tuf.Options
 	onStep func(string)
 
-	mu      sync.Mutex
-	running map[string]bool // sagas this process is executing
+	mu       sync.Mutex
+	running  map[string]bool // sagas this process is executing
+	recovery RecoveryStatus
 
 	// changes is closed and replaced whenever the catalog or replication
 	// state changes, waking long-polls.
@@ -183,20 +185,36 @@ func (c *Coordinator) AddTrustRoot(doc []byte, source string) (TrustRoot, bool, 
 // artifacts are in the wanted set, replication carries on). Sagas this
 // process is running are left alone, so Recover may run at any time. It
 // returns the number of sagas it finished.
-func (c *Coordinator) Recover(ctx context.Context) (int, error) {
+func (c *Coordinator) Recover(ctx context.Context) (n int, err error) {
+	pass := RecoveryPass{Started: time.Now().UTC()}
+	defer func() {
+		pass.Finished = time.Now().UTC()
+		if err != nil {
+			pass.Error = err.Error()
+			pass.Failed++
+		}
+		c.mu.Lock()
+		c.recovery.Last = &pass
+		c.recovery.Passes++
+		c.recovery.TotalUndone += pass.Undone
+		c.recovery.TotalCarried += pass.Carried
+		c.recovery.TotalFailed += pass.Failed
+		c.mu.Unlock()
+	}()
 	sagas, err := c.cat.Sagas()
 	if err != nil {
 		return 0, fmt.Errorf("read saga log: %w", err)
 	}
-	n := 0
 	for _, s := range sagas {
 		if s.Finished() {
 			continue
 		}
+		pass.Found++
 		c.mu.Lock()
 		busy := c.running[s.ID]
 		c.mu.Unlock()
 		if busy {
+			pass.Skipped++
 			continue
 		}
 		if s.Step == StepRecorded {
@@ -204,6 +222,7 @@ func (c *Coordinator) Recover(ctx context.Context) (int, error) {
 				return n, err
 			}
 			c.log.Info("upload saga recovered: recorded, replication carries on", "saga", s.ID, "system_version", s.SystemVersion)
+			pass.Carried++
 			n++
 			continue
 		}
@@ -211,12 +230,46 @@ func (c *Coordinator) Recover(ctx context.Context) (int, error) {
 			return n, err
 		}
 		c.log.Info("upload saga recovered: undone", "saga", s.ID, "step", s.Step, "file_name", s.FileName)
+		pass.Undone++
 		n++
 	}
 	if n > 0 {
 		c.wantedChanged(ctx)
 	}
 	return n, nil
+}
+
+// RecoveryPass is what one saga recovery pass did.
+type RecoveryPass struct {
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Found    int       `json:"found"`   // unfinished sagas in the log
+	Undone   int       `json:"undone"`  // stopped before record: cleaned up
+	Carried  int       `json:"carried"` // stopped after record: marked done, replication carries on
+	Skipped  int       `json:"skipped"` // running in this process
+	Failed   int       `json:"failed"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// RecoveryStatus is saga recovery's last pass and its totals since start-up.
+type RecoveryStatus struct {
+	Last         *RecoveryPass `json:"last_pass"`
+	Passes       int           `json:"passes"`
+	TotalUndone  int           `json:"total_undone"`
+	TotalCarried int           `json:"total_carried"`
+	TotalFailed  int           `json:"total_failed"`
+}
+
+// Recovery returns what saga recovery did.
+func (c *Coordinator) Recovery() RecoveryStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.recovery
+	if st.Last != nil {
+		last := *st.Last
+		st.Last = &last
+	}
+	return st
 }
 
 // undo removes what a saga left before record and marks it undone. A live

@@ -236,6 +236,9 @@ type ReplicationStatus struct {
 	Lifetime    Counters        `json:"lifetime"`
 	Sleds       []SledState     `json:"sleds"`
 	Recent      []RequestRecord `json:"recent_requests"` // oldest first
+	// SagaRecovery is what upload saga recovery did (start-up and every
+	// activation).
+	SagaRecovery RecoveryStatus `json:"saga_recovery"`
 }
 
 // Replicator is the replication loop: collect → plan → execute, on a
@@ -350,6 +353,11 @@ func (r *Replicator) RunOnce(ctx context.Context) (act Activation) {
 			"duration", act.Finished.Sub(act.Started).Round(time.Millisecond))
 	}()
 
+	// Sagas a failed undo left unfinished are retried here, not only at
+	// start-up; live ones are skipped.
+	if _, err := r.coord.Recover(ctx); err != nil {
+		r.log.Error("saga recovery", "err", err)
+	}
 	w, err := r.cat.Wanted()
 	if err != nil {
 		act.Error = err.Error()
@@ -693,10 +701,12 @@ func (r *Replicator) recordHoldings(w Wanted, invs []SledInventory) {
 // Status returns the replication status.
 func (r *Replicator) Status() ReplicationStatus {
 	w, _ := r.cat.Wanted()
+	recovery := r.coord.Recovery()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := ReplicationStatus{
-		Generation: w.Generation, Activations: r.activations, Running: r.running,
+		SagaRecovery: recovery,
+		Generation:   w.Generation, Activations: r.activations, Running: r.running,
 		Lifetime: r.lifetime.clone(),
 	}
 	if r.last != nil {

@@ -44,12 +44,8 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 	if err != nil {
 		return UploadResult{}, fmt.Errorf("upload %s: %w", fileName, err)
 	}
-	s := Saga{ID: id, Step: StepSpool, FileName: fileName, SpoolPath: spool.Name()}
-	if err := c.cat.BeginSaga(s); err != nil {
-		spool.Close()
-		os.Remove(spool.Name())
-		return UploadResult{}, fmt.Errorf("upload %s: begin saga: %w", fileName, err)
-	}
+	// Marked running before it is logged, so a Recover that runs meanwhile
+	// never takes this live saga for a crashed one.
 	c.mu.Lock()
 	c.running[id] = true
 	c.mu.Unlock()
@@ -58,6 +54,12 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 		delete(c.running, id)
 		c.mu.Unlock()
 	}()
+	s := Saga{ID: id, Step: StepSpool, FileName: fileName, SpoolPath: spool.Name()}
+	if err := c.cat.BeginSaga(s); err != nil {
+		spool.Close()
+		os.Remove(spool.Name())
+		return UploadResult{}, fmt.Errorf("upload %s: begin saga: %w", fileName, err)
+	}
 
 	start := time.Now()
 	res, staged, err := c.runUpload(ctx, &s, spool, systemVersion, body, size)

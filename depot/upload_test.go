@@ -230,6 +230,10 @@ func TestCoordinator_Recover_UndoesSagaStoppedBeforeRecord(t *testing.T) {
 	if n, err := e.coord.Recover(context.Background()); err != nil || n != 0 {
 		t.Fatalf("second Recover = %d, %v", n, err)
 	}
+	st := e.coord.Recovery()
+	if st.TotalUndone != 1 || st.Last == nil || st.Last.Found != 0 || st.Passes < 3 {
+		t.Fatalf("recovery status = %+v (last %+v)", st, st.Last)
+	}
 }
 
 func TestCoordinator_AddTrustRoot_RejectsNonRoot(t *testing.T) {
