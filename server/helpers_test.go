@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 	"depot/server/api"
 	"depot/server/client"
 	"depot/server/metrics"
+	"depot/server/servertest"
 	"depot/store"
 )
 
@@ -39,7 +38,7 @@ type env struct {
 	coord               *depot.Coordinator // nil without the coordinator role
 	rep                 *depot.Replicator  // nil without the coordinator role
 	metrics             *metrics.Metrics   // nil unless withMetrics
-	logs                *syncBuffer
+	logs                *servertest.Buffer
 	cancel              context.CancelFunc
 	served              chan error // Serve's result, once
 }
@@ -66,7 +65,7 @@ type envOpt func(*envConfig)
 // the server's log if the test failed.
 func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
-	e := &env{logs: &syncBuffer{}}
+	e := &env{logs: &servertest.Buffer{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ec := envConfig{server: server.Config{Logger: log, Version: "test", ShutdownTimeout: 2 * time.Second}}
 	for _, o := range opts {
@@ -374,24 +373,6 @@ func wantError(t testing.TB, resp *http.Response, body []byte, status int, code 
 		t.Errorf("Content-Type %q", ct)
 	}
 	return eb
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func sha256sum(b []byte) [32]byte { return sha256.Sum256(b) }

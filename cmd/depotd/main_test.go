@@ -15,12 +15,12 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"depot/server/client"
+	"depot/server/servertest"
 	"depot/store"
 )
 
@@ -55,7 +55,7 @@ type daemon struct {
 	cmd               *exec.Cmd
 	sledURL, depotURL string
 	sled, depot       *client.Client
-	log               *syncBuffer
+	log               *servertest.Buffer
 	exited            chan struct{} // closed when the process is reaped
 	exitErr           error         // valid once exited is closed
 	mirrors           []string
@@ -105,7 +105,7 @@ func launch(t testing.TB, dir string, extra ...string) *daemon {
 func launchEnv(t testing.TB, dir string, env []string, extra ...string) *daemon {
 	t.Helper()
 	args := append([]string{"--data", dir, "--listen", "127.0.0.1:0", "--depot-listen", "127.0.0.1:0"}, extra...)
-	d := &daemon{cmd: exec.Command(depotdBin, args...), log: &syncBuffer{}, exited: make(chan struct{})}
+	d := &daemon{cmd: exec.Command(depotdBin, args...), log: &servertest.Buffer{}, exited: make(chan struct{})}
 	// A race-enabled daemon exits at once (not after the default 1 s) and
 	// fails loudly on the first race.
 	d.cmd.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0 halt_on_error=1"), env...)
@@ -456,22 +456,4 @@ func (r *slowReader) Read(p []byte) (int, error) {
 	r.b = r.b[n:]
 	r.since += n
 	return n, nil
-}
-
-// syncBuffer collects the daemon's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
