@@ -19,11 +19,7 @@ import (
 // putArtifact streams the raw body into the sled:
 // PUT /artifacts/{sha256}?generation=G.
 func (s *Server) putArtifact(c echo.Context) error {
-	d, err := digestParam(c)
-	if err != nil {
-		return err
-	}
-	gen, err := generationParam(c)
+	d, gen, err := digestAndGeneration(c)
 	if err != nil {
 		return err
 	}
@@ -123,11 +119,7 @@ func (s *Server) putConfig(c echo.Context) error {
 // copyFromDepot: POST /artifacts/{sha256}/copy-from-depot?generation=G,
 // 202 once the job runs.
 func (s *Server) copyFromDepot(c echo.Context) error {
-	d, err := digestParam(c)
-	if err != nil {
-		return err
-	}
-	gen, err := generationParam(c)
+	d, gen, err := digestAndGeneration(c)
 	if err != nil {
 		return err
 	}

@@ -380,3 +380,25 @@ func sha256sum(b []byte) [32]byte { return sha256.Sum256(b) }
 func withMinReplication(n int) envOpt {
 	return func(c *envConfig) { c.minReplication = n }
 }
+
+// operatorRequest is one request to an operator route, with a body that
+// passes the OpenAPI document.
+type operatorRequest struct{ method, path, body string }
+
+// operatorRequests covers every operator route; a daemon without the
+// coordinator role must answer each with 404 NOT_COORDINATOR.
+var operatorRequests = []operatorRequest{
+	{"PUT", "/v1/system/update/repositories?file_name=r.zip", "zip"},
+	{"GET", "/v1/system/update/repositories", ""},
+	{"GET", "/v1/system/update/repositories/1.0.0", ""},
+	{"DELETE", "/v1/system/update/repositories/1.0.0", ""},
+	{"POST", "/v1/system/update/trust-roots", `{"signed":{},"signatures":[]}`},
+	{"GET", "/v1/system/update/trust-roots", ""},
+	{"DELETE", "/v1/system/update/trust-roots/" + strings.Repeat("0", 64), ""},
+	{"GET", "/v1/sleds", ""},
+	{"GET", "/v1/sleds/b", ""},
+	{"PUT", "/v1/sleds/b", `{"control_url":"http://127.0.0.1:1"}`},
+	{"DELETE", "/v1/sleds/b", ""},
+	{"GET", "/v1/replication/status", ""},
+	{"POST", "/v1/replication/activate", ""},
+}

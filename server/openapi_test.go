@@ -283,21 +283,7 @@ func TestOpenAPI_Conformance(t *testing.T) {
 	// A daemon without the coordinator role (and without metrics).
 	resp, body = vdo("GET", plain.sledURL+"/metrics", nil)
 	want("metrics without metrics", resp, body, 404)
-	for _, r := range []struct{ method, path, body string }{
-		{"PUT", "/v1/system/update/repositories?file_name=r.zip", "zip"},
-		{"GET", "/v1/system/update/repositories", ""},
-		{"GET", "/v1/system/update/repositories/1.0.0", ""},
-		{"DELETE", "/v1/system/update/repositories/1.0.0", ""},
-		{"POST", "/v1/system/update/trust-roots", `{"signed":{},"signatures":[]}`},
-		{"GET", "/v1/system/update/trust-roots", ""},
-		{"DELETE", "/v1/system/update/trust-roots/" + strings.Repeat("0", 64), ""},
-		{"GET", "/v1/sleds", ""},
-		{"GET", "/v1/sleds/b", ""},
-		{"PUT", "/v1/sleds/b", `{"control_url":"http://127.0.0.1:1"}`},
-		{"DELETE", "/v1/sleds/b", ""},
-		{"GET", "/v1/replication/status", ""},
-		{"POST", "/v1/replication/activate", ""},
-	} {
+	for _, r := range operatorRequests {
 		var body io.Reader
 		var hdr []string
 		if r.body != "" {

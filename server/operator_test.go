@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -416,22 +417,13 @@ func TestOperator_Replication(t *testing.T) {
 func TestOperator_NotCoordinator(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	for _, r := range []struct{ method, path, body string }{
-		{"PUT", "/v1/system/update/repositories?file_name=r.zip", "zip"},
-		{"GET", "/v1/system/update/repositories", ""},
-		{"GET", "/v1/system/update/repositories/1.0.0?wait=1m", ""},
-		{"DELETE", "/v1/system/update/repositories/1.0.0", ""},
-		{"POST", "/v1/system/update/trust-roots", "{}"},
-		{"GET", "/v1/system/update/trust-roots", ""},
-		{"DELETE", "/v1/system/update/trust-roots/" + strings.Repeat("0", 64), ""},
-		{"GET", "/v1/sleds", ""},
-		{"GET", "/v1/sleds/b", ""},
-		{"PUT", "/v1/sleds/b", `{"control_url":"http://127.0.0.1:1"}`},
-		{"DELETE", "/v1/sleds/b", ""},
-		{"GET", "/v1/replication/status?wait=1m", ""},
-		{"POST", "/v1/replication/activate", ""},
-		{"GET", "/v1/no-such-route", ""},
-	} {
+	// The long-polls must not wait either, and unknown /v1 paths say the same.
+	reqs := append(slices.Clone(operatorRequests),
+		operatorRequest{"GET", "/v1/system/update/repositories/1.0.0?wait=1m", ""},
+		operatorRequest{"GET", "/v1/replication/status?wait=1m", ""},
+		operatorRequest{"GET", "/v1/no-such-route", ""},
+	)
+	for _, r := range reqs {
 		start := time.Now()
 		resp, body := do(t, r.method, e.sledURL+r.path, strings.NewReader(r.body))
 		eb := wantError(t, resp, body, 404, "NOT_COORDINATOR")

@@ -114,3 +114,14 @@ func (s *Server) decodeJSON(c echo.Context, v any, what string) error {
 	return api.WithMessage(fmt.Errorf("%w: decode body: %w", api.ErrBadRequest, err),
 		fmt.Sprintf("the body is not %s: %v", what, err))
 }
+
+// digestAndGeneration parses the :sha256 path parameter and the optional
+// ?generation= of a write (PUT, copy-from-depot).
+func digestAndGeneration(c echo.Context) (store.Digest, *uint64, error) {
+	d, err := digestParam(c)
+	if err != nil {
+		return d, nil, err
+	}
+	gen, err := generationParam(c)
+	return d, gen, err
+}
