@@ -42,7 +42,7 @@ func (s *Store) Put(ctx context.Context, d Digest, body io.Reader, size int64) (
 	res.Written = w.written
 	res.SuccessfulWrites = len(have) + w.written
 	if res.SuccessfulWrites == 0 {
-		return res, fmt.Errorf("put %s: %w", d, noMirrorErr(w.errs))
+		return res, fmt.Errorf("put %s: %w", d, noMirrorErr(append(w.openErrs, w.errs...)))
 	}
 	return res, nil
 }

@@ -269,6 +269,8 @@ func (s *Store) repair(ctx context.Context, d Digest, size int64, src *mirror, d
 	if err != nil {
 		return w.n, fmt.Errorf("repair %s from %s: %w", d, src.root, err)
 	}
+	// A target whose temp file could not be created is already marked
+	// unhealthy; only write and publish failures fail the repair.
 	return w.n, errors.Join(w.errs...)
 }
 

@@ -18,9 +18,10 @@ import (
 
 // writeResult is what writeCopies did on its target mirrors.
 type writeResult struct {
-	n       int64   // body bytes read
-	written int     // mirrors that now hold a published, indexed copy
-	errs    []error // one per target that failed to open, write or publish
+	n        int64   // body bytes read
+	written  int     // mirrors that now hold a published, indexed copy
+	openErrs []error // one per target whose temp file could not be created
+	errs     []error // one per target that failed to write or publish
 }
 
 // writeCopies is the store's one durable write path, used by Put and by
@@ -31,7 +32,7 @@ type writeResult struct {
 // renamed into place, its folder fsynced and only then indexed (publish).
 //
 // A target that fails is marked unhealthy and the others carry on; its
-// error is in the result. When hashAll is false, reading stops as soon as
+// error is in the result (openErrs or errs). When hashAll is false, reading stops as soon as
 // every target has failed (nothing could come of the rest of the body);
 // Put sets it when other mirrors already hold d, so a wrong body is still
 // reported. keep, when not nil, is asked under d's lock just before
@@ -49,14 +50,14 @@ func (s *Store) writeCopies(ctx context.Context, d Digest, body io.Reader, size 
 		f, err := m.createTemp(d)
 		if err != nil {
 			m.fail("create temp file", err)
-			res.errs = append(res.errs, fmt.Errorf("mirror %s: %w", m.root, err))
+			res.openErrs = append(res.openErrs, fmt.Errorf("mirror %s: %w", m.root, err))
 			continue
 		}
 		files = append(files, f)
 		writers = append(writers, m)
 	}
 	if len(files) == 0 && !hashAll {
-		return res, noMirrorErr(res.errs)
+		return res, noMirrorErr(res.openErrs)
 	}
 	committed := make([]bool, len(files))
 	defer func() {
