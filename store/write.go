@@ -32,10 +32,10 @@ type writeResult struct {
 // renamed into place, its folder fsynced and only then indexed (publish).
 //
 // A target that fails is marked unhealthy and the others carry on; its
-// error is in the result (openErrs or errs). When hashAll is false, reading stops as soon as
-// every target has failed (nothing could come of the rest of the body);
-// Put sets it when other mirrors already hold d, so a wrong body is still
-// reported. keep, when not nil, is asked under d's lock just before
+// error is in the result (openErrs or errs). When hashAll is false,
+// reading stops as soon as every target has failed (nothing could come of
+// the rest of the body); Put sets it when other mirrors already hold d, so
+// a wrong body is still reported. keep, when not nil, is asked under d's lock just before
 // publishing: false publishes nothing (scrub uses it so a repair never
 // brings back what a delete removed meanwhile).
 //
