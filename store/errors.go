@@ -9,7 +9,7 @@ var (
 	// 64 lowercase hex digits.
 	ErrInvalidDigest = errors.New("invalid sha256 digest")
 
-	// ErrNotFound is returned by Open, Stat and Verify when no healthy mirror
+	// ErrNotFound is returned by Open and Stat when no healthy mirror
 	// holds the artifact.
 	ErrNotFound = errors.New("artifact not found")
 
