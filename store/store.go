@@ -23,6 +23,9 @@ type Store struct {
 
 	scrub scrubber
 
+	// changes counts changes to any mirror's index or health (Version).
+	changes atomic.Uint64
+
 	closed atomic.Bool
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
@@ -63,7 +66,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		if opts.FS != nil {
 			fsys = opts.FS(root)
 		}
-		m := &mirror{root: root, fs: fsys, log: log, lockTimeout: timeout}
+		m := &mirror{root: root, fs: fsys, log: log, lockTimeout: timeout, changes: &s.changes}
 		if err := m.open(ctx); err != nil {
 			s.closeMirrors()
 			return nil, err
