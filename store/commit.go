@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 
@@ -10,109 +9,123 @@ import (
 
 // Group commit. A published copy needs three things durable before its
 // write is acknowledged: the file's data (publish fsyncs it), its directory
-// entry (an fsync of the fan-out folder) and its index record (a bbolt
-// commit, itself two fdatasyncs). The last two are shared: writes that reach
-// a mirror's committer while it is busy wait for the next batch, which
-// fsyncs each touched folder once (all folders in parallel, so the file
-// system can fold them into one journal commit) and then indexes every
-// record of the batch in one bbolt transaction. Nothing waits for a timer:
-// a lone write is committed at once, and under load a batch is whatever
-// arrived during the previous one.
+// entry (an fsync of its fan-out folder) and its index record (a bbolt
+// commit, itself two fdatasyncs). The last two are shared between
+// concurrent writes: a write that needs a folder fsync while one of the
+// same folder is running waits for the next, which covers every rename made
+// before it started; likewise a record waits for the next index commit,
+// which writes every pending record in one transaction. The two stages run
+// independently, so one write's folder fsync overlaps another batch's index
+// commit. Nothing waits for a timer: a lone write is committed at once, and
+// under load a batch is whatever arrived during the previous one.
 
-// maxBatch bounds one batch, so one bbolt transaction stays small.
+// maxBatch bounds one index transaction.
 const maxBatch = 512
 
-// commitReq is one renamed copy waiting for its folder fsync and index entry.
-type commitReq struct {
-	d    Digest
-	dir  string
-	rec  record
-	done chan error
-}
-
-// committer batches a mirror's commits. Whoever finds it idle becomes the
-// leader: it commits the batch that includes its own request, then, if more
-// arrived meanwhile, hands the rest to a new goroutine and returns.
-type committer struct {
+// batcher runs flush over whatever was submitted while the previous flush
+// ran. Whoever finds it idle leads: it flushes the batch holding its own
+// item, then hands what arrived meanwhile to a new goroutine and returns.
+type batcher[T any] struct {
 	mu      sync.Mutex
-	pending []*commitReq
+	pending []batchItem[T]
 	running bool
 }
 
-// commitCopy makes d's renamed file in dir durable and indexes it with rec;
-// it returns once both are on disk (or failed), as part of a batch.
-func (m *mirror) commitCopy(d Digest, dir string, rec record) error {
-	req := &commitReq{d: d, dir: dir, rec: rec, done: make(chan error, 1)}
-	c := &m.commit
-	c.mu.Lock()
-	c.pending = append(c.pending, req)
-	lead := !c.running
-	c.running = true
-	c.mu.Unlock()
-	if lead {
-		m.commitLoop(true)
-	}
-	return <-req.done
+type batchItem[T any] struct {
+	v    T
+	done chan error
 }
 
-// commitLoop commits batches until none is pending. once: commit one batch
-// and hand whatever is left to a new goroutine (the caller is a writer
-// waiting for its answer).
-func (m *mirror) commitLoop(once bool) {
-	c := &m.commit
+// do submits v and returns the error of the flush that included it.
+func (b *batcher[T]) do(v T, flush func([]T) error) error {
+	it := batchItem[T]{v: v, done: make(chan error, 1)}
+	b.mu.Lock()
+	b.pending = append(b.pending, it)
+	lead := !b.running
+	b.running = true
+	b.mu.Unlock()
+	if lead {
+		b.flushNext(flush, true)
+	}
+	return <-it.done
+}
+
+// flushNext flushes batches until none is pending; once: flush one and hand
+// the rest to a new goroutine (the caller is a writer awaiting its answer).
+func (b *batcher[T]) flushNext(flush func([]T) error, once bool) {
 	for {
-		c.mu.Lock()
-		batch := c.pending
-		if len(batch) > maxBatch {
-			batch = batch[:maxBatch:maxBatch]
-		}
-		c.pending = c.pending[len(batch):]
-		if len(batch) == 0 {
-			c.running = false
-			c.pending = nil
-			c.mu.Unlock()
+		b.mu.Lock()
+		n := min(len(b.pending), maxBatch)
+		if n == 0 {
+			b.running = false
+			b.pending = nil
+			b.mu.Unlock()
 			return
 		}
-		c.mu.Unlock()
-		err := m.commitBatch(batch)
-		for _, r := range batch {
-			r.done <- err
+		batch := b.pending[:n:n]
+		b.pending = b.pending[n:]
+		b.mu.Unlock()
+		vs := make([]T, n)
+		for i, it := range batch {
+			vs[i] = it.v
+		}
+		err := flush(vs)
+		for _, it := range batch {
+			it.done <- err
 		}
 		if once {
-			go m.commitLoop(false)
+			go b.flushNext(flush, false)
 			return
 		}
 	}
 }
 
-// commitBatch fsyncs every folder the batch touched, once each and in
-// parallel, then indexes every record in one transaction. Either step
-// failing fails the whole batch: none of its writes is acknowledged on this
-// mirror.
-func (m *mirror) commitBatch(batch []*commitReq) error {
-	dirs := make(map[string]bool, len(batch))
-	for _, r := range batch {
-		dirs[r.dir] = true
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	for dir := range dirs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := syncDir(m.fs, dir); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("fsync %s: %w", dir, err))
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
+// committer holds a mirror's batchers: one per fan-out folder for folder
+// fsyncs, one for index records.
+type committer struct {
+	mu    sync.Mutex
+	dirs  map[string]*batcher[struct{}]
+	index batcher[indexEntry]
+}
 
+type indexEntry struct {
+	d   Digest
+	rec record
+}
+
+// syncDirShared fsyncs dir, sharing the fsync with concurrent callers for
+// the same folder: it returns once an fsync that started after the call
+// has finished.
+func (m *mirror) syncDirShared(dir string) error {
+	c := &m.commit
+	c.mu.Lock()
+	if c.dirs == nil {
+		c.dirs = make(map[string]*batcher[struct{}])
+	}
+	b := c.dirs[dir]
+	if b == nil {
+		b = new(batcher[struct{}])
+		c.dirs[dir] = b
+	}
+	c.mu.Unlock()
+	return b.do(struct{}{}, func([]struct{}) error {
+		if err := syncDir(m.fs, dir); err != nil {
+			return fmt.Errorf("fsync %s: %w", dir, err)
+		}
+		return nil
+	})
+}
+
+// indexShared records d with rec in the mirror's index, in one transaction with
+// whatever other records are pending, and returns once it is committed.
+func (m *mirror) indexShared(d Digest, rec record) error {
+	return m.commit.index.do(indexEntry{d, rec}, m.indexBatch)
+}
+
+// indexBatch writes every entry in one bbolt transaction, then updates the
+// in-memory index. A failed commit fails every write of the batch on this
+// mirror.
+func (m *mirror) indexBatch(batch []indexEntry) error {
 	m.mu.RLock()
 	db := m.db
 	m.mu.RUnlock()
@@ -121,8 +134,8 @@ func (m *mirror) commitBatch(batch []*commitReq) error {
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketArtifacts)
-		for _, r := range batch {
-			if err := b.Put(r.d[:], r.rec.encode()); err != nil {
+		for _, e := range batch {
+			if err := b.Put(e.d[:], e.rec.encode()); err != nil {
 				return err
 			}
 		}
@@ -131,12 +144,12 @@ func (m *mirror) commitBatch(batch []*commitReq) error {
 		return fmt.Errorf("index %d artifacts in mirror %s: %w", len(batch), m.root, err)
 	}
 	m.mu.Lock()
-	for _, r := range batch {
-		if old, ok := m.index[r.d]; ok {
+	for _, e := range batch {
+		if old, ok := m.index[e.d]; ok {
 			m.bytes -= old.Size
 		}
-		m.index[r.d] = r.rec
-		m.bytes += r.rec.Size
+		m.index[e.d] = e.rec
+		m.bytes += e.rec.Size
 	}
 	m.mu.Unlock()
 	m.changed()

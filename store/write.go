@@ -130,8 +130,8 @@ func (m *mirror) createTemp(d Digest) (File, error) {
 }
 
 // publish makes a verified temp file the artifact: fsync, rename into
-// place, then fsync the folder and index, shared with concurrent writes
-// (commitCopy). The caller holds the digest's lock.
+// place, fsync the folder, then index; the last two are shared with
+// concurrent writes (see commit.go). The caller holds the digest's lock.
 func (m *mirror) publish(f File, d Digest, size int64) error {
 	tmp := f.Name()
 	if err := f.Sync(); err != nil {
@@ -157,8 +157,11 @@ func (m *mirror) publish(f File, d Digest, size int64) error {
 	if err != nil {
 		return fmt.Errorf("rename %s: %w", tmp, err)
 	}
+	if err := m.syncDirShared(filepath.Dir(final)); err != nil {
+		return err
+	}
 	now := time.Now()
-	return m.commitCopy(d, filepath.Dir(final), record{Size: size, Added: now, Verified: now})
+	return m.indexShared(d, record{Size: size, Added: now, Verified: now})
 }
 
 // noMirrorErr sums up why no mirror took a write: ErrNoSpace if every
