@@ -77,6 +77,7 @@ const (
 	CodeTrustRootInvalid    = "TRUST_ROOT_INVALID"
 	CodeInvalidSled         = "INVALID_SLED"
 	CodeNotCoordinator      = "NOT_COORDINATOR"
+	CodeServerBusy          = "SERVER_BUSY"
 )
 
 func isMaxBytes(err error) bool {
@@ -95,6 +96,9 @@ func isMaxBytes(err error) bool {
 //     that fails its hash is the repository's fault, not the request's;
 //   - INVALID_SLED before INVALID_DEPOT_URL: a sled with a bad URL wraps
 //     both;
+//   - SERVER_BUSY (store.ErrBusy) before NO_MIRRORS: a write that failed
+//     for lack of descriptors on one mirror and for a disk on the other
+//     is retried, not reported as a dead sled;
 //   - the first entry of a code is its primary one (see Entry).
 var entries = []Entry{
 	{Code: CodeInvalidHash, Status: http.StatusBadRequest, Err: store.ErrInvalidDigest,
@@ -150,6 +154,9 @@ var entries = []Entry{
 	{Code: CodeTooManyCopies, Status: http.StatusTooManyRequests, Err: depot.ErrTooManyCopies, Public: true,
 		RetryAfter: depot.RetryAfter,
 		Message:    "the sled runs as many copies as it allows; retry after Retry-After seconds"},
+	{Code: CodeServerBusy, Status: http.StatusServiceUnavailable, Err: store.ErrBusy,
+		RetryAfter: time.Second,
+		Message:    "the daemon is out of file descriptors or memory for this request; its mirrors are healthy: retry after Retry-After seconds"},
 	{Code: CodeNoMirrors, Status: http.StatusServiceUnavailable, Err: store.ErrNoMirrors,
 		Message: "no mirror on this sled can serve the request; see GET /status"},
 	{Code: CodeShuttingDown, Status: http.StatusServiceUnavailable, Err: store.ErrClosed,
