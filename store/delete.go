@@ -43,6 +43,12 @@ func (s *Store) Delete(ctx context.Context, d Digest) error {
 	if len(errs) == 0 {
 		return nil
 	}
+	var busy error
+	for _, e := range errs {
+		if isResourceErr(e) {
+			busy = e
+		}
+	}
 	s.log.Warn("delete deferred on failing mirrors", "digest", d, "err", errors.Join(errs...))
 	s.tombMu.Lock()
 	defer s.tombMu.Unlock()
@@ -64,6 +70,10 @@ func (s *Store) Delete(ctx context.Context, d Digest) error {
 	}
 	if recorded == 0 {
 		return fmt.Errorf("delete %s: record the delete a failing mirror missed: %w", d, noMirrorErr(append(errs, terrs...)))
+	}
+	if busy != nil {
+		// Done where it could be and recorded; the caller retries.
+		return fmt.Errorf("delete %s: %w", d, busyErr(busy))
 	}
 	return nil
 }

@@ -215,6 +215,9 @@ func (s *Store) CheckMirrors(ctx context.Context) []string {
 		if m.isHealthy() {
 			if m.vanished() {
 				m.fail("check", errors.New("mirror folder or its index vanished"))
+			} else if err := m.applyPending(&s.locks); err != nil {
+				// Deletes it missed for lack of a process resource.
+				m.fail("apply missed deletes", err)
 			}
 			continue
 		}
