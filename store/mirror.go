@@ -24,6 +24,7 @@ import (
 //	<root>/artifacts/<xx>/<sha256>  artifact files, xx = first two hex digits
 //	<root>/tmp/                     temp files of writes in flight
 //	<root>/meta/                    small documents such as the config ledger
+//	<root>/meta/.depot-mirror       marker: this folder is a mirror (see marker.go)
 const (
 	indexFile    = "index.db"
 	artifactsDir = "artifacts"
@@ -72,17 +73,26 @@ func (m *mirror) artifactPath(d Digest) string {
 	return filepath.Join(m.root, artifactsDir, h[:2], h)
 }
 
-// open prepares the mirror: creates its folders, locks, opens and reads
+// open prepares the mirror: checks its marker (or, with create, writes
+// it), creates its folders, locks, opens and reads
 // its index, clears temp files and reconciles index and files. It is also
 // how a mirror that vanished and came back is brought in again. It leaves
 // the mirror unhealthy: the caller marks it healthy once it may serve. An
 // index bbolt cannot read is errIndexCorrupt (see rebuild).
-func (m *mirror) open(ctx context.Context) error {
+func (m *mirror) open(ctx context.Context, create bool) error {
+	if !create && !m.hasMarker() {
+		return fmt.Errorf("mirror %s: %w", m.root, errNoMarker)
+	}
 	for _, dir := range []string{tmpDir, metaDir, artifactsDir} {
 		// Fan-out folders are made on first use (publish): making all 256
 		// up front costs a third of a second on some file systems.
 		if err := m.fs.MkdirAll(filepath.Join(m.root, dir), 0o755); err != nil {
 			return fmt.Errorf("create mirror %s: %w", m.root, err)
+		}
+	}
+	if create && !m.hasMarker() {
+		if err := m.writeMarker(); err != nil {
+			return err
 		}
 	}
 	db, index, err := m.openIndex()
@@ -129,7 +139,7 @@ func (m *mirror) rebuild(ctx context.Context) error {
 		return err
 	}
 	m.log.Warn("index unreadable: moved aside, rebuilding from the mirror's files", "mirror", m.root, "old_index", aside)
-	return m.open(ctx)
+	return m.open(ctx, false)
 }
 
 func (m *mirror) close() error {

@@ -40,8 +40,9 @@ type Store struct {
 // moved aside and rebuilt from its files in the background, serving once
 // that is done. Open fails only when no mirror opened and none is being
 // rebuilt. Deletes that a mirror missed (tombstones on the others) are
-// done before it serves. A folder that does not exist yet is created, so a
-// mistyped path becomes a new, empty mirror.
+// done before it serves. A new store creates its folders and marks them
+// as mirrors; after that, a folder without the marker is left out (see
+// marker.go).
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	if len(opts.Mirrors) == 0 {
 		return nil, errors.New("open store: no mirror directories given")
@@ -74,13 +75,23 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.mirrors = append(s.mirrors, &mirror{root: root, fs: fsys, log: log, lockTimeout: timeout})
 	}
 
+	// A new store writes every mirror's marker; once any mirror has one, a
+	// folder without it is not taken for a mirror (an unmounted disk).
+	// Mirrors made before markers existed get theirs now.
+	initialised := false
+	for _, m := range s.mirrors {
+		if m.hasMarker() {
+			initialised = true
+		}
+	}
 	errs := make([]error, len(s.mirrors))
 	var wg sync.WaitGroup
 	for i, m := range s.mirrors {
+		create := !initialised || m.isLegacy()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = m.open(ctx)
+			errs[i] = m.open(ctx, create)
 		}()
 	}
 	wg.Wait()
@@ -228,15 +239,13 @@ func (s *Store) CheckMirrors(ctx context.Context) []string {
 			continue
 		}
 		// A mirror whose folder is gone stays unhealthy: the folder itself
-		// is not made again here. This does not catch an unmounted disk:
-		// its mount point is an existing (empty) folder, passes this check
-		// and is re-opened below as an empty mirror on the disk beneath,
-		// which the next refill pass then fills.
+		// is not made again here. A folder without the mirror marker (an
+		// unmounted disk's mount point) is not re-opened either (open).
 		if _, err := m.fs.Stat(m.root); err != nil {
 			continue
 		}
 		if !opened || m.vanished() {
-			if err := m.open(ctx); err != nil {
+			if err := m.open(ctx, false); err != nil {
 				if errors.Is(err, errIndexCorrupt) {
 					m.fail("open index", fmt.Errorf("%w; rebuilding it from the mirror's files", err))
 					m.mu.Lock()

@@ -548,7 +548,13 @@ func mirrorRemoved(c config) (string, error) {
 		return err == nil && !st.Mirrors[1].Healthy && st.Mirrors[1].LastError != ""
 	})
 	time.Sleep(500 * time.Millisecond)
-	if err := os.MkdirAll(d.mirror(1), 0o755); err != nil {
+	// The operator brings the folder back and marks it as a mirror.
+	if err := os.MkdirAll(filepath.Join(d.mirror(1), "meta"), 0o755); err != nil {
+		close(stop)
+		wait()
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(d.mirror(1), "meta", ".depot-mirror"), nil, 0o644); err != nil {
 		close(stop)
 		wait()
 		return "", err
