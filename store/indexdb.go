@@ -51,18 +51,31 @@ func (m *mirror) openIndex() (db *bolt.DB, index map[Digest]record, err error) {
 		return nil, nil, fmt.Errorf("open index of mirror %s: %w", m.root, err)
 	}
 	db.MaxBatchDelay = 2 * time.Millisecond
-	if err := m.indexUpdate(db, func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketArtifacts); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucketIfNotExists(bucketTombstones)
-		return err
+	ready := false
+	if err := db.View(func(tx *bolt.Tx) error {
+		ready = tx.Bucket(bucketArtifacts) != nil && tx.Bucket(bucketTombstones) != nil
+		return nil
 	}); err != nil {
 		closeQuietly(db)
-		return nil, nil, fmt.Errorf("init index of mirror %s: %w", m.root, err)
+		return nil, nil, fmt.Errorf("read index of mirror %s: %w: %w", m.root, errIndexCorrupt, err)
 	}
-	index = make(map[Digest]record)
+	// A write transaction (and its fsync) only when a bucket is missing.
+	if !ready {
+		if err := m.indexUpdate(db, func(tx *bolt.Tx) error {
+			if _, err := tx.CreateBucketIfNotExists(bucketArtifacts); err != nil {
+				return err
+			}
+			_, err := tx.CreateBucketIfNotExists(bucketTombstones)
+			return err
+		}); err != nil {
+			closeQuietly(db)
+			return nil, nil, fmt.Errorf("init index of mirror %s: %w", m.root, err)
+		}
+	}
 	if err := db.View(func(tx *bolt.Tx) error {
+		// Sized from the file (an entry takes ~72 bytes of a page), so
+		// the map rarely grows while it is filled.
+		index = make(map[Digest]record, tx.Size()/128)
 		return tx.Bucket(bucketArtifacts).ForEach(func(k, v []byte) error {
 			r, err := decodeRecord(v)
 			if err != nil || len(k) != len(Digest{}) {

@@ -32,7 +32,6 @@ const (
 	metaDir      = "meta"
 )
 
-var artifactName = regexp.MustCompile(`^[0-9a-f]{64}$`)
 var fanoutName = regexp.MustCompile(`^[0-9a-f]{2}$`)
 
 // mirror is one directory of the store. Safe for concurrent use; mu guards

@@ -23,7 +23,7 @@ import (
 // layout are reported and left alone. index is what the index holds; the
 // reconciled index is returned.
 func (m *mirror) reconcile(ctx context.Context, db *bolt.DB, index map[Digest]record) (map[Digest]record, error) {
-	onDisk, err := m.listArtifacts()
+	listed, err := m.listArtifacts()
 	if err != nil {
 		return nil, err
 	}
@@ -32,10 +32,18 @@ func (m *mirror) reconcile(ctx context.Context, db *bolt.DB, index map[Digest]re
 	put := make(map[Digest]record)
 	var del []Digest
 	touched := make(map[string]bool) // fan-out folders a file was removed from
-	for d := range onDisk {
-		if _, ok := index[d]; ok {
-			continue
+	var unindexed []Digest
+	matched := 0
+	for _, fan := range listed {
+		for _, d := range fan {
+			if _, ok := index[d]; ok {
+				matched++
+			} else {
+				unindexed = append(unindexed, d)
+			}
 		}
+	}
+	for _, d := range unindexed {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -56,10 +64,19 @@ func (m *mirror) reconcile(ctx context.Context, db *bolt.DB, index map[Digest]re
 		m.log.Warn("removed artifact file that does not hash to its name", "path", path)
 		removed++
 	}
-	for d := range index {
-		if !onDisk[d] {
-			del = append(del, d)
-			dropped++
+	if matched < len(index) {
+		// Some entries have no file: only now is a set of the names needed.
+		onDisk := make(map[Digest]bool, matched)
+		for _, fan := range listed {
+			for _, d := range fan {
+				onDisk[d] = true
+			}
+		}
+		for d := range index {
+			if !onDisk[d] {
+				del = append(del, d)
+				dropped++
+			}
 		}
 	}
 	for dir := range touched {
@@ -97,10 +114,10 @@ func (m *mirror) reconcile(ctx context.Context, db *bolt.DB, index map[Digest]re
 }
 
 // listArtifacts is one pass over the mirror's fan-out folders: the digests
-// whose files are there, by name only (no stat of each file). The folders
+// whose files are there, per folder, by name only (no stat of each file). The folders
 // are listed a few at a time, which a cold disk serves faster than one by
 // one.
-func (m *mirror) listArtifacts() (map[Digest]bool, error) {
+func (m *mirror) listArtifacts() ([][]Digest, error) {
 	base := filepath.Join(m.root, artifactsDir)
 	fans, err := m.fs.ReadDir(base)
 	if err != nil {
@@ -136,17 +153,7 @@ func (m *mirror) listArtifacts() (map[Digest]bool, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	n := 0
-	for _, r := range results {
-		n += len(r)
-	}
-	out := make(map[Digest]bool, n)
-	for _, r := range results {
-		for _, d := range r {
-			out[d] = true
-		}
-	}
-	return out, nil
+	return results, nil
 }
 
 func (m *mirror) listFan(base, fan string) ([]Digest, error) {
@@ -158,11 +165,11 @@ func (m *mirror) listFan(base, fan string) ([]Digest, error) {
 	out := make([]Digest, 0, len(files))
 	for _, f := range files {
 		name := f.Name()
-		if !f.Type().IsRegular() || !artifactName.MatchString(name) || name[:2] != fan {
+		d, err := ParseDigest(name) // cheaper than a regexp, same rule
+		if err != nil || !f.Type().IsRegular() || name[:2] != fan {
 			m.log.Warn("unexpected entry in mirror, left alone", "path", filepath.Join(dir, name))
 			continue
 		}
-		d, _ := ParseDigest(name)
 		out = append(out, d)
 	}
 	return out, nil
