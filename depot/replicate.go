@@ -239,6 +239,9 @@ type ReplicationStatus struct {
 	// SagaRecovery is what upload saga recovery did (start-up and every
 	// activation).
 	SagaRecovery RecoveryStatus `json:"saga_recovery"`
+	// CatalogError is set when the catalog could not be read for this
+	// status; Generation is then unknown (0).
+	CatalogError string `json:"catalog_error,omitempty"`
 }
 
 // Replicator is the replication loop: collect → plan → execute, on a
@@ -700,7 +703,7 @@ func (r *Replicator) recordHoldings(w Wanted, invs []SledInventory) {
 
 // Status returns the replication status.
 func (r *Replicator) Status() ReplicationStatus {
-	w, _ := r.cat.Wanted()
+	w, werr := r.cat.Wanted()
 	recovery := r.coord.Recovery()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -708,6 +711,11 @@ func (r *Replicator) Status() ReplicationStatus {
 		SagaRecovery: recovery,
 		Generation:   w.Generation, Activations: r.activations, Running: r.running,
 		Lifetime: r.lifetime.clone(),
+	}
+	if werr != nil {
+		// Generation is unknown, not 0: say why.
+		st.CatalogError = werr.Error()
+		r.log.Warn("replication status: read catalog", "err", werr)
 	}
 	if r.last != nil {
 		last := *r.last
