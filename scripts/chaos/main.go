@@ -133,6 +133,7 @@ type daemon struct {
 	addr      string
 	args      []string
 	cmd       *exec.Cmd
+	exited    chan struct{} // closed when cmd has exited
 	logf      *os.File
 }
 
@@ -169,6 +170,11 @@ func (d *daemon) start() error {
 	if err := d.cmd.Start(); err != nil {
 		return err
 	}
+	d.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) {
+		cmd.Wait()
+		close(exited)
+	}(d.cmd, d.exited)
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(d.url("/status")); err == nil {
@@ -177,10 +183,12 @@ func (d *daemon) start() error {
 				return nil
 			}
 		}
-		if d.cmd.ProcessState != nil {
-			break
+		select {
+		case <-d.exited:
+			d.kill()
+			return fmt.Errorf("depotd exited at start-up (log: %s)", d.logf.Name())
+		case <-time.After(20 * time.Millisecond):
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	d.kill()
 	return fmt.Errorf("depotd did not answer /status within 60 s (log: %s)", d.logf.Name())
@@ -189,7 +197,7 @@ func (d *daemon) start() error {
 func (d *daemon) kill() {
 	if d.cmd != nil && d.cmd.Process != nil {
 		d.cmd.Process.Signal(syscall.SIGKILL)
-		d.cmd.Wait()
+		<-d.exited
 	}
 	if d.logf != nil {
 		d.logf.Close()
@@ -200,13 +208,11 @@ func (d *daemon) kill() {
 func (d *daemon) stop() {
 	if d.cmd != nil && d.cmd.Process != nil {
 		d.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { d.cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-d.exited:
 		case <-time.After(30 * time.Second):
 			d.cmd.Process.Signal(syscall.SIGKILL)
-			<-done
+			<-d.exited
 		}
 	}
 	if d.logf != nil {
