@@ -247,7 +247,7 @@ func TestStore_Spool_WriteErrorIsReported(t *testing.T) {
 	}
 }
 
-// hookFS calls onOpen before every read-only open of an artifact file.
+// hookFS calls onOpen after every read-only open of an artifact file.
 type hookFS struct {
 	*storetest.FaultFS
 	mu     sync.Mutex
@@ -258,10 +258,11 @@ func (h *hookFS) OpenFile(name string, flag int, perm os.FileMode) (store.File, 
 	h.mu.Lock()
 	hook := h.onOpen
 	h.mu.Unlock()
-	if hook != nil && flag == os.O_RDONLY && len(filepath.Base(name)) == 64 {
-		hook(name)
+	f, err := h.FaultFS.OpenFile(name, flag, perm)
+	if err == nil && hook != nil && flag == os.O_RDONLY && len(filepath.Base(name)) == 64 {
+		hook(name) // the file is open: it can be hashed after it is unlinked
 	}
-	return h.FaultFS.OpenFile(name, flag, perm)
+	return f, err
 }
 
 // Item 3: a delete that runs while scrub hashes a copy wins: scrub does not
@@ -283,16 +284,18 @@ func TestStore_Scrub_DeleteWhileHashingStaysDeleted(t *testing.T) {
 	if _, err := s.Put(context.Background(), d, bytes.NewReader(data), -1); err != nil {
 		t.Fatal(err)
 	}
+	// The delete runs while the last mirror's copy is hashed, after the
+	// first mirror's was verified: nothing later in the pass cleans up.
 	var once sync.Once
-	hooks[mirrors[0]].mu.Lock()
-	hooks[mirrors[0]].onOpen = func(string) {
+	hooks[mirrors[1]].mu.Lock()
+	hooks[mirrors[1]].onOpen = func(string) {
 		once.Do(func() {
 			if err := s.Delete(context.Background(), d); err != nil {
 				t.Errorf("delete: %v", err)
 			}
 		})
 	}
-	hooks[mirrors[0]].mu.Unlock()
+	hooks[mirrors[1]].mu.Unlock()
 	if _, err := s.Scrub(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
