@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/url"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +65,7 @@ type copyTracker struct {
 	max     int
 	stall   time.Duration
 	history int
+	writes  *WriteSlots // shared with PUTs and uploads; nil: no bound
 
 	mu       sync.Mutex
 	running  map[store.Digest]*copyJob
@@ -95,6 +98,11 @@ func (s *Sled) CopyFromDepot(ctx context.Context, d store.Digest, gen *uint64, b
 	if s.peer == nil {
 		return fmt.Errorf("%w: this sled cannot copy (no peer client)", ErrInvalidSource)
 	}
+	if p, ok := s.peer.(SourceChecker); ok {
+		if err := p.CheckSource(baseURL); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidSource, err)
+		}
+	}
 	if err := s.admit(d, gen); err != nil {
 		return err
 	}
@@ -109,6 +117,11 @@ func (s *Sled) CopyFromDepot(ctx context.Context, d store.Digest, gen *uint64, b
 		t.mu.Unlock()
 		return fmt.Errorf("%w: %d copies are running, the limit is %d", ErrTooManyCopies, t.max, t.max)
 	}
+	if !t.writes.TryAcquire() {
+		t.totals.Rejected++
+		t.mu.Unlock()
+		return fmt.Errorf("%w: %d writes are running", ErrServerBusy, t.writes.Cap())
+	}
 	j := &copyJob{done: make(chan struct{}), job: CopyJob{
 		Hash: d, Source: baseURL, Generation: gen, State: CopyRunning, Started: time.Now(),
 	}}
@@ -120,16 +133,44 @@ func (s *Sled) CopyFromDepot(ctx context.Context, d store.Digest, gen *uint64, b
 	return nil
 }
 
-func validateSource(raw string) error {
+// SourceChecker is implemented by a Peer that applies a source policy
+// (an allowlist): CheckSource refuses, before any job starts, a base URL
+// that the peer would refuse to fetch from. The peer enforces the same
+// policy again when it connects.
+type SourceChecker interface {
+	CheckSource(baseURL string) error
+}
+
+// validateSource accepts scheme://host:port and nothing else: http or
+// https, an explicit port, no userinfo, path, query or fragment. The
+// artifact path is appended by the peer, so anything after the authority
+// would change what is fetched.
+func validateSource(raw string) error { return validateBaseURL(raw, true) }
+
+// validateBaseURL is validateSource with the port optional (a sled's
+// control URL may use the scheme's default port).
+func validateBaseURL(raw string, needPort bool) error {
+	// The URL itself is the caller's input, echoed back to the caller only.
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("%w: %q does not parse: %v", ErrInvalidSource, raw, err)
+		return fmt.Errorf("%w: %q does not parse", ErrInvalidSource, raw)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%w: %q must be an http:// or https:// URL", ErrInvalidSource, raw)
-	}
-	if u.Host == "" {
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%w: %q must be http://host:port or https://host:port", ErrInvalidSource, raw)
+	case u.Opaque != "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#"):
+		return fmt.Errorf("%w: %q must be scheme://host:port only (no userinfo, query or fragment)", ErrInvalidSource, raw)
+	case u.Path != "" || u.RawPath != "":
+		return fmt.Errorf("%w: %q must be scheme://host:port only (no path; the artifact path is added by the sled)", ErrInvalidSource, raw)
+	case u.Hostname() == "":
 		return fmt.Errorf("%w: %q has no host", ErrInvalidSource, raw)
+	case u.Port() == "" && needPort:
+		return fmt.Errorf("%w: %q needs an explicit port", ErrInvalidSource, raw)
+	case u.Port() == "":
+		return nil
+	}
+	if p, err := strconv.Atoi(u.Port()); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%w: %q has no valid port", ErrInvalidSource, raw)
 	}
 	return nil
 }
@@ -138,6 +179,7 @@ var errStalled = errors.New("copy stalled")
 
 func (s *Sled) runCopy(j *copyJob, d store.Digest, baseURL string) {
 	defer s.wg.Done()
+	defer s.copies.writes.Release()
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
 	err := s.copy(ctx, cancel, j, d, baseURL)

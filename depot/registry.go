@@ -42,7 +42,7 @@ func validateSled(r SledRecord) error {
 	if r.ID == "" || r.ID == LocalSledID || strings.ContainsAny(r.ID, "/ ") {
 		return fmt.Errorf("%w: sled id %q must be non-empty, without / or spaces, and not %q", ErrInvalidSled, r.ID, LocalSledID)
 	}
-	if err := validateSource(r.ControlURL); err != nil {
+	if err := validateBaseURL(r.ControlURL, false); err != nil {
 		return fmt.Errorf("%w: control_url: %w", ErrInvalidSled, err)
 	}
 	if r.DepotURL != "" {

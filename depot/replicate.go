@@ -469,9 +469,13 @@ func (r *Replicator) collect(ctx context.Context, w Wanted, members []member, ac
 				r.sledError(m.rec, fmt.Errorf("status: %w", err))
 				return
 			}
-			inv.DepotURL, inv.Mirrors = info.DepotURL, info.Mirrors
-			if m.rec.DepotURL != "" {
-				inv.DepotURL = m.rec.DepotURL
+			// The depot URL comes from the registry, never from what the
+			// sled says about itself: a sled that lies would point its
+			// peers' copies anywhere. Without one it is no copy source.
+			// The local sled's is this daemon's own setting.
+			inv.DepotURL, inv.Mirrors = m.rec.DepotURL, info.Mirrors
+			if m.rec.ID == LocalSledID {
+				inv.DepotURL = info.DepotURL
 			}
 			if w.Generation > 0 {
 				if err := call(OpPutConfig, func(ctx context.Context) error {
@@ -649,9 +653,7 @@ func (r *Replicator) sledSeen(rec SledRecord, inv SledInventory, w Wanted) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.sledState(rec)
-	if rec.DepotURL == "" {
-		s.DepotURL = inv.DepotURL
-	}
+	s.DepotURL = inv.DepotURL
 	s.Mirrors, s.LastInventory = inv.Mirrors, time.Now().UTC()
 	n := 0
 	for d := range w.Artifacts {

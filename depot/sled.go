@@ -51,6 +51,10 @@ type SledOptions struct {
 	// CopyHistory is how many finished copy jobs are kept for GET /copies;
 	// 0 = 1024.
 	CopyHistory int
+	// WriteSlots, if set, is shared with the other writers of the store:
+	// each copy job holds one slot while it runs, and a copy that finds
+	// none free is refused with ErrServerBusy.
+	WriteSlots *WriteSlots
 	// HoldReconciler keeps the reconciler from running until
 	// StartReconciler: a coordinator first restores the local config from
 	// its catalog, so its own staged copies are not deleted at start-up.
@@ -105,6 +109,7 @@ func NewSled(ctx context.Context, opts SledOptions) (*Sled, error) {
 		max:     opts.MaxConcurrentCopies,
 		stall:   opts.CopyStallTimeout,
 		history: opts.CopyHistory,
+		writes:  opts.WriteSlots,
 		running: make(map[store.Digest]*copyJob),
 	}
 	cfg, ok, err := loadLedger(ctx, s.st, healthyMirrors(s.st), s.log)
