@@ -50,7 +50,7 @@ func (s *Server) getArtifact(c echo.Context) error {
 	h := c.Response().Header()
 	h.Set("ETag", `"`+d.String()+`"`)
 	h.Set(echo.HeaderContentType, "application/octet-stream")
-	http.ServeContent(sendfileWriter{c.Response()}, c.Request(), "", time.Time{}, blob.File)
+	http.ServeContent(sendfileWriter{Response: c.Response(), stall: s.cfg.DownloadStallTimeout}, c.Request(), "", time.Time{}, blob.File)
 	return nil
 }
 
@@ -239,11 +239,15 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 // and the stall deadline.
 func (s *Server) newBodyReader(c echo.Context) *bodyReader {
 	flag, _ := c.Get(ctxLimitFlag).(string)
+	stall := s.cfg.BodyStallTimeout
+	if c.Get(ctxRateChecked) != nil {
+		stall = 0 // the body-rate check owns the read deadline
+	}
 	return &bodyReader{
 		r:     c.Request().Body,
 		flag:  flag,
 		rc:    http.NewResponseController(c.Response().Writer),
-		stall: s.cfg.BodyStallTimeout,
+		stall: stall,
 	}
 }
 
@@ -259,6 +263,10 @@ func (b *bodyReader) explain(putErr error) error {
 		return api.WithMessage(
 			fmt.Errorf("%w: body over %d bytes (store: %v)", api.ErrTooLarge, mbe.Limit, putErr),
 			fmt.Sprintf("the body exceeds this route's limit of %d bytes%s; nothing was stored", mbe.Limit, flagNote(b.flag)))
+	case errors.Is(b.err, errBodyTooSlow):
+		return api.WithMessage(
+			fmt.Errorf("%w: %w after %d bytes (store: %v)", api.ErrBodyTimeout, b.err, b.n, putErr),
+			"the body arrived slower than this daemon's minimum rate (--min-body-rate); nothing was stored: retry the upload")
 	case errors.Is(b.err, os.ErrDeadlineExceeded):
 		return api.WithMessage(
 			fmt.Errorf("%w: no body bytes for %s after %d bytes (store: %v)", api.ErrBodyTimeout, b.stall, b.n, putErr),
@@ -274,7 +282,13 @@ func (b *bodyReader) explain(putErr error) error {
 // uses sendfile for an *os.File) through echo's Response, which does not
 // implement io.ReaderFrom, while echo still records the status and size for
 // the request log.
-type sendfileWriter struct{ *echo.Response }
+//
+// With stall > 0 it writes in chunks of downloadChunk, each under a write
+// deadline stall from its start (see downloadChunk).
+type sendfileWriter struct {
+	*echo.Response
+	stall time.Duration
+}
 
 func (w sendfileWriter) ReadFrom(r io.Reader) (int64, error) {
 	if !w.Committed {
@@ -284,9 +298,36 @@ func (w sendfileWriter) ReadFrom(r io.Reader) (int64, error) {
 	if !ok {
 		return io.Copy(onlyWriter{w.Response}, r)
 	}
-	n, err := rf.ReadFrom(r)
-	w.Size += n
-	return n, err
+	if w.stall <= 0 {
+		n, err := rf.ReadFrom(r)
+		w.Size += n
+		return n, err
+	}
+	rc := http.NewResponseController(w.Writer)
+	defer rc.SetWriteDeadline(time.Time{})
+	// ServeContent hands an *io.LimitedReader over the file; chunks are
+	// cut from it at one level, so sendfile still sees the *os.File.
+	lr, limited := r.(*io.LimitedReader)
+	var total int64
+	for {
+		chunk := io.LimitReader(r, downloadChunk)
+		if limited {
+			if lr.N <= 0 {
+				return total, nil
+			}
+			chunk = &io.LimitedReader{R: lr.R, N: min(lr.N, downloadChunk)}
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(w.stall))
+		n, err := rf.ReadFrom(chunk)
+		if limited {
+			lr.N -= n
+		}
+		total += n
+		w.Size += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
 }
 
 // onlyWriter hides ReadFrom so io.Copy does not recurse into it.

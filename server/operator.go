@@ -14,14 +14,14 @@ import (
 	"depot/server/api"
 )
 
-// operatorRoutes mounts the operator API (DESIGN.md §3). The routes exist
-// on every daemon; without the coordinator role each answers 404
+// operatorRoutes mounts the operator API (DESIGN.md §3) on the operator
+// listener. Without the coordinator role each route answers 404
 // NOT_COORDINATOR.
 func (s *Server) operatorRoutes(e *echo.Echo) {
 	const repos = "/v1/system/update/repositories"
 	const roots = "/v1/system/update/trust-roots"
 	co := s.requireCoordinator
-	e.PUT(repos, s.uploadRepo, co, s.limitBody(s.cfg.MaxRepoSize, "--max-repo-size"))
+	e.PUT(repos, s.uploadRepo, co, s.limitBody(s.cfg.MaxRepoSize, "--max-repo-size"), s.writeSlot)
 	e.GET(repos, s.listRepos, co)
 	e.GET(repos+"/:system_version", s.getRepo, co)
 	e.DELETE(repos+"/:system_version", s.deleteRepo, co)

@@ -22,6 +22,9 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrMethodNotAllowed: the path exists, the method does not.
 	ErrMethodNotAllowed = errors.New("method not allowed")
+	// ErrForbidden: the caller is known (a verified client certificate)
+	// but lacks the role the route needs.
+	ErrForbidden = errors.New("forbidden")
 	// ErrInternal: anything the table does not map. Its text never
 	// reaches the client.
 	ErrInternal = errors.New("internal error")
@@ -77,6 +80,8 @@ const (
 	CodeTrustRootInvalid    = "TRUST_ROOT_INVALID"
 	CodeInvalidSled         = "INVALID_SLED"
 	CodeNotCoordinator      = "NOT_COORDINATOR"
+	CodeForbidden           = "FORBIDDEN"
+	CodeServerBusy          = "SERVER_BUSY"
 )
 
 func isMaxBytes(err error) bool {
@@ -137,6 +142,8 @@ var entries = []Entry{
 		Message: "this sled has never received an artifact config (it is unmanaged)"},
 	{Code: CodeNotCoordinator, Status: http.StatusNotFound, Err: depot.ErrNotCoordinator,
 		Message: "this daemon runs with --coordinator=false: the operator API is served by the rack's coordinator"},
+	{Code: CodeForbidden, Status: http.StatusForbidden, Err: ErrForbidden,
+		Message: "this route needs a client certificate with another role"},
 	{Code: CodeMethodNotAllowed, Status: http.StatusMethodNotAllowed, Err: ErrMethodNotAllowed,
 		Message: "this method is not allowed on this path; the Allow header lists the ones that are"},
 	{Code: CodeBodyTimeout, Status: http.StatusRequestTimeout, Err: ErrBodyTimeout,
@@ -150,6 +157,9 @@ var entries = []Entry{
 	{Code: CodeTooManyCopies, Status: http.StatusTooManyRequests, Err: depot.ErrTooManyCopies, Public: true,
 		RetryAfter: depot.RetryAfter,
 		Message:    "the sled runs as many copies as it allows; retry after Retry-After seconds"},
+	{Code: CodeServerBusy, Status: http.StatusServiceUnavailable, Err: depot.ErrServerBusy,
+		RetryAfter: depot.RetryAfter,
+		Message:    "every write slot of this daemon is taken (--max-concurrent-writes); retry after Retry-After seconds"},
 	{Code: CodeNoMirrors, Status: http.StatusServiceUnavailable, Err: store.ErrNoMirrors,
 		Message: "no mirror on this sled can serve the request; see GET /status"},
 	{Code: CodeShuttingDown, Status: http.StatusServiceUnavailable, Err: store.ErrClosed,

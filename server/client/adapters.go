@@ -12,29 +12,78 @@ import (
 	"depot/store"
 )
 
-// defaultHTTP is the *http.Client of a zero Peer, shared so that its
-// connections are reused.
+// defaultHTTP is the *http.Client of a zero Peer and of NewSledClient
+// without one, shared so that its connections are reused.
 var defaultHTTP = sync.OnceValue(DefaultHTTPClient)
 
 // Peer implements depot.Peer over HTTP: a sled's copy-from-depot jobs fetch
-// through it from other sleds' repo-depot APIs. HTTP nil means a shared
-// DefaultHTTPClient (connect timeout, no overall timeout). Peer sets no
-// stall timeout of its own: the sled's copy job has a stall watchdog. The
-// zero value is ready to use and safe for concurrent use.
-type Peer struct{ HTTP *http.Client }
+// through it from other sleds' repo-depot APIs. Make it with NewPeer, which
+// enforces a SourcePolicy; the zero value (HTTP nil: a shared
+// DefaultHTTPClient, Policy nil: any source, any length) is for tests and
+// trusted set-ups. Either way redirects are not followed and errors carry
+// nothing the source sent. Peer sets no stall timeout of its own: the
+// sled's copy job has a stall watchdog. Safe for concurrent use.
+type Peer struct {
+	HTTP   *http.Client
+	Policy *SourcePolicy
+}
 
 var _ depot.Peer = Peer{}
 
 // Fetch GETs {baseURL}/artifact/sha256/{hex} and returns the body and its
-// Content-Length (-1 if absent). The caller closes body. A peer that does
-// not hold d answers 404, which unwraps to store.ErrNotFound.
+// Content-Length. The caller closes body. A source that does not hold d
+// answers 404 NOT_FOUND, which unwraps to store.ErrNotFound. With a
+// Policy, the source must be allowed and declare a Content-Length within
+// the limit; the body then ends at that length whatever the source sends.
 func (p Peer) Fetch(ctx context.Context, baseURL string, d store.Digest) (io.ReadCloser, int64, error) {
+	if err := p.CheckSource(baseURL); err != nil {
+		return nil, 0, err
+	}
+	rc, size, err := p.client(baseURL).GetArtifact(ctx, d)
+	if err != nil {
+		return nil, 0, sourceError(err)
+	}
+	if err := p.checkLength(size); err != nil {
+		rc.Close()
+		return nil, 0, err
+	}
+	return sourceBody{rc}, size, nil
+}
+
+// Head asks the source for d's length without fetching it, under the same
+// rules as Fetch.
+func (p Peer) Head(ctx context.Context, baseURL string, d store.Digest) (int64, error) {
+	if err := p.CheckSource(baseURL); err != nil {
+		return 0, err
+	}
+	size, err := p.client(baseURL).HeadArtifact(ctx, d)
+	if err != nil {
+		return 0, sourceError(err)
+	}
+	if err := p.checkLength(size); err != nil {
+		return 0, err
+	}
+	return size, nil
+}
+
+func (p Peer) client(baseURL string) *Client {
 	hc := p.HTTP
 	if hc == nil {
 		hc = defaultHTTP()
 	}
-	c := &Client{base: strings.TrimRight(baseURL, "/"), hc: hc}
-	return c.GetArtifact(ctx, d)
+	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc}
+}
+
+// sourceBody keeps a source's failures mid-body (a broken or malformed
+// stream) free of what it sent.
+type sourceBody struct{ io.ReadCloser }
+
+func (b sourceBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = sourceError(err)
+	}
+	return n, err
 }
 
 // sledClient adapts a Client on a sled's control URL to depot.SledClient.

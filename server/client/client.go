@@ -35,7 +35,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -79,18 +78,11 @@ func New(baseURL string, httpClient *http.Client) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), hc: httpClient, StallTimeout: DefaultStallTimeout}
 }
 
-// DefaultHTTPClient returns an http.Client suited to sled traffic: a 5 s
-// connect timeout, no overall timeout (bodies are long), no proxy (sleds
-// talk on the rack network) and no transparent gzip (lengths must be the
-// artifact's).
-func DefaultHTTPClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Proxy = nil
-	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.DisableCompression = true
-	t.MaxIdleConnsPerHost = 16
-	return &http.Client{Transport: t}
-}
+// DefaultHTTPClient returns an http.Client suited to sled traffic:
+// NewHTTPClient(nil) (a 5 s connect timeout, no overall timeout, no proxy,
+// no transparent gzip, no redirects followed, https against the system
+// roots).
+func DefaultHTTPClient() *http.Client { return NewHTTPClient(nil) }
 
 // APIError is an error answer from the server. It unwraps to the sentinel
 // that the server mapped to Code (nil for a code this client does not know).

@@ -193,21 +193,33 @@ func (r *Reloader) ServerConfig(requireClient bool) *tls.Config {
 	}
 }
 
-// ClientConfig returns the tls.Config of outbound calls: the server is
-// verified against CA as it is at handshake time (system roots without a
-// CA), and the client pair is presented when a server asks.
-func (r *Reloader) ClientConfig() *tls.Config {
+// ClientConfig returns the tls.Config of one outbound connection to
+// serverName (the host of the URL, a DNS name or an IP address): the
+// server is verified against CA as it is at handshake time (system roots
+// without a CA), and the client pair is presented when the server asks. A
+// nil Reloader verifies against the system roots and presents nothing.
+func (r *Reloader) ClientConfig(serverName string) *tls.Config {
+	roots := func() *x509.CertPool { return nil }
+	client := func() *tls.Certificate { return nil }
+	if r != nil {
+		roots = func() *x509.CertPool { return r.cur.Load().roots }
+		client = func() *tls.Certificate { return r.cur.Load().clientCert }
+	}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
+		ServerName: serverName,
+		NextProtos: []string{"http/1.1"},
 		// Verification is done in VerifyConnection against the current
-		// roots; a fixed RootCAs could not follow a CA rotation.
+		// roots and serverName; a fixed RootCAs could not follow a CA
+		// rotation, and crypto/tls checks no name for an IP address
+		// given as ServerName.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			return verifyServer(cs, r.cur.Load().roots)
+			return verifyServer(cs, serverName, roots())
 		},
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			if c := r.cur.Load(); c.clientCert != nil {
-				return c.clientCert, nil
+			if c := client(); c != nil {
+				return c, nil
 			}
 			return &tls.Certificate{}, nil // none: the server decides
 		},
@@ -216,13 +228,16 @@ func (r *Reloader) ClientConfig() *tls.Config {
 
 // verifyServer is what crypto/tls does without InsecureSkipVerify, with
 // roots read at handshake time.
-func verifyServer(cs tls.ConnectionState, roots *x509.CertPool) error {
+func verifyServer(cs tls.ConnectionState, serverName string, roots *x509.CertPool) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("the server sent no certificate")
 	}
+	if serverName == "" {
+		return errors.New("no server name to verify the certificate against")
+	}
 	opts := x509.VerifyOptions{
-		Roots:         roots, // nil: the system roots
-		DNSName:       cs.ServerName,
+		Roots:         roots,      // nil: the system roots
+		DNSName:       serverName, // an IP address is checked against the IP SANs
 		Intermediates: x509.NewCertPool(),
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
