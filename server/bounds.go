@@ -45,15 +45,21 @@ func (s *Server) writeSlot(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		br := bufio.NewReaderSize(r.Body, earnBytes)
 		if want > 0 {
-			// An error stays in br and reaches the handler through the
-			// body, which explains it (408, 413, truncated).
-			_, _ = br.Peek(want)
+			if got, err := br.Peek(want); err != nil && !errors.Is(err, io.EOF) {
+				flag, _ := c.Get(ctxLimitFlag).(string)
+				b := &bodyReader{flag: flag, n: int64(len(got)), err: err, stall: s.cfg.BodyStallTimeout}
+				return b.explain(fmt.Errorf("read the first %d bytes of the body: %w", want, err))
+			}
 		}
 		if !s.writes.TryAcquire() {
 			return fmt.Errorf("%w: %d writes are running", depot.ErrServerBusy, s.writes.Cap())
 		}
 		defer s.writes.Release()
+		orig := r.Body
 		r.Body = readCloser{br, r.Body}
+		// net/http drains an unread body only through its own type;
+		// leave it that type once the handler is done.
+		defer func() { r.Body = orig }()
 		return next(c)
 	}
 }
@@ -83,10 +89,15 @@ func (s *Server) bodyRate(next echo.HandlerFunc) echo.HandlerFunc {
 		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 			return next(c)
 		}
+		orig := r.Body
 		r.Body = &rateBody{
 			ReadCloser: r.Body, rc: http.NewResponseController(c.Response().Writer),
-			window: s.cfg.MinBodyRateWindow, need: need,
+			window: s.cfg.MinBodyRateWindow, need: need, stall: s.cfg.BodyStallTimeout,
 		}
+		// net/http decides whether to drain an unread body by its type
+		// (it would otherwise try to read what a refused client never
+		// sends): give it back its own.
+		defer func() { r.Body = orig }()
 		c.Set(ctxRateChecked, true)
 		return next(c)
 	}
@@ -97,10 +108,11 @@ type rateBody struct {
 	io.ReadCloser
 	rc       *http.ResponseController
 	window   time.Duration
-	need     int64     // bytes each window must bring
-	start    time.Time // of the current window; zero before the first read
-	got      int64     // bytes in the current window
-	deadline time.Time // the read deadline set now
+	need     int64         // bytes each window must bring
+	stall    time.Duration // BodyStallTimeout: no byte for this long also cuts; <= 0: off
+	start    time.Time     // of the current window; zero before the first read
+	got      int64         // bytes in the current window
+	deadline time.Time     // the read deadline set now
 	done     bool
 }
 
@@ -118,7 +130,7 @@ func (b *rateBody) Read(p []byte) (int, error) {
 		}
 		b.start, b.got = b.start.Add(b.window), 0
 	}
-	b.arm()
+	b.arm(now)
 	n, err := b.ReadCloser.Read(p)
 	b.got += int64(n)
 	switch {
@@ -129,21 +141,32 @@ func (b *rateBody) Read(p []byte) (int, error) {
 		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{})
 	case errors.Is(err, os.ErrDeadlineExceeded):
+		if b.stall > 0 && time.Since(now) >= b.stall {
+			break // stalled: the body reader explains a deadline
+		}
 		err = fmt.Errorf("%w: %d bytes in %s, want at least %d", errBodyTooSlow, b.got, b.window, b.need)
-	case err == nil && b.got >= b.need:
-		b.arm()
+	case err == nil && b.got >= b.need && b.got-int64(n) < b.need:
+		b.arm(time.Now()) // the window is paid for: move to its successor's end
 	}
 	return n, err
 }
 
 // arm sets the read deadline: the end of this window while it still
-// lacks bytes, else the end of the next one.
-func (b *rateBody) arm() {
+// lacks bytes, else the end of the next one; and no later than stall from
+// now. Only a deadline that moves earlier, or a stall deadline a quarter
+// used, costs a system call: fast bodies do not pay one per read.
+func (b *rateBody) arm(now time.Time) {
 	d := b.start.Add(b.window)
 	if b.got >= b.need {
 		d = d.Add(b.window)
 	}
-	if !d.Equal(b.deadline) {
+	if b.stall > 0 {
+		if s := now.Add(b.stall); s.Before(d) {
+			d = s
+		}
+	}
+	if b.deadline.IsZero() || d.Before(b.deadline) || (b.deadline.Sub(now) < b.stall*3/4 && d.After(b.deadline)) ||
+		(b.stall <= 0 && d.After(b.deadline)) {
 		b.deadline = d
 		_ = b.rc.SetReadDeadline(d) // ErrNotSupported off a real conn: no check
 	}

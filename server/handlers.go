@@ -205,13 +205,16 @@ type bodyReader struct {
 	flag  string // the flag that sets the route's body limit, for messages
 	rc    *http.ResponseController
 	stall time.Duration // <= 0: no deadline
-	next  time.Time     // the read deadline currently set
-	n     int64         // bytes read
-	err   error         // first error other than io.EOF
+	// external: another reader below sets the deadlines (bodyRate);
+	// stall is then only for messages.
+	external bool
+	next     time.Time // the read deadline currently set
+	n        int64     // bytes read
+	err      error     // first error other than io.EOF
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
-	if b.stall > 0 {
+	if b.stall > 0 && !b.external {
 		// Re-arm only when a quarter of the window is used up, so a fast
 		// upload does not pay for a deadline update on every read.
 		if now := time.Now(); b.next.Sub(now) < b.stall*3/4 {
@@ -221,7 +224,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
-	if err == io.EOF && b.stall > 0 {
+	if err == io.EOF && b.stall > 0 && !b.external {
 		// The connection outlives the body (keep-alive, and net/http's
 		// background read that notices a client hanging up), so clear the
 		// deadline. After an error it stays: net/http may still try to
@@ -239,15 +242,13 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 // and the stall deadline.
 func (s *Server) newBodyReader(c echo.Context) *bodyReader {
 	flag, _ := c.Get(ctxLimitFlag).(string)
-	stall := s.cfg.BodyStallTimeout
-	if c.Get(ctxRateChecked) != nil {
-		stall = 0 // the body-rate check owns the read deadline
-	}
 	return &bodyReader{
 		r:     c.Request().Body,
 		flag:  flag,
 		rc:    http.NewResponseController(c.Response().Writer),
-		stall: stall,
+		stall: s.cfg.BodyStallTimeout,
+		// The body-rate check, if on, owns the read deadline.
+		external: c.Get(ctxRateChecked) != nil,
 	}
 }
 

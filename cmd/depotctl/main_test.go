@@ -29,8 +29,8 @@ import (
 // daemon is an in-process depotd (sled + coordinator + replicator) on
 // loopback listeners.
 type daemon struct {
-	url, depotURL string
-	mirrors       []string
+	url, depotURL, operatorURL string
+	mirrors                    []string
 	logs          *servertest.Buffer
 }
 
@@ -65,8 +65,9 @@ func startDaemon(t testing.TB) *daemon {
 	if err != nil {
 		t.Fatalf("new coordinator: %v", err)
 	}
-	sledLn, depotLn := listen(t), listen(t)
+	sledLn, depotLn, opLn := listen(t), listen(t), listen(t)
 	d.url, d.depotURL = "http://"+sledLn.Addr().String(), "http://"+depotLn.Addr().String()
+	d.operatorURL = "http://" + opLn.Addr().String()
 	rep := depot.NewReplicator(coord, depot.ReplicationOptions{
 		Local:      depot.LocalSled{Sled: sled, DepotURL: d.depotURL},
 		LocalStore: st,
@@ -85,7 +86,7 @@ func startDaemon(t testing.TB) *daemon {
 	wg.Add(2)
 	go func() { defer wg.Done(); rep.Run(ctx) }()
 	served := make(chan error, 1)
-	go func() { defer wg.Done(); served <- srv.Serve(ctx, sledLn, depotLn) }()
+	go func() { defer wg.Done(); served <- srv.Serve(ctx, sledLn, depotLn, opLn) }()
 	t.Cleanup(func() {
 		cancel()
 		done := make(chan struct{})
@@ -136,6 +137,7 @@ func ctlIn(t testing.TB, d *daemon, stdin io.Reader, args ...string) result {
 	env := map[string]string{}
 	if d != nil {
 		env["DEPOT_URL"] = d.url
+		env["DEPOT_OPERATOR_URL"] = d.operatorURL
 	}
 	if stdin == nil {
 		stdin = strings.NewReader("")
@@ -513,7 +515,7 @@ func TestDaemonDown(t *testing.T) {
 	url := "http://" + ln.Addr().String()
 	ln.Close() // nothing listens there now
 	for _, args := range [][]string{{"status"}, {"repos", "ls"}, {"artifacts", "get", strings.Repeat("a", 64), "-o", "-"}} {
-		r := ctl(t, nil, append([]string{"--url", url}, args...)...)
+		r := ctl(t, nil, append([]string{"--url", url, "--operator-url", url}, args...)...)
 		want := "depotctl: cannot reach depotd at " + url + ": connection refused"
 		if r.code != 1 || !strings.Contains(r.stderr, want) {
 			t.Errorf("%v: exit %d, stderr %q; want 1 and %q", args, r.code, r.stderr, want)

@@ -14,7 +14,7 @@ func (a *app) sledsCmd() *cobra.Command {
 		Short: "List the coordinator's sled registry",
 		Args:  exactArgs(0),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			sleds, err := a.client().Sleds(cmd.Context())
+			sleds, err := a.opClient().Sleds(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -31,7 +31,7 @@ func (a *app) sledsCmd() *cobra.Command {
 		Short: "Add (or update) a sled",
 		Args:  exactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			rec, err := a.client().PutSled(cmd.Context(), depot.SledRecord{
+			rec, err := a.opClient().PutSled(cmd.Context(), depot.SledRecord{
 				ID: args[0], ControlURL: control, DepotURL: depotURL, State: depot.SledInService,
 			})
 			if err != nil {
@@ -49,7 +49,7 @@ func (a *app) sledsCmd() *cobra.Command {
 		Short: "Expunge a sled: it is no longer counted or contacted, and its id cannot return",
 		Args:  exactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			rec, err := a.client().ExpungeSled(cmd.Context(), args[0])
+			rec, err := a.opClient().ExpungeSled(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -1,7 +1,9 @@
 // Command depotd is a sled's artifact depot: it keeps SHA-256-addressed
-// artifacts on mirrored directories and serves the sled API (--listen) and
-// the read-only repo-depot API (--depot-listen). This file is wiring only:
-// flags, logging, the store, the server, signals.
+// artifacts on mirrored directories and serves the sled API (--listen),
+// the read-only repo-depot API (--depot-listen) and, on a coordinator, the
+// operator API (--operator-listen). This file is wiring only: flags,
+// logging, the store, the server, signals; listeners.go opens the
+// listeners.
 package main
 
 import (
@@ -11,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -41,6 +42,7 @@ type options struct {
 	mirrors           stringList
 	listen            string
 	depotListen       string
+	operatorListen    string
 	advertiseDepotURL string
 	maxArtifactSize   byteSize
 	maxRepoSize       byteSize
@@ -62,6 +64,8 @@ type options struct {
 	copyStallTimeout    time.Duration
 	scrubInterval       time.Duration
 	scrubRate           byteSize
+
+	net netOptions // listeners.go
 }
 
 // run is main without the exit, so its status is testable. It returns 0
@@ -75,9 +79,10 @@ func run(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.data, "data", "./depot-data", "data `directory`; the mirrors are <data>/m2a and <data>/m2b unless --mirror is given, the catalog is <data>/catalog.db")
 	fs.Var(&o.mirrors, "mirror", "mirror `directory`, repeatable; replaces the two mirrors under --data (default <data>/m2a, <data>/m2b)")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:12345", "`address` of the sled API (and of the operator API on a coordinator)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:12345", "`address` of the sled API")
 	fs.StringVar(&o.depotListen, "depot-listen", "127.0.0.1:12348", "`address` of the read-only repo-depot API that peers copy from")
-	fs.StringVar(&o.advertiseDepotURL, "advertise-depot-url", "", "`URL` peers use to reach the repo-depot API (default http://<the bound --depot-listen address>)")
+	fs.StringVar(&o.operatorListen, "operator-listen", "127.0.0.1:12346", "`address` of the operator API (coordinator role only)")
+	fs.StringVar(&o.advertiseDepotURL, "advertise-depot-url", "", "`URL` peers use to reach the repo-depot API (default http(s)://<the bound --depot-listen address>)")
 	fs.Var(&o.maxArtifactSize, "max-artifact-size", "largest artifact accepted: a `size` in bytes or with a unit (512MiB, 4GiB)")
 	fs.Var(&o.maxRepoSize, "max-repo-size", "largest repository archive accepted, and largest total its entries may expand to (`size`)")
 	fs.IntVar(&o.maxArchiveEntries, "max-archive-entries", tuf.DefaultMaxEntries, "most entries a repository archive may hold")
@@ -96,6 +101,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.copyStallTimeout, "copy-stall-timeout", time.Minute, "a copy that receives no bytes for this long fails")
 	fs.DurationVar(&o.scrubInterval, "scrub-interval", 24*time.Hour, "time between background scrubs that re-hash every artifact (0: only on POST /scrub)")
 	fs.Var(&o.scrubRate, "scrub-rate", "scrub read rate in bytes per second (`size`)")
+	o.net.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: depotd [flags]\n\nServes a sled's artifact depot and, unless --coordinator=false, the coordinator role.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -165,9 +171,18 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 		}
 	}()
 
-	hc := client.DefaultHTTPClient()
+	tlsr, err := o.net.reloader(ctx, log)
+	if err != nil {
+		return err
+	}
+	hc := client.NewHTTPClient(tlsr)
+	policy, err := client.NewSourcePolicy(o.net.copySourceAllow, tlsr.HasCA(), int64(o.maxArtifactSize))
+	if err != nil {
+		return err
+	}
+	writes := depot.NewWriteSlots(o.net.maxConcurrentWrites)
 	sled, err := depot.NewSled(ctx, depot.SledOptions{
-		Store: st, Peer: client.Peer{HTTP: hc}, Logger: log,
+		Store: st, Peer: client.NewPeer(policy, tlsr), Logger: log, WriteSlots: writes,
 		MaxConcurrentCopies: o.maxConcurrentCopies, CopyStallTimeout: o.copyStallTimeout,
 		// A coordinator restores the local config from its catalog before
 		// the reconciler may delete anything.
@@ -179,18 +194,13 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 	// Runs after the server has drained: cancels copies still running.
 	defer sled.Close()
 
-	sledLn, err := net.Listen("tcp", o.listen)
+	lns, err := openListeners(o, tlsr, log)
 	if err != nil {
-		return fmt.Errorf("--listen: %w", err)
-	}
-	depotLn, err := net.Listen("tcp", o.depotListen)
-	if err != nil {
-		sledLn.Close()
-		return fmt.Errorf("--depot-listen: %w", err)
+		return err
 	}
 	depotURL := o.advertiseDepotURL
 	if depotURL == "" {
-		depotURL = "http://" + depotLn.Addr().String()
+		depotURL = lns.depotURL()
 	}
 
 	// Metrics exist before the coordinator, whose first activation may
@@ -205,8 +215,7 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 			mx.ObserveActivation(a.Finished.Sub(a.Started))
 		})
 		if err != nil {
-			sledLn.Close()
-			depotLn.Close()
+			lns.close()
 			return err
 		}
 		defer stopCoord()
@@ -223,11 +232,18 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 		MaxRepoSize:     int64(o.maxRepoSize),
 		ShutdownTimeout: o.shutdownTimeout,
 		DepotURL:        depotURL,
+
+		RequireCoordinatorRole: tlsr.RequiresClientCerts(),
+		WriteSlots:             writes,
+		MinBodyRate:            o.net.minBodyRate(),
+		MinBodyRateWindow:      o.net.minBodyRateWindow,
+		DownloadStallTimeout:   o.net.downloadStallTimeout,
 	})
 	// Tests parse this line for the ports when listening on port 0.
-	log.Info("listening", "sled", sledLn.Addr().String(), "depot", depotLn.Addr().String(),
+	log.Info("listening", "sled", lns.sled.Addr().String(), "depot", lns.depot.Addr().String(),
+		"operator", lns.operatorAddr(), "tls", tlsr.ServesTLS(), "mtls", tlsr.RequiresClientCerts(),
 		"mirrors", strings.Join(mirrors, ","), "coordinator", o.coordinator, "version", version)
-	err = srv.Serve(ctx, sledLn, depotLn)
+	err = srv.Serve(ctx, lns.sled, lns.depot, lns.operator)
 	log.Info("stopped", "error", err)
 	return err
 }

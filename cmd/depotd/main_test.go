@@ -55,13 +55,16 @@ type daemon struct {
 	cmd               *exec.Cmd
 	sledURL, depotURL string
 	sled, depot       *client.Client
+	// opURL and op reach the operator API (a coordinator only).
+	opURL string
+	op    *client.Client
 	log               *servertest.Buffer
 	exited            chan struct{} // closed when the process is reaped
 	exitErr           error         // valid once exited is closed
 	mirrors           []string
 }
 
-var listeningLine = regexp.MustCompile(`msg=listening sled=(\S+) depot=(\S+)`)
+var listeningLine = regexp.MustCompile(`msg=listening sled=(\S+) depot=(\S+) operator=(\S+)`)
 
 // startDaemon runs depotd on --data dir with ports chosen by the kernel and
 // waits (bounded) for its "listening" line. Cleanup kills it if the test
@@ -78,7 +81,7 @@ func startDaemonEnv(t testing.TB, dir string, env []string, extra ...string) *da
 	deadline := time.After(15 * time.Second)
 	for {
 		if m := listeningLine.FindStringSubmatch(d.log.String()); m != nil {
-			d.sledURL, d.depotURL = "http://"+m[1], "http://"+m[2]
+			d.sledURL, d.depotURL, d.opURL = "http://"+m[1], "http://"+m[2], "http://"+m[3]
 			break
 		}
 		select {
@@ -91,6 +94,7 @@ func startDaemonEnv(t testing.TB, dir string, env []string, extra ...string) *da
 	}
 	d.sled = client.New(d.sledURL, nil)
 	d.depot = client.New(d.depotURL, nil)
+	d.op = client.New(d.opURL, nil)
 	d.mirrors = []string{filepath.Join(dir, "m2a"), filepath.Join(dir, "m2b")}
 	return d
 }
@@ -104,7 +108,7 @@ func launch(t testing.TB, dir string, extra ...string) *daemon {
 // launchEnv is launch with extra environment variables.
 func launchEnv(t testing.TB, dir string, env []string, extra ...string) *daemon {
 	t.Helper()
-	args := append([]string{"--data", dir, "--listen", "127.0.0.1:0", "--depot-listen", "127.0.0.1:0"}, extra...)
+	args := append([]string{"--data", dir, "--listen", "127.0.0.1:0", "--depot-listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0"}, extra...)
 	d := &daemon{cmd: exec.Command(depotdBin, args...), log: &servertest.Buffer{}, exited: make(chan struct{})}
 	// A race-enabled daemon exits at once (not after the default 1 s) and
 	// fails loudly on the first race.

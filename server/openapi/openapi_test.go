@@ -150,7 +150,7 @@ func TestErrorCodes_Contract(t *testing.T) {
 		"INSUFFICIENT_STORAGE", "INTERNAL", "NO_CONFIG", "CONFIG_GENERATION", "GENERATION",
 		"NOT_IN_CONFIG", "ARTIFACT_IN_CONFIG", "TOO_MANY_COPIES", "INVALID_DEPOT_URL",
 		"REPOSITORY_INVALID", "REPOSITORY_CONFLICT", "TRUST_ROOT_INVALID", "INVALID_SLED",
-		"NOT_COORDINATOR",
+		"NOT_COORDINATOR", "FORBIDDEN", "SERVER_BUSY",
 	}
 	if !slices.Equal(codes, want) {
 		t.Errorf("ErrorCodes() = %v\nwant %v", codes, want)

@@ -13,7 +13,7 @@ verified set:
 
 	r, err := transport.NewReloader(transport.Files{Cert: "sled.crt", Key: "sled.key", ClientCA: "ca.crt", CA: "ca.crt"}, log)
 	go r.Watch(ctx, time.Second)              // re-read on change; r.Reload() on SIGHUP
-	srv.TLSConfig = r.ServerConfig(true)      // mTLS: a client certificate of ClientCA is required
+	ln = tls.NewListener(ln, r.ServerConfig(tls.RequireAndVerifyClientCert)) // mTLS
 	tc := tls.Client(conn, r.ClientConfig(host)) // outbound: verify host against CA, present the client pair
 
 Connections already open keep the certificate they were made with; new

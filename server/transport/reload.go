@@ -65,8 +65,9 @@ type content struct {
 	clientCert *tls.Certificate
 	clientCAs  *x509.CertPool
 	roots      *x509.CertPool
-	// server and mtls are the configs handed to new handshakes.
-	server, mtls *tls.Config
+	// byAuth are the configs handed to new handshakes, by how client
+	// certificates are treated; nil without a serving certificate.
+	byAuth map[tls.ClientAuthType]*tls.Config
 }
 
 // Reloader serves the newest good set of Files. Safe for concurrent use.
@@ -174,21 +175,24 @@ func (r *Reloader) NotAfter() time.Time {
 	return time.Time{}
 }
 
-// ServerConfig returns the tls.Config of a listener. With requireClient
-// and a ClientCA, a client certificate verified against ClientCA is
-// required in the handshake; otherwise none is asked for. Every handshake
-// gets the set current at that moment (GetConfigForClient), so rotation
-// needs no restart and open connections are untouched.
-func (r *Reloader) ServerConfig(requireClient bool) *tls.Config {
+// ServerConfig returns the tls.Config of a listener. auth says what is
+// done with client certificates when a ClientCA is configured:
+// tls.RequireAndVerifyClientCert (mTLS: no certificate of the CA, no
+// handshake), tls.VerifyClientCertIfGiven (one that is given must verify),
+// or tls.NoClientCert; without a ClientCA none is asked for. Every
+// handshake gets the set current at that moment (GetConfigForClient), so
+// rotation needs no restart and open connections are untouched. Call it
+// only when ServesTLS.
+func (r *Reloader) ServerConfig(auth tls.ClientAuthType) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		NextProtos: []string{"h2", "http/1.1"},
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			c := r.cur.Load()
-			if requireClient && c.mtls != nil {
-				return c.mtls, nil
+			if cfg := c.byAuth[auth]; cfg != nil {
+				return cfg, nil
 			}
-			return c.server, nil
+			return c.byAuth[tls.NoClientCert], nil
 		},
 	}
 }
@@ -292,15 +296,18 @@ func load(f Files) (*content, error) {
 		}
 	}
 	if c.cert != nil {
-		c.server = &tls.Config{
+		base := &tls.Config{
 			MinVersion:   tls.VersionTLS13,
 			NextProtos:   []string{"h2", "http/1.1"},
 			Certificates: []tls.Certificate{*c.cert},
 		}
+		c.byAuth = map[tls.ClientAuthType]*tls.Config{tls.NoClientCert: base}
 		if c.clientCAs != nil {
-			c.mtls = c.server.Clone()
-			c.mtls.ClientAuth = tls.RequireAndVerifyClientCert
-			c.mtls.ClientCAs = c.clientCAs
+			for _, auth := range []tls.ClientAuthType{tls.RequireAndVerifyClientCert, tls.VerifyClientCertIfGiven} {
+				cfg := base.Clone()
+				cfg.ClientAuth, cfg.ClientCAs = auth, c.clientCAs
+				c.byAuth[auth] = cfg
+			}
 		}
 	}
 	return c, nil
