@@ -31,7 +31,7 @@ import (
 type daemon struct {
 	url, depotURL, operatorURL string
 	mirrors                    []string
-	logs          *servertest.Buffer
+	logs                       *servertest.Buffer
 }
 
 // startDaemon starts a daemon over two fresh mirrors; the replicator

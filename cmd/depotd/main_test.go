@@ -56,12 +56,12 @@ type daemon struct {
 	sledURL, depotURL string
 	sled, depot       *client.Client
 	// opURL and op reach the operator API (a coordinator only).
-	opURL string
-	op    *client.Client
-	log               *servertest.Buffer
-	exited            chan struct{} // closed when the process is reaped
-	exitErr           error         // valid once exited is closed
-	mirrors           []string
+	opURL   string
+	op      *client.Client
+	log     *servertest.Buffer
+	exited  chan struct{} // closed when the process is reaped
+	exitErr error         // valid once exited is closed
+	mirrors []string
 }
 
 var listeningLine = regexp.MustCompile(`msg=listening sled=(\S+) depot=(\S+) operator=(\S+)`)
