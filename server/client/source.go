@@ -246,7 +246,12 @@ func NewHTTPClient(tlsr *transport.Reloader) *http.Client {
 // and redirects are never followed.
 func NewPeer(policy *SourcePolicy, tlsr *transport.Reloader) Peer {
 	dial, dialTLS := policy.dialer(tlsr)
-	return Peer{HTTP: &http.Client{Transport: newTransport(dial, dialTLS), CheckRedirect: noRedirects}, Policy: policy}
+	t := newTransport(dial, dialTLS)
+	// One connection per fetch: a source that sends more than it declared
+	// leaves bytes that net/http would read (and log, verbatim) on an idle
+	// kept-alive connection. A copy is one long transfer; reuse buys little.
+	t.DisableKeepAlives = true
+	return Peer{HTTP: &http.Client{Transport: t, CheckRedirect: noRedirects}, Policy: policy}
 }
 
 var _ depot.SourceChecker = Peer{}
