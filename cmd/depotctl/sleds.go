@@ -41,7 +41,7 @@ func (a *app) sledsCmd() *cobra.Command {
 		}),
 	}
 	add.Flags().StringVar(&control, "control", "", "the sled's sled API base URL (its --listen)")
-	add.Flags().StringVar(&depotURL, "depot", "", "the sled's repo-depot base URL (default: what the sled reports in /status)")
+	add.Flags().StringVar(&depotURL, "depot", "", "the sled's repo-depot base URL, scheme://host:port (without it the sled is never a copy source: a sled's own report is not trusted)")
 	add.MarkFlagRequired("control")
 
 	rm := &cobra.Command{

@@ -92,7 +92,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.catalog, "catalog", "", "coordinator catalog `file` (default <data>/catalog.db)")
 	fs.Var(&o.trustedRoots, "trusted-root", "TUF root.json `file` to trust for uploads, repeatable (also POST /v1/system/update/trust-roots)")
 	fs.BoolVar(&o.allowExpired, "allow-expired", false, "accept repositories whose TUF metadata has expired (every other check still applies)")
-	fs.Var(&o.sleds, "sled", "a sled to replicate to, repeatable: its control `URL`, or control=URL,depot=URL[,id=ID] (also PUT /v1/sleds/{id})")
+	fs.Var(&o.sleds, "sled", "a sled to replicate to, repeatable: control=URL,depot=URL[,id=ID], or only its control `URL` (then it is never a copy source: a sled's depot URL is never taken from the sled itself) (also PUT /v1/sleds/{id})")
 	fs.DurationVar(&o.replicationPeriod, "replication-period", time.Minute, "time between replication activations (one also runs at once after every upload or delete)")
 	fs.IntVar(&o.minSledReplication, "min-sled-replication", 1, "sleds that must hold every artifact before a repository is durable (3 for a rack)")
 	fs.IntVar(&o.maxRequests, "replication-max-requests", depot.DefaultMaxRequests, "most put and copy requests one replication activation sends")
