@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -475,4 +476,29 @@ func rawServer(t testing.TB, serve func(net.Conn)) string {
 		}
 	}()
 	return "http://" + ln.Addr().String()
+}
+
+func TestTLS_SIGHUPReloads(t *testing.T) {
+	certs := rackCerts(t, "server:sled", "next:sled", "coordinator:coordinator")
+	served := t.TempDir()
+	for _, ext := range []string{".crt", ".key"} {
+		copyFile(t, filepath.Join(certs, "server"+ext), filepath.Join(served, "server"+ext))
+	}
+	d := startDaemon(t, t.TempDir(), "--coordinator=false",
+		"--tls-cert", filepath.Join(served, "server.crt"), "--tls-key", filepath.Join(served, "server.key"),
+		"--tls-client-ca", filepath.Join(certs, "ca.crt"), "--tls-reload-interval", "1h")
+	before := serverSerial(t, d.sledURL, certs)
+	for _, ext := range []string{".key", ".crt"} {
+		copyFile(t, filepath.Join(certs, "next"+ext), filepath.Join(served, "server"+ext))
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "new connections see the new certificate after SIGHUP", func() bool {
+		return serverSerial(t, d.sledURL, certs) != before
+	})
+	if !strings.Contains(d.log.String(), "why=SIGHUP") {
+		t.Errorf("reload not logged as SIGHUP:\n%s", d.log)
+	}
+	d.stop(t)
 }
