@@ -231,7 +231,13 @@ type zeroes struct{}
 func (zeroes) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
 func TestTLS_CertificateRotationDuringDownload(t *testing.T) {
+	// 1 GiB as the issue asks; a race-built daemon moves it at a quarter
+	// of the speed, so the race suite downloads 256 MiB (the rotation
+	// still lands in the middle of it).
 	size := int64(1 << 30)
+	if raceEnabled {
+		size = 256 << 20
+	}
 	if testing.Short() {
 		size = 64 << 20
 	}
