@@ -6,15 +6,20 @@
 // # Basics
 //
 // A Client talks to one base URL. The sled API (PutArtifact, GetConfig,
-// CopyFromDepot, Copies, Status, ...) and, on a coordinator, the operator
-// API (UploadRepo, Repos, TrustRoots, Sleds, ReplicationStatus, ...) live
-// on a daemon's --listen port; the repo-depot API (GetArtifact,
-// HeadArtifact) on its --depot-listen port, so a caller that needs both
-// makes two Clients; they may share one *http.Client.
+// CopyFromDepot, Copies, Status, ...) lives on a daemon's --listen port,
+// the operator API of a coordinator (UploadRepo, Repos, TrustRoots, Sleds,
+// ReplicationStatus, ...) on its --operator-listen port, and the
+// repo-depot API (GetArtifact, HeadArtifact) on its --depot-listen port:
+// a caller makes one Client per API; they may share one *http.Client
+// (NewHTTPClient, which speaks TLS with the daemon's certificates).
 //
 // Two adapters serve the depot package: Peer fetches artifacts from a
 // peer's repo-depot API for copy-from-depot jobs (depot.Peer), and
 // NewSledClient drives a sled for the coordinator (depot.SledClient).
+// Peer is the one outbound path of a sled: NewPeer gives it the
+// SourcePolicy that every fetch and HEAD obeys (allowed sources, the
+// largest Content-Length, no redirects), and its errors carry nothing the
+// source sent.
 //
 // # Caveats
 //
