@@ -41,7 +41,7 @@ type CopyCounts struct {
 	Limit     int   `json:"limit"`
 	Succeeded int64 `json:"succeeded"` // since start-up
 	Failed    int64 `json:"failed"`    // since start-up
-	Rejected  int64 `json:"rejected"`  // refused with TOO_MANY_COPIES since start-up
+	Rejected  int64 `json:"rejected"`  // refused with TOO_MANY_COPIES or SERVER_BUSY since start-up
 }
 
 // copyJob is a running or finished job; mu guards job, bytes is live.

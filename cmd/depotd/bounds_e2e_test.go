@@ -159,9 +159,16 @@ func TestBounds_MaxConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 		held = append(held, c)
+		// One answered request proves the server accepted (and counts)
+		// the connection, which then stays open (keep-alive).
+		fmt.Fprintf(c, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("held connection: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
 	}
-	// Give the server time to accept all ten (it counts on accept).
-	time.Sleep(300 * time.Millisecond)
 	extra, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
