@@ -26,7 +26,7 @@ const LocalSledID = "local"
 type SledRecord struct {
 	ID         string    `json:"id"`
 	ControlURL string    `json:"control_url"`
-	DepotURL   string    `json:"depot_url,omitempty"` // empty: discovered from the sled's /status
+	DepotURL   string    `json:"depot_url,omitempty"` // where peers copy from it; empty: never a copy source (a sled's own report is not trusted)
 	State      string    `json:"state"`
 	Added      time.Time `json:"added"`
 }

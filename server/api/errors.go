@@ -127,7 +127,7 @@ var entries = []Entry{
 	{Code: CodeNotInConfig, Status: http.StatusBadRequest, Err: depot.ErrNotInConfig, Public: true,
 		Message: "the sled's artifact config does not list this artifact; nothing was stored"},
 	{Code: CodeInvalidDepotURL, Status: http.StatusBadRequest, Err: depot.ErrInvalidSource, Public: true,
-		Message: "depot_base_url must be an http:// or https:// URL with a host"},
+		Message: "depot_base_url must be scheme://host:port (http or https, nothing else) and an allowed source"},
 	{Code: CodeNotFound, Status: http.StatusNotFound, Err: store.ErrNotFound,
 		Message: "no artifact with this sha256 is stored on this sled"},
 	{Code: CodeNotFound, Status: http.StatusNotFound, Err: depot.ErrCopyNotFound, Public: true,
