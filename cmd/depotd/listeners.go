@@ -159,6 +159,10 @@ func openListeners(o options, tlsr *transport.Reloader, log *slog.Logger) (*list
 			}
 			log.Warn("INSECURE: serving plain HTTP on a non-loopback address (--insecure-plaintext)", "flag", sp.flag, "address", ln.Addr().String(), "api", sp.api)
 		}
+		if l.tls && !tlsr.RequiresClientCerts() && sp.auth == tls.RequireAndVerifyClientCert && !transport.IsLoopback(ln.Addr()) {
+			log.Warn("without --tls-client-ca this listener takes every TLS client, and the sled API's changes need no coordinator certificate",
+				"flag", sp.flag, "address", ln.Addr().String(), "api", sp.api)
+		}
 		ln = transport.LimitListener(ln, o.net.maxConnections)
 		if l.tls {
 			ln = tls.NewListener(ln, tlsr.ServerConfig(sp.auth))
