@@ -25,6 +25,13 @@ type netOptions struct {
 	tlsClientCert, tlsClientKey string
 	tlsReloadInterval           time.Duration
 	insecurePlaintext           bool
+	// The operator listener's own certificate, if it needs one the
+	// people using it trust (their CA rather than the rack's).
+	operatorTLSCert, operatorTLSKey string
+
+	// operatorTLS serves the operator listener: its own certificate, or
+	// the rack's Reloader; set by reloader.
+	operatorTLS *transport.Reloader
 
 	copySourceAllow      stringList
 	maxConcurrentWrites  int
@@ -43,6 +50,8 @@ func (n *netOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&n.tlsCA, "tls-ca", "", "PEM `file` of the CA(s) outbound calls (to sleds, to copy sources) verify servers against (default: the system roots)")
 	fs.StringVar(&n.tlsClientCert, "tls-client-cert", "", "PEM `file` of the certificate presented on outbound calls (default --tls-cert)")
 	fs.StringVar(&n.tlsClientKey, "tls-client-key", "", "PEM `file` of --tls-client-cert's key (default --tls-key)")
+	fs.StringVar(&n.operatorTLSCert, "operator-tls-cert", "", "PEM `file` of the operator listener's own certificate (default --tls-cert); client certificates there are still checked against --tls-client-ca")
+	fs.StringVar(&n.operatorTLSKey, "operator-tls-key", "", "PEM `file` of --operator-tls-cert's key")
 	fs.DurationVar(&n.tlsReloadInterval, "tls-reload-interval", time.Second, "how often the TLS files are re-read (a change is served to new connections; SIGHUP re-reads at once)")
 	fs.BoolVar(&n.insecurePlaintext, "insecure-plaintext", false, "allow plain HTTP on a non-loopback address (warned at every start)")
 	fs.Var(&n.copySourceAllow, "copy-source-allow", "copy-from-depot sources allowed: a CIDR, an IP address or `host:port`, repeatable (default: loopback only); with --tls-ca, https sources whose certificate verifies are allowed too")
@@ -63,20 +72,39 @@ func (n *netOptions) minBodyRate() int64 {
 
 // reloader loads the TLS files (nil, nil when none is given) and keeps
 // them fresh: polled every --tls-reload-interval, and at once on SIGHUP,
-// until ctx ends.
+// until ctx ends. It also sets n.operatorTLS.
 func (n *netOptions) reloader(ctx context.Context, log *slog.Logger) (*transport.Reloader, error) {
+	if (n.operatorTLSCert == "") != (n.operatorTLSKey == "") {
+		return nil, errors.New("TLS: --operator-tls-cert and --operator-tls-key go together")
+	}
 	files := transport.Files{
 		Cert: n.tlsCert, Key: n.tlsKey, ClientCA: n.tlsClientCA, CA: n.tlsCA,
 		ClientCert: n.tlsClientCert, ClientKey: n.tlsClientKey,
 	}
-	if files == (transport.Files{}) {
+	var all []*transport.Reloader
+	var r *transport.Reloader
+	if files != (transport.Files{}) {
+		var err error
+		if r, err = transport.NewReloader(files, log); err != nil {
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+		all = append(all, r)
+	}
+	n.operatorTLS = r
+	if n.operatorTLSCert != "" {
+		op, err := transport.NewReloader(transport.Files{Cert: n.operatorTLSCert, Key: n.operatorTLSKey, ClientCA: n.tlsClientCA}, log.With("listener", "operator"))
+		if err != nil {
+			return nil, fmt.Errorf("TLS (operator listener): %w", err)
+		}
+		n.operatorTLS = op
+		all = append(all, op)
+	}
+	if len(all) == 0 {
 		return nil, nil
 	}
-	r, err := transport.NewReloader(files, log)
-	if err != nil {
-		return nil, fmt.Errorf("TLS: %w", err)
+	for _, x := range all {
+		go x.Watch(ctx, n.tlsReloadInterval)
 	}
-	go r.Watch(ctx, n.tlsReloadInterval)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -86,7 +114,9 @@ func (n *netOptions) reloader(ctx context.Context, log *slog.Logger) (*transport
 			case <-ctx.Done():
 				return
 			case <-hup:
-				r.ReloadAndLog("SIGHUP", nil)
+				for _, x := range all {
+					x.ReloadAndLog("SIGHUP", nil)
+				}
 			}
 		}
 	}()
@@ -94,7 +124,8 @@ func (n *netOptions) reloader(ctx context.Context, log *slog.Logger) (*transport
 }
 
 // listeners are the bound listeners of one daemon; operator is nil
-// without the coordinator role.
+// without the coordinator role. tls tells whether the depot listener
+// speaks it (for its URL).
 type listeners struct {
 	sled, depot, operator net.Listener
 	tls                   bool
@@ -136,14 +167,15 @@ func openListeners(o options, tlsr *transport.Reloader, log *slog.Logger) (*list
 	type spec struct {
 		flag, addr, api string
 		auth            tls.ClientAuthType
+		r               *transport.Reloader
 		dst             *net.Listener
 	}
 	specs := []spec{
-		{"--listen", o.listen, "sled API", tls.RequireAndVerifyClientCert, &l.sled},
-		{"--depot-listen", o.depotListen, "repo-depot API", tls.RequireAndVerifyClientCert, &l.depot},
+		{"--listen", o.listen, "sled API", tls.RequireAndVerifyClientCert, tlsr, &l.sled},
+		{"--depot-listen", o.depotListen, "repo-depot API", tls.RequireAndVerifyClientCert, tlsr, &l.depot},
 	}
 	if o.coordinator {
-		specs = append(specs, spec{"--operator-listen", o.operatorListen, "operator API", tls.VerifyClientCertIfGiven, &l.operator})
+		specs = append(specs, spec{"--operator-listen", o.operatorListen, "operator API", tls.VerifyClientCertIfGiven, o.net.operatorTLS, &l.operator})
 	}
 	for _, sp := range specs {
 		ln, err := net.Listen("tcp", sp.addr)
@@ -151,7 +183,8 @@ func openListeners(o options, tlsr *transport.Reloader, log *slog.Logger) (*list
 			l.close()
 			return nil, fmt.Errorf("%s: %w", sp.flag, err)
 		}
-		if !l.tls && !transport.IsLoopback(ln.Addr()) {
+		serveTLS := sp.r.ServesTLS()
+		if !serveTLS && !transport.IsLoopback(ln.Addr()) {
 			if !o.net.insecurePlaintext {
 				ln.Close()
 				l.close()
@@ -159,13 +192,13 @@ func openListeners(o options, tlsr *transport.Reloader, log *slog.Logger) (*list
 			}
 			log.Warn("INSECURE: serving plain HTTP on a non-loopback address (--insecure-plaintext)", "flag", sp.flag, "address", ln.Addr().String(), "api", sp.api)
 		}
-		if l.tls && !tlsr.RequiresClientCerts() && sp.auth == tls.RequireAndVerifyClientCert && !transport.IsLoopback(ln.Addr()) {
+		if serveTLS && !sp.r.RequiresClientCerts() && sp.auth == tls.RequireAndVerifyClientCert && !transport.IsLoopback(ln.Addr()) {
 			log.Warn("without --tls-client-ca this listener takes every TLS client, and the sled API's changes need no coordinator certificate",
 				"flag", sp.flag, "address", ln.Addr().String(), "api", sp.api)
 		}
 		ln = transport.LimitListener(ln, o.net.maxConnections)
-		if l.tls {
-			ln = tls.NewListener(ln, tlsr.ServerConfig(sp.auth))
+		if serveTLS {
+			ln = tls.NewListener(ln, sp.r.ServerConfig(sp.auth))
 		}
 		*sp.dst = ln
 	}

@@ -512,3 +512,25 @@ func TestTLS_SIGHUPReloads(t *testing.T) {
 	}
 	d.stop(t)
 }
+
+func TestTLS_OperatorListenerOwnCertificate(t *testing.T) {
+	rack := rackCerts(t, "coordinator:coordinator,sled")
+	people := rackCerts(t, "ops:")
+	d := startDaemon(t, t.TempDir(), append(tlsFlags(rack, "coordinator"),
+		"--operator-tls-cert", filepath.Join(people, "ops.crt"), "--operator-tls-key", filepath.Join(people, "ops.key"))...)
+	r, err := transport.NewReloader(transport.Files{CA: filepath.Join(people, "ca.crt")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := client.New(strings.Replace(d.opURL, "http://", "https://", 1), client.NewHTTPClient(r))
+	if _, err := op.Repos(context.Background()); err != nil {
+		t.Fatalf("operator API with the people's CA: %v", err)
+	}
+	// The rack listeners keep the rack certificate.
+	if c, err := tls.Dial("tcp", strings.TrimPrefix(d.sledURL, "http://"), r.ClientConfig("127.0.0.1")); err == nil {
+		c.Close()
+		t.Fatal("the sled listener served a certificate of the people's CA")
+	}
+	serverSerial(t, d.sledURL, rack) // verifies against the rack CA
+	d.stop(t)
+}
