@@ -120,7 +120,7 @@ func (s *Sled) CopyFromDepot(ctx context.Context, d store.Digest, gen *uint64, b
 	if !t.writes.TryAcquire() {
 		t.totals.Rejected++
 		t.mu.Unlock()
-		return fmt.Errorf("%w: %d writes are running", ErrServerBusy, t.writes.Cap())
+		return fmt.Errorf("%w: %d of %d in use", ErrServerBusy, t.writes.InUse(), t.writes.Cap())
 	}
 	j := &copyJob{done: make(chan struct{}), job: CopyJob{
 		Hash: d, Source: baseURL, Generation: gen, State: CopyRunning, Started: time.Now(),

@@ -52,7 +52,7 @@ func (s *Server) writeSlot(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		if !s.writes.TryAcquire() {
-			return fmt.Errorf("%w: %d writes are running", depot.ErrServerBusy, s.writes.Cap())
+			return fmt.Errorf("%w: %d of %d in use", depot.ErrServerBusy, s.writes.InUse(), s.writes.Cap())
 		}
 		defer s.writes.Release()
 		orig := r.Body

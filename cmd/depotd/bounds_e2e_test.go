@@ -193,20 +193,29 @@ func TestBounds_WriteSlotsAndDownloadStall(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), "--coordinator=false", "--max-concurrent-writes", "2", "--download-stall-timeout", "1s")
 	addr := strings.TrimPrefix(d.sledURL, "http://")
 	ctx := context.Background()
-	// Two writers that sent their first 64 KiB hold both slots.
-	var held []net.Conn
-	for range 2 {
+	// Two writers that sent their first 64 KiB hold both slots. A holder
+	// whose request the daemon reaches after the third writer's is itself
+	// refused: it is then opened again, until the holders hold.
+	hold := func() net.Conn {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		held = append(held, c)
 		fmt.Fprintf(c, "PUT /artifacts/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", strings.Repeat("cd", 32), 1<<20)
 		c.Write(make([]byte, 64<<10))
+		return c
 	}
+	held := []net.Conn{hold(), hold()}
 	data, dg := randomBlob(1<<20, 78)
 	var ae *client.APIError
-	waitUntil(t, 10*time.Second, "a third writer is refused with 503", func() bool {
+	waitUntil(t, 20*time.Second, "a third writer is refused with 503", func() bool {
+		for i, c := range held {
+			c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if _, err := c.Read(make([]byte, 1)); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+				c.Close() // answered (refused): hold again
+				held[i] = hold()
+			}
+		}
 		_, err := d.sled.PutArtifact(ctx, dg, bytes.NewReader(data), int64(len(data)))
 		return errors.As(err, &ae) && ae.Status == 503
 	})
