@@ -1,8 +1,11 @@
 package depot
 
 import (
+	"context"
 	"sync"
 	"time"
+
+	"depot/store"
 )
 
 // ReconcileStatus is what the delete reconciler did in its last pass and
@@ -20,6 +23,12 @@ type ReconcileStatus struct {
 	Passes       int       `json:"passes"`
 	TotalDeleted int       `json:"total_deleted"`
 	TotalFailed  int       `json:"total_failed"`
+}
+
+// reconcileStore is what the delete reconciler needs from the store.
+type reconcileStore interface {
+	List(ctx context.Context) ([]store.Info, error)
+	Delete(ctx context.Context, d store.Digest) error
 }
 
 // reconciler state; mu guards st.
@@ -63,6 +72,7 @@ func (s *Sled) reconcileLoop() {
 // time; the background loop runs it after every config change.
 func (s *Sled) Reconcile() ReconcileStatus {
 	ctx := s.ctx
+	var st reconcileStore = s.st
 	r := &s.rec
 	r.mu.Lock()
 	r.st.Running, r.st.LastStarted = true, time.Now()
@@ -79,7 +89,7 @@ func (s *Sled) Reconcile() ReconcileStatus {
 
 	var found, deleted, skipped, failed int
 	var lastErr string
-	all, err := s.st.List(ctx)
+	all, err := st.List(ctx)
 	if err != nil {
 		lastErr = err.Error()
 	}
@@ -105,7 +115,7 @@ func (s *Sled) Reconcile() ReconcileStatus {
 			continue
 		}
 		found++
-		err := s.st.Delete(ctx, info.Digest)
+		err := st.Delete(ctx, info.Digest)
 		s.mu.RUnlock()
 		if err != nil {
 			failed++
