@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"depot/internal/trigger"
 	"depot/store"
 )
 
@@ -33,17 +34,14 @@ type reconcileStore interface {
 
 // reconciler state; mu guards st.
 type reconciler struct {
-	kick chan struct{}
+	kick trigger.Trigger
 	mu   sync.Mutex
 	st   ReconcileStatus
 }
 
 // trigger asks for a pass; requests while one is queued fold into it.
 func (r *reconciler) trigger() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
+	r.kick.Fire()
 }
 
 func (r *reconciler) status() ReconcileStatus {
@@ -58,7 +56,7 @@ func (s *Sled) reconcileLoop() {
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-s.rec.kick:
+		case <-s.rec.kick.C():
 		}
 		s.Reconcile()
 	}

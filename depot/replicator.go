@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"depot/internal/trigger"
 	"depot/store"
 )
 
@@ -107,7 +108,7 @@ type Replicator struct {
 	log   *slog.Logger
 	rnd   *rand.Rand // used by the loop goroutine only
 
-	kick chan struct{}
+	kick trigger.Trigger
 
 	mu          sync.Mutex // guards everything below
 	running     bool
@@ -127,7 +128,7 @@ func NewReplicator(coord *Coordinator, opts ReplicationOptions) *Replicator {
 	r := &Replicator{
 		opts: opts, cat: coord.cat, coord: coord, log: opts.Logger,
 		rnd:      rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
-		kick:     make(chan struct{}, 1),
+		kick:     trigger.New(),
 		lifetime: newCounters(),
 		sleds:    make(map[string]*SledState),
 	}
@@ -138,10 +139,7 @@ func NewReplicator(coord *Coordinator, opts ReplicationOptions) *Replicator {
 // Activate asks for an activation now; requests while one is queued fold
 // into it.
 func (r *Replicator) Activate() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
+	r.kick.Fire()
 }
 
 // Run runs activations until ctx ends.
@@ -154,7 +152,7 @@ func (r *Replicator) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-r.kick:
+		case <-r.kick.C():
 		}
 		act := r.RunOnce(ctx)
 		if ctx.Err() != nil {

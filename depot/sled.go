@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"depot/internal/trigger"
 	"depot/store"
 )
 
@@ -92,7 +93,7 @@ func NewSled(ctx context.Context, opts SledOptions) (*Sled, error) {
 		s.log.Info("artifact config loaded", "generation", cfg.Generation, "artifacts", len(cfg.Artifacts))
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.rec.kick = make(chan struct{}, 1)
+	s.rec.kick = trigger.New()
 	if !opts.HoldReconciler {
 		s.StartReconciler()
 	}
