@@ -63,11 +63,14 @@ func (s *Sled) reconcileLoop() {
 }
 
 // Reconcile runs one delete pass now: every stored artifact outside the
-// config is removed. The config is read again just before each unlink, with
-// the config lock held across it, so a config that arrives mid-pass wins.
-// An unmanaged sled deletes nothing. Temp files of writes in flight are
-// never touched: only indexed artifacts are listed. Safe to run at any
-// time; the background loop runs it after every config change.
+// config is removed, except those an upload has protected (Protect). The
+// config is read again just before each unlink, with the config lock held
+// across it, so a config that arrives mid-pass wins. An unmanaged sled
+// deletes nothing. Temp files of writes in flight are never touched: only
+// indexed artifacts are listed. Safe to run alongside writes and config
+// changes; the background loop runs it after every config change and after
+// a write whose artifact the config no longer lists. Two passes at once
+// both delete correctly, but the status shows whichever finished last.
 func (s *Sled) Reconcile() ReconcileStatus {
 	ctx := s.ctx
 	var st reconcileStore = s.st

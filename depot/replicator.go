@@ -100,13 +100,13 @@ func (o *ReplicationOptions) defaults() {
 
 // Replicator is the replication loop: collect → plan → execute, on a
 // period, after every change of the wanted set, and on demand. Safe for
-// concurrent use.
+// concurrent use, except RunOnce (see there).
 type Replicator struct {
 	opts  ReplicationOptions
 	cat   *Catalog
 	coord *Coordinator
 	log   *slog.Logger
-	rnd   *rand.Rand // used by the loop goroutine only
+	rnd   *rand.Rand // used by RunOnce only, so one activation at a time
 
 	kick trigger.Trigger
 
@@ -181,7 +181,8 @@ type member struct {
 	client SledClient
 }
 
-// RunOnce runs one activation and returns its summary.
+// RunOnce runs one activation and returns its summary. Run calls it; a
+// caller that also calls it must not run Run, nor RunOnce twice at once.
 // It converges when every in-service sled answered and holds every wanted
 // artifact on all its mirrors.
 func (r *Replicator) RunOnce(ctx context.Context) (act Activation) {
