@@ -13,8 +13,8 @@ import (
 	"depot/store"
 )
 
-// The artifact config is kept as a ledger document on every mirror, so any
-// one mirror alone brings the sled back managed. Each copy carries the
+// The artifact config is kept as a ledger document on every mirror, so the
+// config survives as long as one mirror the store opens keeps a valid copy. Each copy carries the
 // sha256 of its content: a truncated or bit-flipped copy is recognised and
 // ignored. At start-up the highest valid generation found on any mirror
 // wins and every other copy is rewritten to match.

@@ -9,33 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"depot/internal/trigger"
 	"depot/store"
 )
-
-// Store is what the sled service needs from a sled's blob store.
-// *store.Store implements it.
-type Store interface {
-	Put(ctx context.Context, d store.Digest, body io.Reader, size int64) (store.PutResult, error)
-	Open(ctx context.Context, d store.Digest) (*store.Blob, error)
-	Stat(ctx context.Context, d store.Digest) (store.Info, error)
-	Delete(ctx context.Context, d store.Digest) error
-	List(ctx context.Context) ([]store.Info, error)
-	Mirrors() []store.MirrorStatus
-	WriteMeta(ctx context.Context, name string, data []byte) (int, error)
-	ReadMeta(name string) []store.MetaCopy
-	ScrubStatus() store.ScrubStatus
-	StartScrub(verify bool)
-}
-
-var _ Store = (*store.Store)(nil)
-
-// Peer fetches an artifact from another sled's repo-depot API
-// ({baseURL}/artifact/sha256/{hex}). size is the declared length or -1. The
-// caller closes body. Implementations bound the connect time; the sled
-// service bounds stalls.
-type Peer interface {
-	Fetch(ctx context.Context, baseURL string, d store.Digest) (body io.ReadCloser, size int64, err error)
-}
 
 // SledOptions configure NewSled.
 type SledOptions struct {
@@ -85,8 +61,9 @@ type Sled struct {
 }
 
 // NewSled loads the config ledger (the highest valid generation on any
-// mirror wins; other copies are rewritten), starts the delete reconciler
-// and runs a first pass.
+// mirror wins; other copies are rewritten) and, unless
+// SledOptions.HoldReconciler, starts the delete reconciler with a first
+// pass.
 func NewSled(ctx context.Context, opts SledOptions) (*Sled, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -116,7 +93,7 @@ func NewSled(ctx context.Context, opts SledOptions) (*Sled, error) {
 		s.log.Info("artifact config loaded", "generation", cfg.Generation, "artifacts", len(cfg.Artifacts))
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.rec.kick = make(chan struct{}, 1)
+	s.rec.kick = trigger.New()
 	if !opts.HoldReconciler {
 		s.StartReconciler()
 	}
@@ -188,8 +165,9 @@ func (s *Sled) Generation(context.Context) (*uint64, error) {
 
 // SetConfig installs cfg if its generation is higher than the current one
 // (or equal with the same set, which changes nothing). The ledger is
-// written to every healthy mirror before the new config takes effect; then
-// the reconciler runs. A lower generation, or an equal one with a different
+// written to every healthy mirror before the new config takes effect (a
+// mirror that fails the write is marked unhealthy; the write fails only
+// when no mirror took it); then the reconciler is triggered. A lower generation, or an equal one with a different
 // set, is ErrConfigGeneration.
 func (s *Sled) SetConfig(ctx context.Context, cfg Config) error {
 	cfg = cfg.normalize()

@@ -2,14 +2,13 @@ package depot
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
+	"depot/internal/randid"
 	"depot/store"
 	"depot/tuf"
 )
@@ -39,7 +38,7 @@ type UploadResult struct {
 // leaves nothing behind: no spool file, no staged artifacts that no
 // repository references, no catalog rows (its saga is marked undone).
 func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string, body io.Reader, size int64) (UploadResult, error) {
-	id := newID()
+	id := randid.New()
 	spool, err := c.spool.CreateSpool("upload-")
 	if err != nil {
 		return UploadResult{}, fmt.Errorf("upload %s: %w", fileName, err)
@@ -246,10 +245,4 @@ func repoRecord(repo *tuf.Repository, hash store.Digest, fileName, systemVersion
 		return Repo{}, fmt.Errorf("%w: manifest: empty system_version", ErrRepoInvalid)
 	}
 	return rec, nil
-}
-
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
