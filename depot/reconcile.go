@@ -5,8 +5,8 @@ import (
 	"sync"
 	"time"
 
-	"depot/internal/trigger"
 	"depot/store"
+	"depot/store/trigger"
 )
 
 // ReconcileStatus is what the delete reconciler did in its last pass and

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"depot/internal/trigger"
 	"depot/store"
+	"depot/store/trigger"
 )
 
 // ArtifactOpener is what replication needs from the coordinator's own

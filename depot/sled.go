@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"depot/internal/trigger"
 	"depot/store"
+	"depot/store/trigger"
 )
 
 // SledOptions configure NewSled.

@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"depot/internal/randid"
+	"depot/depot/randid"
 	"depot/store"
 	"depot/tuf"
 )

@@ -9,7 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
-	"depot/internal/randid"
+	"depot/depot/randid"
 	"depot/server/api"
 )
 

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"depot/internal/trigger"
+	"depot/store/trigger"
 
 	"golang.org/x/time/rate"
 )

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"depot/internal/trigger"
+	"depot/store/trigger"
 )
 
 // Store is one sled's blob store over N mirror directories. Safe for

@@ -4,7 +4,7 @@ import (
 	"regexp"
 	"testing"
 
-	"depot/internal/randid"
+	"depot/depot/randid"
 )
 
 func TestNew_Format_AndDistinct(t *testing.T) {

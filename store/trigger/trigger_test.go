@@ -3,7 +3,7 @@ package trigger_test
 import (
 	"testing"
 
-	"depot/internal/trigger"
+	"depot/store/trigger"
 )
 
 func TestTrigger_Fire_FoldsIntoOneRun(t *testing.T) {
