@@ -14,7 +14,7 @@ import (
 	"depot/depot"
 	"depot/server/api"
 	"depot/server/client"
-	"depot/server/openapi"
+	"depot/server/openapi/openapitest"
 	"depot/store"
 )
 
@@ -25,7 +25,7 @@ import (
 // copy jobs' to their peers included) checked against the document.
 func TestOpenAPI_Conformance(t *testing.T) {
 	t.Parallel()
-	v, err := openapi.NewValidator()
+	v, err := openapitest.NewValidator()
 	if err != nil {
 		t.Fatal(err)
 	}
