@@ -44,6 +44,7 @@ import (
 	"sync"
 	"time"
 
+	"depot/depot/stall"
 	"depot/server/api"
 )
 
@@ -162,20 +163,20 @@ func decodeInto(v any) func(*http.Response) error {
 // every byte that moves, cancels the request when nothing moves for
 // StallTimeout (plus the call's wait).
 func (c *Client) do(ctx context.Context, k call) (err error) {
-	stall := c.StallTimeout
-	if stall > 0 && k.wait > 0 {
-		stall += k.wait
+	stallAfter := c.StallTimeout
+	if stallAfter > 0 && k.wait > 0 {
+		stallAfter += k.wait
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
-	w := newWatchdog(stall, cancel)
+	w := stall.New(stallAfter, func() { cancel(ErrStalled) })
 	keep := false
 	defer func() {
 		if !keep {
-			w.stop()
+			w.Stop()
 			cancel(nil)
 		}
 		if err != nil && errors.Is(context.Cause(ctx), ErrStalled) {
-			err = fmt.Errorf("%s %s: %w after %s without progress (%v)", k.method, k.path, ErrStalled, stall, err)
+			err = fmt.Errorf("%s %s: %w after %s without progress (%v)", k.method, k.path, ErrStalled, stallAfter, err)
 		}
 	}()
 
@@ -198,7 +199,7 @@ func (c *Client) do(ctx context.Context, k call) (err error) {
 	if body != nil {
 		// Our own reader: the transport must neither close the caller's
 		// reader nor guess the length from its type.
-		req.Body = io.NopCloser(progressReader{body, w})
+		req.Body = io.NopCloser(&stall.Reader{R: body, Progress: func(int) { w.Progress() }})
 		req.ContentLength = size
 		if size == 0 {
 			req.Body = http.NoBody
@@ -212,7 +213,7 @@ func (c *Client) do(ctx context.Context, k call) (err error) {
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", k.method, k.path, err)
 	}
-	w.progress()
+	w.Progress()
 	if !slices.Contains(k.want, resp.StatusCode) {
 		defer resp.Body.Close()
 		e := decodeError(resp)
@@ -225,7 +226,7 @@ func (c *Client) do(ctx context.Context, k call) (err error) {
 		resp.Body.Close()
 		return nil
 	}
-	resp.Body = &progressBody{ReadCloser: resp.Body, ctx: ctx, w: w, done: func() { w.stop(); cancel(nil) }}
+	resp.Body = &progressBody{ReadCloser: resp.Body, ctx: ctx, w: w, done: func() { w.Stop(); cancel(nil) }}
 	if err := k.onOK(resp); err != nil {
 		if err == errKeepBody {
 			keep = true
@@ -271,60 +272,12 @@ func decodeJSON(r *http.Response, v any) error {
 	return nil
 }
 
-// watchdog cancels a request after d without progress. Safe for
-// concurrent use (the transport reads the request body while the caller
-// may already read the response).
-type watchdog struct {
-	mu    sync.Mutex
-	d     time.Duration
-	timer *time.Timer // nil when disabled
-}
-
-func newWatchdog(d time.Duration, cancel context.CancelCauseFunc) *watchdog {
-	w := &watchdog{d: d}
-	if d > 0 {
-		w.timer = time.AfterFunc(d, func() { cancel(ErrStalled) })
-	}
-	return w
-}
-
-func (w *watchdog) progress() {
-	if w.timer == nil {
-		return
-	}
-	w.mu.Lock()
-	w.timer.Reset(w.d)
-	w.mu.Unlock()
-}
-
-func (w *watchdog) stop() {
-	if w.timer == nil {
-		return
-	}
-	w.mu.Lock()
-	w.timer.Stop()
-	w.mu.Unlock()
-}
-
-type progressReader struct {
-	r io.Reader
-	w *watchdog
-}
-
-func (p progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	if n > 0 {
-		p.w.progress()
-	}
-	return n, err
-}
-
 // progressBody re-arms the watchdog as the response body is read, and
 // releases the request when closed.
 type progressBody struct {
 	io.ReadCloser
 	ctx  context.Context
-	w    *watchdog
+	w    *stall.Watchdog
 	once sync.Once
 	done func()
 }
@@ -332,7 +285,7 @@ type progressBody struct {
 func (p *progressBody) Read(b []byte) (int, error) {
 	n, err := p.ReadCloser.Read(b)
 	if n > 0 {
-		p.w.progress()
+		p.w.Progress()
 	}
 	if err != nil && err != io.EOF && errors.Is(context.Cause(p.ctx), ErrStalled) {
 		err = fmt.Errorf("read body: %w (%v)", ErrStalled, err)
