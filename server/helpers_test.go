@@ -23,6 +23,7 @@ import (
 	"depot/server/api"
 	"depot/server/client"
 	"depot/server/metrics"
+	"depot/server/remote"
 	"depot/server/servertest"
 	"depot/store"
 )
@@ -100,7 +101,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 		so := ec.sled
 		so.Store, so.Logger = st, log
 		if so.Peer == nil {
-			so.Peer = client.Peer{}
+			so.Peer = remote.Peer{}
 		}
 		so.HoldReconciler = so.HoldReconciler || ec.coordinator
 		svc, err := depot.NewSled(context.Background(), so)
@@ -130,7 +131,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 			e.rep = depot.NewReplicator(coord, depot.ReplicationOptions{
 				Local:          depot.LocalSled{Sled: svc, DepotURL: e.depotURL},
 				LocalStore:     st,
-				ClientFor:      func(r depot.SledRecord) depot.SledClient { return client.NewSledClient(r.ControlURL, hc) },
+				ClientFor:      func(r depot.SledRecord) depot.SledClient { return remote.NewSledClient(r.ControlURL, hc) },
 				Logger:         log,
 				Seed:           1,
 				MinReplication: ec.minReplication,

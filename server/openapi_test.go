@@ -15,6 +15,7 @@ import (
 	"depot/server/api"
 	"depot/server/client"
 	"depot/server/openapi/openapitest"
+	"depot/server/remote"
 	"depot/store"
 )
 
@@ -35,8 +36,8 @@ func TestOpenAPI_Conformance(t *testing.T) {
 
 	coord := newEnv(t, withCoordinator(), withMetrics(), withTransport(ct), withMinReplication(2),
 		withMaxSize(1<<20), withMaxRepoSize(1<<20))
-	b := newEnv(t, withTransport(ct), withSledOptions(depot.SledOptions{Peer: client.Peer{HTTP: hc}, MaxConcurrentCopies: 1}))
-	c := newEnv(t, withTransport(ct), withSledOptions(depot.SledOptions{Peer: client.Peer{HTTP: hc}}))
+	b := newEnv(t, withTransport(ct), withSledOptions(depot.SledOptions{Peer: remote.Peer{HTTP: hc}, MaxConcurrentCopies: 1}))
+	c := newEnv(t, withTransport(ct), withSledOptions(depot.SledOptions{Peer: remote.Peer{HTTP: hc}}))
 	plain := newEnv(t, withTransport(ct))
 
 	// vdo sends a hand-made request through the validator.

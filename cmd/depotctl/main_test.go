@@ -21,6 +21,7 @@ import (
 	"depot/server"
 	"depot/server/api"
 	"depot/server/client"
+	"depot/server/remote"
 	"depot/server/servertest"
 	"depot/store"
 	"depot/tuf/tuftest"
@@ -52,7 +53,7 @@ func startDaemon(t testing.TB) *daemon {
 	}
 	hc := client.DefaultHTTPClient()
 	sled, err := depot.NewSled(ctx, depot.SledOptions{
-		Store: st, Peer: client.Peer{HTTP: hc}, Logger: log, HoldReconciler: true,
+		Store: st, Peer: remote.Peer{HTTP: hc}, Logger: log, HoldReconciler: true,
 	})
 	if err != nil {
 		t.Fatalf("new sled: %v", err)
@@ -71,7 +72,7 @@ func startDaemon(t testing.TB) *daemon {
 		Local:      depot.LocalSled{Sled: sled, DepotURL: d.depotURL},
 		LocalStore: st,
 		ClientFor: func(rec depot.SledRecord) depot.SledClient {
-			return client.NewSledClient(rec.ControlURL, hc)
+			return remote.NewSledClient(rec.ControlURL, hc)
 		},
 		Logger: log,
 	})

@@ -12,9 +12,8 @@
 // HeadArtifact) on its --depot-listen port, so a caller that needs both
 // makes two Clients; they may share one *http.Client.
 //
-// Two adapters serve the depot package: Peer fetches artifacts from a
-// peer's repo-depot API for copy-from-depot jobs (depot.Peer), and
-// NewSledClient drives a sled for the coordinator (depot.SledClient).
+// Package server/remote adapts a Client to the depot package's Peer (for
+// copy-from-depot jobs) and SledClient (for the coordinator).
 //
 // # Caveats
 //

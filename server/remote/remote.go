@@ -1,26 +1,31 @@
-package client
+// Package remote implements the depot package's Peer and SledClient over
+// HTTP with server/client: the sled's copy-from-depot jobs fetch from a
+// peer's repo-depot API through Peer, and the coordinator drives each sled
+// through NewSledClient. It is the one place where the client meets depot
+// types, so that the client itself need not link depot.
+package remote
 
 import (
 	"context"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"depot/depot"
+	"depot/server/client"
 	"depot/store"
 )
 
 // defaultHTTP is the *http.Client of a zero Peer, shared so that its
 // connections are reused.
-var defaultHTTP = sync.OnceValue(DefaultHTTPClient)
+var defaultHTTP = sync.OnceValue(client.DefaultHTTPClient)
 
 // Peer implements depot.Peer over HTTP: a sled's copy-from-depot jobs fetch
 // through it from other sleds' repo-depot APIs. HTTP nil means a shared
-// DefaultHTTPClient (connect timeout, no overall timeout). Peer sets no
-// stall timeout of its own: the sled's copy job has a stall watchdog. The
-// zero value is ready to use and safe for concurrent use.
+// client.DefaultHTTPClient (connect timeout, no overall timeout). Peer
+// sets no stall timeout of its own: the sled's copy job has a stall
+// watchdog. The zero value is ready to use and safe for concurrent use.
 type Peer struct{ HTTP *http.Client }
 
 var _ depot.Peer = Peer{}
@@ -33,24 +38,25 @@ func (p Peer) Fetch(ctx context.Context, baseURL string, d store.Digest) (io.Rea
 	if hc == nil {
 		hc = defaultHTTP()
 	}
-	c := &Client{base: strings.TrimRight(baseURL, "/"), hc: hc}
+	c := client.New(baseURL, hc)
+	c.StallTimeout = 0 // the copy job's watchdog bounds stalls
 	return c.GetArtifact(ctx, d)
 }
 
 // sledClient adapts a Client on a sled's control URL to depot.SledClient.
-type sledClient struct{ c *Client }
+type sledClient struct{ c *client.Client }
 
 var _ depot.SledClient = sledClient{}
 
 // NewSledClient adapts a Client on a sled's control URL (its sled API) to
 // depot.SledClient, for the coordinator's replication. hc nil means
-// DefaultHTTPClient. Info comes from GET /status (depot_url and the number
-// of mirrors). Safe for concurrent use.
+// client.DefaultHTTPClient. Info comes from GET /status (depot_url and
+// the number of mirrors). Safe for concurrent use.
 func NewSledClient(controlURL string, hc *http.Client) depot.SledClient {
 	if hc == nil {
 		hc = defaultHTTP()
 	}
-	return sledClient{New(controlURL, hc)}
+	return sledClient{client.New(controlURL, hc)}
 }
 
 func (s sledClient) PutConfig(ctx context.Context, cfg depot.Config) error {
