@@ -208,11 +208,11 @@ func listen(t testing.TB) net.Listener {
 }
 
 // blob returns n random bytes and their digest.
-func blob(t testing.TB, n int) ([]byte, store.Digest) {
+func blob(t testing.TB, n int) ([]byte, api.Digest) {
 	t.Helper()
 	b := make([]byte, n)
 	rand.Read(b)
-	return b, store.Digest(sha256.Sum256(b))
+	return b, api.Digest(sha256.Sum256(b))
 }
 
 // files lists the regular files under root, relative to it.
@@ -239,7 +239,7 @@ var artifactFile = regexp.MustCompile(`^artifacts/[0-9a-f]{2}/[0-9a-f]{64}$`)
 
 // checkMirrors fails unless every mirror holds exactly the given artifacts,
 // each intact, besides its index, and no temp or stray file.
-func (e *env) checkMirrors(t testing.TB, want ...store.Digest) {
+func (e *env) checkMirrors(t testing.TB, want ...api.Digest) {
 	t.Helper()
 	for _, m := range e.mirrors {
 		var got []string
@@ -252,7 +252,7 @@ func (e *env) checkMirrors(t testing.TB, want ...store.Digest) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if sum := store.Digest(sha256.Sum256(b)); sum.String() != filepath.Base(f) {
+				if sum := api.Digest(sha256.Sum256(b)); sum.String() != filepath.Base(f) {
 					t.Errorf("mirror %s: %s hashes to %s", m, f, sum)
 				}
 			default:

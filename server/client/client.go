@@ -1,7 +1,9 @@
 // Package client is the Go client of a sled's HTTP APIs, used by the
 // coordinator, by copy-from (to fetch from a peer's depot port) and by the
-// CLI. Error answers come back as *APIError values that unwrap to the same
-// sentinels the server matched (errors.Is(err, store.ErrHashMismatch)).
+// CLI. Error answers come back as *APIError values that unwrap to the
+// server/api sentinel of their error_code (errors.Is(err,
+// api.ErrHashMismatch)). It links no domain package: bodies are the types
+// of server/api.
 //
 // # Basics
 //
@@ -22,9 +24,9 @@
 // for StallTimeout (long-polls get their wait on top); and
 // DefaultHTTPClient bounds connecting.
 //
-// A 404 NOT_FOUND unwraps to the sentinel of what the call looks for
-// (depot.ErrRepoNotFound from Repo, depot.ErrCopyNotFound from Copy, ...),
-// and to store.ErrNotFound from the artifact calls.
+// Every 404 NOT_FOUND unwraps to api.ErrNotFound, whatever the call looked
+// for; server/remote maps codes back to domain sentinels for the depot
+// package's callers.
 package client
 
 import (
@@ -92,8 +94,8 @@ func DefaultHTTPClient() *http.Client {
 	return &http.Client{Transport: t}
 }
 
-// APIError is an error answer from the server. It unwraps to the sentinel
-// that the server mapped to Code (nil for a code this client does not know).
+// APIError is an error answer from the server. It unwraps to the server/api
+// sentinel of Code (nil for a code this client does not know).
 type APIError struct {
 	Status    int
 	Code      string
@@ -102,10 +104,6 @@ type APIError struct {
 	// RetryAfter is the Retry-After the server sent (429
 	// TOO_MANY_COPIES), or 0.
 	RetryAfter time.Duration
-
-	// sentinel, if set, is what the call maps Code to instead of the
-	// table's primary entry (a NOT_FOUND of Repo is ErrRepoNotFound).
-	sentinel error
 }
 
 func (e *APIError) Error() string {
@@ -116,17 +114,8 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("depot: %d %s: %s (request_id %s)", e.Status, code, e.Message, e.RequestID)
 }
 
-// Unwrap returns the sentinel for Code, so errors.Is works across the wire:
-// the one the call named for it, else the primary entry's of the table.
-func (e *APIError) Unwrap() error {
-	if e.sentinel != nil {
-		return e.sentinel
-	}
-	if en, ok := api.ForCode(e.Code); ok {
-		return en.Err
-	}
-	return nil
-}
+// Unwrap returns api.ErrForCode(Code), so errors.Is works across the wire.
+func (e *APIError) Unwrap() error { return api.ErrForCode(e.Code) }
 
 // errKeepBody tells do that onOK took ownership of the response body.
 var errKeepBody = errors.New("keep body")
@@ -146,8 +135,6 @@ type call struct {
 	// wait is the long-poll wait the server may take before answering,
 	// added to the stall budget.
 	wait time.Duration
-	// notFound, if set, is the sentinel a 404 NOT_FOUND maps to.
-	notFound error
 	// onOK reads a successful response (nil: ignore the body).
 	onOK func(*http.Response) error
 }
@@ -215,11 +202,7 @@ func (c *Client) do(ctx context.Context, k call) (err error) {
 	w.Progress()
 	if !slices.Contains(k.want, resp.StatusCode) {
 		defer resp.Body.Close()
-		e := decodeError(resp)
-		if k.notFound != nil && e.Code == api.CodeNotFound {
-			e.sentinel = k.notFound
-		}
-		return e
+		return decodeError(resp)
 	}
 	if k.onOK == nil {
 		resp.Body.Close()
