@@ -164,7 +164,7 @@ func (s *Server) getCopy(c echo.Context) error {
 // startScrub: POST /scrub, 202 with the scrub status.
 func (s *Server) startScrub(c echo.Context) error {
 	s.sled.StartScrub()
-	return c.JSON(http.StatusAccepted, api.ScrubStatus(s.sled.Status().Scrub))
+	return c.JSON(http.StatusAccepted, wireScrub(s.sled.Status().Scrub))
 }
 
 // status: GET /status.
@@ -181,9 +181,9 @@ func (s *Server) status(c echo.Context) error {
 		ConfiguredArtifacts: st.Artifacts,
 		DepotURL:            s.depotURL,
 		UptimeSeconds:       time.Since(s.start).Seconds(),
-		Copies:              api.CopyCounts(st.Copies),
-		Reconciler:          api.ReconcileStatus(st.Reconciler),
-		Scrub:               api.ScrubStatus(st.Scrub),
+		Copies:              wireCopyCounts(st.Copies),
+		Reconciler:          wireReconcile(st.Reconciler),
+		Scrub:               wireScrub(st.Scrub),
 	})
 }
 

@@ -28,6 +28,12 @@ func wireDigests(ds []store.Digest) []api.Digest {
 
 func wireMirror(m store.MirrorStatus) api.MirrorStatus { return api.MirrorStatus(m) }
 
+func wireScrub(s store.ScrubStatus) api.ScrubStatus { return api.ScrubStatus(s) }
+
+func wireCopyCounts(c depot.CopyCounts) api.CopyCounts { return api.CopyCounts(c) }
+
+func wireReconcile(r depot.ReconcileStatus) api.ReconcileStatus { return api.ReconcileStatus(r) }
+
 func wireConfig(c depot.Config) api.Config {
 	return api.Config{Generation: c.Generation, Artifacts: wireDigests(c.Artifacts)}
 }
