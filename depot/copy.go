@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"depot/depot/stall"
 	"depot/store"
 )
 
@@ -178,51 +178,23 @@ func (s *Sled) copy(ctx context.Context, cancel context.CancelCauseFunc, j *copy
 		return nil // already on every healthy mirror: nothing to fetch
 	}
 	// The watchdog covers the whole fetch, from connecting to the last byte.
-	var last atomic.Int64
-	last.Store(time.Now().UnixNano())
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		tick := time.NewTicker(max(s.copies.stall/8, 10*time.Millisecond))
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				if time.Since(time.Unix(0, last.Load())) > s.copies.stall {
-					cancel(fmt.Errorf("%w: no bytes from %s for %s", errStalled, baseURL, s.copies.stall))
-					return
-				}
-			}
-		}
-	}()
+	w := stall.New(s.copies.stall, func() {
+		cancel(fmt.Errorf("%w: no bytes from %s for %s", errStalled, baseURL, s.copies.stall))
+	})
+	defer w.Stop()
 	body, size, err := s.peer.Fetch(ctx, baseURL, d)
 	if err != nil {
 		return fmt.Errorf("fetch from %s: %w", baseURL, err)
 	}
 	defer body.Close()
-	r := &progressReader{r: body, n: &j.bytes, last: &last}
+	r := &stall.Reader{R: body, Progress: func(n int) {
+		j.bytes.Add(int64(n))
+		w.Progress()
+	}}
 	if _, err := s.st.Put(ctx, d, r, size); err != nil {
 		return fmt.Errorf("copy from %s: %w", baseURL, err)
 	}
 	return nil
-}
-
-// progressReader counts bytes and notes when the last ones arrived.
-type progressReader struct {
-	r    io.Reader
-	n    *atomic.Int64
-	last *atomic.Int64
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	if n > 0 {
-		p.n.Add(int64(n))
-		p.last.Store(time.Now().UnixNano())
-	}
-	return n, err
 }
 
 // Copies returns every running job and the most recent finished ones,

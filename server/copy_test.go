@@ -15,24 +15,24 @@ import (
 	"time"
 
 	"depot/depot"
+	"depot/server/api"
 	"depot/server/client"
-	"depot/store"
 )
 
 // waitCopy long-polls B's copy job for d until it leaves running.
-func (e *env) waitCopy(t testing.TB, d store.Digest) depot.CopyJob {
+func (e *env) waitCopy(t testing.TB, d api.Digest) api.CopyJob {
 	t.Helper()
 	for range 10 {
 		job, err := e.sled.Copy(context.Background(), d, 5*time.Second)
 		if err != nil {
 			t.Fatalf("copy job %s: %v", d, err)
 		}
-		if job.State != depot.CopyRunning {
+		if job.State != api.CopyRunning {
 			return job
 		}
 	}
 	t.Fatalf("copy of %s still running after 50s", d)
-	return depot.CopyJob{}
+	return api.CopyJob{}
 }
 
 func TestServer_Copy_BetweenTwoServers(t *testing.T) {
@@ -46,7 +46,7 @@ func TestServer_Copy_BetweenTwoServers(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := b.waitCopy(t, d)
-	if job.State != depot.CopySucceeded || job.Bytes != int64(len(data)) || job.Source != a.depotURL ||
+	if job.State != api.CopySucceeded || job.Bytes != int64(len(data)) || job.Source != a.depotURL ||
 		job.Finished.IsZero() || job.Error != "" {
 		t.Fatalf("job = %+v", job)
 	}
@@ -82,13 +82,13 @@ func TestServer_Copy_ManagedNeedsGeneration(t *testing.T) {
 	resp, body := do(t, "POST", b.sledURL+"/artifacts/"+d.String()+"/copy-from-depot",
 		strings.NewReader(`{"depot_base_url":"`+a.depotURL+`"}`))
 	wantError(t, resp, body, 409, "GENERATION")
-	if err := b.sled.CopyFromDepot(ctx, other, gen(2), a.depotURL); !errors.Is(err, depot.ErrNotInConfig) {
+	if err := b.sled.CopyFromDepot(ctx, other, gen(2), a.depotURL); !errors.Is(err, api.ErrNotInConfig) {
 		t.Fatalf("copy of an artifact outside the config: %v", err)
 	}
 	if err := b.sled.CopyFromDepot(ctx, d, gen(2), a.depotURL); err != nil {
 		t.Fatal(err)
 	}
-	if job := b.waitCopy(t, d); job.State != depot.CopySucceeded || job.Generation == nil || *job.Generation != 2 {
+	if job := b.waitCopy(t, d); job.State != api.CopySucceeded || job.Generation == nil || *job.Generation != 2 {
 		t.Fatalf("job = %+v", job)
 	}
 	b.checkMirrors(t, d)
@@ -116,7 +116,7 @@ func TestServer_Copy_InvalidDepotURL(t *testing.T) {
 		t.Fatalf("copies = %+v, %v", jobs, err)
 	}
 	_, err = e.sled.Copy(context.Background(), d, 0)
-	if !errors.Is(err, depot.ErrCopyNotFound) {
+	if !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("Copy of a hash without a job: %v", err)
 	}
 	resp, body = do(t, "GET", e.sledURL+"/copies/"+d.String(), nil)
@@ -164,11 +164,11 @@ func TestServer_Copy_LyingPeer(t *testing.T) {
 				t.Fatal(err)
 			}
 			job := e.waitCopy(t, d)
-			if job.State != depot.CopyFailed || job.Error == "" {
+			if job.State != api.CopyFailed || job.Error == "" {
 				t.Fatalf("job = %+v, want failed", job)
 			}
 			e.checkMirrors(t) // nothing stored, no temp files
-			if _, err := e.depot.HeadArtifact(context.Background(), d); !errors.Is(err, store.ErrNotFound) {
+			if _, err := e.depot.HeadArtifact(context.Background(), d); !errors.Is(err, api.ErrNotFound) {
 				t.Fatalf("HEAD after a failed copy: %v", err)
 			}
 		})
@@ -210,7 +210,7 @@ func newHoldingPeer(t testing.TB) *holdingPeer {
 	return p
 }
 
-func (p *holdingPeer) add(t testing.TB, n int) ([]byte, store.Digest) {
+func (p *holdingPeer) add(t testing.TB, n int) ([]byte, api.Digest) {
 	b, d := blob(t, n)
 	p.mu.Lock()
 	p.blobs[d.String()] = b
@@ -225,7 +225,7 @@ func TestServer_Copy_TooManyCopies(t *testing.T) {
 	e := newEnv(t, withSledOptions(depot.SledOptions{MaxConcurrentCopies: 2}))
 	peer := newHoldingPeer(t)
 	ctx := context.Background()
-	var ds []store.Digest
+	var ds []api.Digest
 	for range 5 {
 		_, d := peer.add(t, 10<<10)
 		ds = append(ds, d)
@@ -254,7 +254,7 @@ func TestServer_Copy_TooManyCopies(t *testing.T) {
 	}
 	err := e.sled.CopyFromDepot(ctx, ds[4], nil, peer.url)
 	var ae *client.APIError
-	if !errors.Is(err, depot.ErrTooManyCopies) || !errors.As(err, &ae) || ae.RetryAfter != depot.RetryAfter {
+	if !errors.Is(err, api.ErrTooManyCopies) || !errors.As(err, &ae) || ae.RetryAfter != depot.RetryAfter {
 		t.Fatalf("client copy in the storm: %v", err)
 	}
 	st, _ := e.sled.Status(ctx)
@@ -263,7 +263,7 @@ func TestServer_Copy_TooManyCopies(t *testing.T) {
 	}
 	peer.release()
 	for _, d := range ds[:2] {
-		if job := e.waitCopy(t, d); job.State != depot.CopySucceeded {
+		if job := e.waitCopy(t, d); job.State != api.CopySucceeded {
 			t.Fatalf("job = %+v", job)
 		}
 	}
@@ -290,7 +290,7 @@ func TestServer_Copy_LongPollReturnsAtOnce(t *testing.T) {
 	start := time.Now()
 	job, err := e.sled.Copy(context.Background(), d, 30*time.Second)
 	took := time.Since(start)
-	if err != nil || job.State != depot.CopySucceeded {
+	if err != nil || job.State != api.CopySucceeded {
 		t.Fatalf("long-poll = %+v, %v", job, err)
 	}
 	if took < 50*time.Millisecond || took > 5*time.Second {
@@ -311,7 +311,7 @@ func TestServer_Copy_LongPollEndsAtShutdown(t *testing.T) {
 	start := time.Now()
 	go func() {
 		job, err := e.sled.Copy(context.Background(), d, time.Minute)
-		if err == nil && job.State != depot.CopyRunning {
+		if err == nil && job.State != api.CopyRunning {
 			err = fmt.Errorf("job %+v is not running", job)
 		}
 		res <- err

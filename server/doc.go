@@ -18,7 +18,7 @@
 // Handlers parse (a hex digest becomes a store.Digest here and nowhere
 // else; generation and wait parameters, small JSON bodies), call the
 // domain, and return its error; the error handler maps it through
-// api.ForError. Without a Coordinator every /v1 route answers 404
+// forError (errtable.go). Without a Coordinator every /v1 route answers 404
 // NOT_COORDINATOR.
 //
 // Long-polls (GET /copies/{sha256}, GET

@@ -23,6 +23,7 @@ import (
 	"depot/server/api"
 	"depot/server/client"
 	"depot/server/metrics"
+	"depot/server/remote"
 	"depot/server/servertest"
 	"depot/store"
 )
@@ -100,7 +101,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 		so := ec.sled
 		so.Store, so.Logger = st, log
 		if so.Peer == nil {
-			so.Peer = client.Peer{}
+			so.Peer = remote.Peer{}
 		}
 		so.HoldReconciler = so.HoldReconciler || ec.coordinator
 		svc, err := depot.NewSled(context.Background(), so)
@@ -130,7 +131,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 			e.rep = depot.NewReplicator(coord, depot.ReplicationOptions{
 				Local:          depot.LocalSled{Sled: svc, DepotURL: e.depotURL},
 				LocalStore:     st,
-				ClientFor:      func(r depot.SledRecord) depot.SledClient { return client.NewSledClient(r.ControlURL, hc) },
+				ClientFor:      func(r depot.SledRecord) depot.SledClient { return remote.NewSledClient(r.ControlURL, hc) },
 				Logger:         log,
 				Seed:           1,
 				MinReplication: ec.minReplication,
@@ -207,11 +208,11 @@ func listen(t testing.TB) net.Listener {
 }
 
 // blob returns n random bytes and their digest.
-func blob(t testing.TB, n int) ([]byte, store.Digest) {
+func blob(t testing.TB, n int) ([]byte, api.Digest) {
 	t.Helper()
 	b := make([]byte, n)
 	rand.Read(b)
-	return b, store.Digest(sha256.Sum256(b))
+	return b, api.Digest(sha256.Sum256(b))
 }
 
 // files lists the regular files under root, relative to it.
@@ -238,7 +239,7 @@ var artifactFile = regexp.MustCompile(`^artifacts/[0-9a-f]{2}/[0-9a-f]{64}$`)
 
 // checkMirrors fails unless every mirror holds exactly the given artifacts,
 // each intact, besides its index, and no temp or stray file.
-func (e *env) checkMirrors(t testing.TB, want ...store.Digest) {
+func (e *env) checkMirrors(t testing.TB, want ...api.Digest) {
 	t.Helper()
 	for _, m := range e.mirrors {
 		var got []string
@@ -251,7 +252,7 @@ func (e *env) checkMirrors(t testing.TB, want ...store.Digest) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if sum := store.Digest(sha256.Sum256(b)); sum.String() != filepath.Base(f) {
+				if sum := api.Digest(sha256.Sum256(b)); sum.String() != filepath.Base(f) {
 					t.Errorf("mirror %s: %s hashes to %s", m, f, sum)
 				}
 			default:

@@ -128,7 +128,7 @@ func (s *Server) limitBody(max int64, flag string) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
 			if r.ContentLength > max {
-				return api.WithMessage(api.ErrTooLarge, fmt.Sprintf(
+				return withMessage(api.ErrTooLarge, fmt.Sprintf(
 					"Content-Length %d exceeds this route's limit of %d bytes%s; nothing was read", r.ContentLength, max, flagNote(flag)))
 			}
 			// The raw ResponseWriter lets MaxBytesReader tell net/http to

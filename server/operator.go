@@ -52,7 +52,7 @@ func notCoordinator(cause error) error {
 	if cause != nil {
 		err = fmt.Errorf("%w: %w", depot.ErrNotCoordinator, cause)
 	}
-	return api.WithMessage(err,
+	return withMessage(err,
 		"this daemon runs with --coordinator=false, so it serves no operator API (/v1); send this request to the rack's coordinator")
 }
 
@@ -61,7 +61,7 @@ func notCoordinator(cause error) error {
 func (s *Server) uploadRepo(c echo.Context) error {
 	fileName := c.QueryParam("file_name")
 	if fileName == "" {
-		return api.WithMessage(fmt.Errorf("%w: no file_name", api.ErrBadRequest),
+		return withMessage(fmt.Errorf("%w: no file_name", api.ErrBadRequest),
 			"file_name is required: PUT /v1/system/update/repositories?file_name=repo.zip")
 	}
 	r := c.Request()
@@ -71,7 +71,7 @@ func (s *Server) uploadRepo(c echo.Context) error {
 	if err != nil {
 		return body.explain(err)
 	}
-	return c.JSON(http.StatusOK, res)
+	return c.JSON(http.StatusOK, wireUploadResult(res))
 }
 
 // listRepos: GET /v1/system/update/repositories.
@@ -80,7 +80,7 @@ func (s *Server) listRepos(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.List[depot.Repo]{Items: nonNil(repos)})
+	return c.JSON(http.StatusOK, api.List[api.Repo]{Items: convert(nonNil(repos), wireRepo)})
 }
 
 // getRepo: GET /v1/system/update/repositories/{system_version}?wait=30s.
@@ -150,7 +150,7 @@ func untilParam(c echo.Context) (int, error) {
 	if r := stateRank(v); r >= 0 {
 		return r, nil
 	}
-	return 0, api.WithMessage(fmt.Errorf("%w: until %q", api.ErrBadRequest, v),
+	return 0, withMessage(fmt.Errorf("%w: until %q", api.ErrBadRequest, v),
 		fmt.Sprintf("until=%q is not a repository state: use durable or complete", v))
 }
 
@@ -169,7 +169,7 @@ func (s *Server) writeProgress(c echo.Context, p depot.RepoProgress, err error) 
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, p)
+	return c.JSON(http.StatusOK, wireRepoProgress(p))
 }
 
 // sameProgress reports whether a long-poll has nothing new to tell: the
@@ -208,7 +208,7 @@ func (s *Server) addTrustRoot(c echo.Context) error {
 		return body.explain(err)
 	}
 	if !json.Valid(doc) {
-		return api.WithMessage(fmt.Errorf("%w: trust root is not JSON", api.ErrBadRequest),
+		return withMessage(fmt.Errorf("%w: trust root is not JSON", api.ErrBadRequest),
 			"the body is not JSON; send a TUF root.json document")
 	}
 	root, created, err := s.coord.AddTrustRoot(doc, "api")
@@ -219,7 +219,7 @@ func (s *Server) addTrustRoot(c echo.Context) error {
 	if created {
 		status = http.StatusCreated
 	}
-	return c.JSON(status, root)
+	return c.JSON(status, wireTrustRoot(root))
 }
 
 // listTrustRoots: GET /v1/system/update/trust-roots.
@@ -228,7 +228,7 @@ func (s *Server) listTrustRoots(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.List[depot.TrustRoot]{Items: nonNil(roots)})
+	return c.JSON(http.StatusOK, api.List[api.TrustRoot]{Items: convert(nonNil(roots), wireTrustRoot)})
 }
 
 // deleteTrustRoot: DELETE /v1/system/update/trust-roots/{id}, 204.
@@ -250,7 +250,7 @@ func (s *Server) listSleds(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.List[depot.SledRecord]{Items: nonNil(sleds)})
+	return c.JSON(http.StatusOK, api.List[api.SledRecord]{Items: convert(nonNil(sleds), wireSledRecord)})
 }
 
 // getSled: GET /v1/sleds/{id}.
@@ -263,7 +263,7 @@ func (s *Server) getSled(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, rec)
+	return c.JSON(http.StatusOK, wireSledRecord(rec))
 }
 
 // putSled: PUT /v1/sleds/{id} with {"control_url", "depot_url"}; the
@@ -282,7 +282,7 @@ func (s *Server) putSled(c echo.Context) error {
 		return err
 	}
 	s.rep.Activate()
-	return c.JSON(http.StatusOK, rec)
+	return c.JSON(http.StatusOK, wireSledRecord(rec))
 }
 
 // expungeSled: DELETE /v1/sleds/{id}; the expunged record.
@@ -299,7 +299,7 @@ func (s *Server) expungeSled(c echo.Context) error {
 		return err
 	}
 	s.rep.Activate()
-	return c.JSON(http.StatusOK, rec)
+	return c.JSON(http.StatusOK, wireSledRecord(rec))
 }
 
 // replicationStatus: GET /v1/replication/status?wait=30s. With wait it
@@ -325,7 +325,7 @@ func (s *Server) replicationStatus(c echo.Context) error {
 	st := s.rep.Status()
 	st.Sleds = nonNil(st.Sleds)
 	st.Recent = nonNil(st.Recent)
-	return c.JSON(http.StatusOK, st)
+	return c.JSON(http.StatusOK, wireReplicationStatus(st))
 }
 
 // activateReplication: POST /v1/replication/activate, 202.

@@ -15,14 +15,13 @@ import (
 
 	"depot/depot"
 	"depot/server/api"
-	"depot/store"
 	"depot/tuf/tuftest"
 )
 
 // testRepo builds a signed repository of system version version with two
 // random artifacts of about 40 KiB and returns the zip, its root and the
 // artifacts' digests.
-func testRepo(t testing.TB, version string) (zip, root []byte, arts []store.Digest) {
+func testRepo(t testing.TB, version string) (zip, root []byte, arts []api.Digest) {
 	t.Helper()
 	b := tuftest.NewBuilder(t)
 	var list []tuftest.Artifact
@@ -44,7 +43,7 @@ func (e *env) putRepo(t testing.TB, query string, archive []byte) (*http.Respons
 	return do(t, "PUT", e.sledURL+"/v1/system/update/repositories?"+query, bytes.NewReader(archive), "Expect", "100-continue")
 }
 
-func (e *env) trust(t testing.TB, root []byte) depot.TrustRoot {
+func (e *env) trust(t testing.TB, root []byte) api.TrustRoot {
 	t.Helper()
 	tr, err := e.sled.AddTrustRoot(context.Background(), root)
 	if err != nil {
@@ -72,7 +71,7 @@ func TestOperator_UploadRepo(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("add trust root: %d %s", resp.StatusCode, body)
 	}
-	var tr depot.TrustRoot
+	var tr api.TrustRoot
 	if err := json.Unmarshal(body, &tr); err != nil || tr.Source != "api" || len(tr.ID) != 64 {
 		t.Fatalf("trust root = %+v, %v", tr, err)
 	}
@@ -86,16 +85,16 @@ func TestOperator_UploadRepo(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("upload: %d %s", resp.StatusCode, body)
 	}
-	var res depot.UploadResult
+	var res api.UploadResult
 	if err := json.Unmarshal(body, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != depot.UploadInserted || res.Repo.SystemVersion != "1.0.0" || res.Repo.FileName != "repo.zip" ||
-		len(res.Repo.Artifacts) != 2 || res.Repo.Hash != store.Digest(sha256sum(zip)) {
+	if res.Status != api.UploadInserted || res.Repo.SystemVersion != "1.0.0" || res.Repo.FileName != "repo.zip" ||
+		len(res.Repo.Artifacts) != 2 || res.Repo.Hash != api.Digest(sha256sum(zip)) {
 		t.Fatalf("upload result = %+v", res)
 	}
 	again, err := e.sled.UploadRepo(ctx, "again.zip", "", bytes.NewReader(zip), int64(len(zip)))
-	if err != nil || again.Status != depot.UploadAlreadyExists || again.Repo.FileName != "repo.zip" {
+	if err != nil || again.Status != api.UploadAlreadyExists || again.Repo.FileName != "repo.zip" {
 		t.Fatalf("second upload = %+v, %v", again, err)
 	}
 	e.checkMirrors(t, arts...)
@@ -110,13 +109,13 @@ func TestOperator_UploadRepo(t *testing.T) {
 		t.Fatalf("repos = %+v, %v", repos, err)
 	}
 	p, err := e.sled.Repo(ctx, "1.0.0", 0)
-	if err != nil || p.State != depot.RepoReplicating || len(p.Artifacts) != 2 || p.Artifacts[0].Sleds == nil {
+	if err != nil || p.State != api.RepoReplicating || len(p.Artifacts) != 2 || p.Artifacts[0].Sleds == nil {
 		t.Fatalf("progress before replication = %+v, %v", p, err)
 	}
-	if _, err := e.sled.Repo(ctx, "9.9.9", 0); !errors.Is(err, depot.ErrRepoNotFound) {
+	if _, err := e.sled.Repo(ctx, "9.9.9", 0); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("Repo of an unknown version: %v", err)
 	}
-	if err := e.sled.DeleteRepo(ctx, "9.9.9"); !errors.Is(err, depot.ErrRepoNotFound) {
+	if err := e.sled.DeleteRepo(ctx, "9.9.9"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("DeleteRepo of an unknown version: %v", err)
 	}
 	resp, body = do(t, "GET", e.sledURL+"/v1/system/update/repositories/9.9.9", nil)
@@ -223,7 +222,7 @@ func TestOperator_TrustRoots(t *testing.T) {
 	if !strings.Contains(eb.Message, "root") {
 		t.Errorf("message %q", eb.Message)
 	}
-	if _, err := e.sled.AddTrustRoot(ctx, []byte(`{}`)); !errors.Is(err, depot.ErrTrustRootInvalid) {
+	if _, err := e.sled.AddTrustRoot(ctx, []byte(`{}`)); !errors.Is(err, api.ErrTrustRootInvalid) {
 		t.Fatalf("client add of a non-root: %v", err)
 	}
 	resp, body = do(t, "POST", e.sledURL+"/v1/system/update/trust-roots", bytes.NewReader(make([]byte, 1<<20+1)))
@@ -231,7 +230,7 @@ func TestOperator_TrustRoots(t *testing.T) {
 
 	resp, body = do(t, "DELETE", e.sledURL+"/v1/system/update/trust-roots/nope", nil)
 	wantError(t, resp, body, 400, "INVALID_HASH")
-	if err := e.sled.DeleteTrustRoot(ctx, strings.Repeat("0", 64)); !errors.Is(err, depot.ErrTrustRootNotFound) {
+	if err := e.sled.DeleteTrustRoot(ctx, strings.Repeat("0", 64)); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("delete of an unknown root: %v", err)
 	}
 	if err := e.sled.DeleteTrustRoot(ctx, tr.ID); err != nil {
@@ -259,7 +258,7 @@ func TestOperator_Repo_LongPoll(t *testing.T) {
 	start := time.Now()
 	p, err := e.sled.Repo(ctx, "4.0.0", 30*time.Second)
 	took := time.Since(start)
-	if err != nil || p.State != depot.RepoComplete || p.InService != 1 || len(p.Artifacts[0].Sleds) != 1 {
+	if err != nil || p.State != api.RepoComplete || p.InService != 1 || len(p.Artifacts[0].Sleds) != 1 {
 		t.Fatalf("progress = %+v, %v", p, err)
 	}
 	if took < 50*time.Millisecond || took > 5*time.Second {
@@ -272,14 +271,14 @@ func TestOperator_Repo_LongPoll(t *testing.T) {
 	// Nothing changes any more: the wait runs out.
 	start = time.Now()
 	p, err = e.sled.Repo(ctx, "4.0.0", 300*time.Millisecond)
-	if err != nil || p.State != depot.RepoComplete || time.Since(start) < 250*time.Millisecond {
+	if err != nil || p.State != api.RepoComplete || time.Since(start) < 250*time.Millisecond {
 		t.Fatalf("idle long-poll = %+v, %v after %v", p, err, time.Since(start))
 	}
 	// Waiting for a state already reached answers at once, not at the end
 	// of the wait (the state may have changed between two polls).
 	start = time.Now()
-	p, err = e.sled.RepoUntil(ctx, "4.0.0", 30*time.Second, depot.RepoDurable)
-	if err != nil || p.State != depot.RepoComplete || time.Since(start) > 5*time.Second {
+	p, err = e.sled.RepoUntil(ctx, "4.0.0", 30*time.Second, api.RepoDurable)
+	if err != nil || p.State != api.RepoComplete || time.Since(start) > 5*time.Second {
 		t.Fatalf("until=durable on a complete repository = %+v, %v after %v", p, err, time.Since(start))
 	}
 	resp, body := do(t, "GET", e.sledURL+"/v1/system/update/repositories/4.0.0?wait=-1s", nil)
@@ -295,12 +294,12 @@ func TestOperator_Sleds(t *testing.T) {
 	if sleds, err := e.sled.Sleds(ctx); err != nil || len(sleds) != 0 {
 		t.Fatalf("sleds = %+v, %v", sleds, err)
 	}
-	rec, err := e.sled.PutSled(ctx, depot.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:1/", DepotURL: "http://127.0.0.1:2"})
-	if err != nil || rec.ID != "b" || rec.State != depot.SledInService || rec.ControlURL != "http://127.0.0.1:1" || rec.Added.IsZero() {
+	rec, err := e.sled.PutSled(ctx, api.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:1/", DepotURL: "http://127.0.0.1:2"})
+	if err != nil || rec.ID != "b" || rec.State != api.SledInService || rec.ControlURL != "http://127.0.0.1:1" || rec.Added.IsZero() {
 		t.Fatalf("put sled = %+v, %v", rec, err)
 	}
 	// Changing the URLs keeps the record.
-	rec2, err := e.sled.PutSled(ctx, depot.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:3"})
+	rec2, err := e.sled.PutSled(ctx, api.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:3"})
 	if err != nil || !rec2.Added.Equal(rec.Added) || rec2.DepotURL != "" {
 		t.Fatalf("update sled = %+v, %v", rec2, err)
 	}
@@ -308,7 +307,7 @@ func TestOperator_Sleds(t *testing.T) {
 	if err != nil || got.ControlURL != "http://127.0.0.1:3" {
 		t.Fatalf("get sled = %+v, %v", got, err)
 	}
-	if _, err := e.sled.Sled(ctx, "zz"); !errors.Is(err, depot.ErrSledNotFound) {
+	if _, err := e.sled.Sled(ctx, "zz"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("get unknown sled: %v", err)
 	}
 	for _, c := range []struct{ id, body string }{
@@ -327,19 +326,19 @@ func TestOperator_Sleds(t *testing.T) {
 	}
 
 	gone, err := e.sled.ExpungeSled(ctx, "b")
-	if err != nil || gone.State != depot.SledExpunged {
+	if err != nil || gone.State != api.SledExpunged {
 		t.Fatalf("expunge = %+v, %v", gone, err)
 	}
-	if _, err := e.sled.PutSled(ctx, depot.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:1"}); !errors.Is(err, depot.ErrInvalidSled) {
+	if _, err := e.sled.PutSled(ctx, api.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:1"}); !errors.Is(err, api.ErrInvalidSled) {
 		t.Fatalf("bringing an expunged sled back: %v", err)
 	}
-	if _, err := e.sled.ExpungeSled(ctx, "zz"); !errors.Is(err, depot.ErrSledNotFound) {
+	if _, err := e.sled.ExpungeSled(ctx, "zz"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("expunge unknown: %v", err)
 	}
 	resp, body = do(t, "DELETE", e.sledURL+"/v1/sleds/local", nil)
 	wantError(t, resp, body, 400, "INVALID_SLED")
 	// Ids with reserved characters travel escaped.
-	if _, err := e.sled.Sled(ctx, "a/b c"); !errors.Is(err, depot.ErrSledNotFound) {
+	if _, err := e.sled.Sled(ctx, "a/b c"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("get escaped id: %v", err)
 	}
 }
@@ -362,7 +361,7 @@ func TestOperator_Replication(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []*env{b, c} {
-		if _, err := e.sled.PutSled(ctx, depot.SledRecord{ID: strings.TrimPrefix(s.sledURL, "http://127.0.0.1:"), ControlURL: s.sledURL}); err != nil {
+		if _, err := e.sled.PutSled(ctx, api.SledRecord{ID: strings.TrimPrefix(s.sledURL, "http://127.0.0.1:"), ControlURL: s.sledURL}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -387,10 +386,10 @@ func TestOperator_Replication(t *testing.T) {
 		t.Fatalf("status long-poll = %v after %v", err, time.Since(start))
 	}
 	p, err := e.sled.Repo(ctx, "5.0.0", 0)
-	for i := 0; err == nil && p.State != depot.RepoComplete && i < 50; i++ {
+	for i := 0; err == nil && p.State != api.RepoComplete && i < 50; i++ {
 		p, err = e.sled.Repo(ctx, "5.0.0", 10*time.Second)
 	}
-	if err != nil || p.State != depot.RepoComplete || p.InService != 3 {
+	if err != nil || p.State != api.RepoComplete || p.InService != 3 {
 		t.Fatalf("progress = %+v, %v", p, err)
 	}
 	for _, s := range []*env{b, c} {
@@ -404,10 +403,10 @@ func TestOperator_Replication(t *testing.T) {
 	if err != nil || st.Generation != 1 || st.Activations < 1 || len(st.Sleds) != 3 {
 		t.Fatalf("status = %+v, %v", st, err)
 	}
-	if n := st.Lifetime[depot.OpCopy].OK + st.Lifetime[depot.OpPut].OK; n != int64(2*len(arts)) {
+	if n := st.Lifetime[api.OpCopy].OK + st.Lifetime[api.OpPut].OK; n != int64(2*len(arts)) {
 		t.Fatalf("puts+copies = %d, want %d: %+v", n, 2*len(arts), st.Recent)
 	}
-	if st.Lifetime[depot.OpCopy].Err+st.Lifetime[depot.OpPut].Err != 0 {
+	if st.Lifetime[api.OpCopy].Err+st.Lifetime[api.OpPut].Err != 0 {
 		t.Fatalf("replication errors: %+v", st.Recent)
 	}
 }
@@ -434,10 +433,10 @@ func TestOperator_NotCoordinator(t *testing.T) {
 			t.Errorf("%s %s took %v", r.method, r.path, time.Since(start))
 		}
 	}
-	if _, err := e.sled.Repos(context.Background()); !errors.Is(err, depot.ErrNotCoordinator) {
+	if _, err := e.sled.Repos(context.Background()); !errors.Is(err, api.ErrNotCoordinator) {
 		t.Fatalf("client: %v", err)
 	}
-	if _, err := e.sled.UploadRepo(context.Background(), "r.zip", "", strings.NewReader("zip"), 3); !errors.Is(err, depot.ErrNotCoordinator) {
+	if _, err := e.sled.UploadRepo(context.Background(), "r.zip", "", strings.NewReader("zip"), 3); !errors.Is(err, api.ErrNotCoordinator) {
 		t.Fatalf("client upload: %v", err)
 	}
 }

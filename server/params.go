@@ -25,7 +25,7 @@ func digestParam(c echo.Context) (store.Digest, error) {
 	d, err := store.ParseDigest(c.Param("sha256"))
 	if err != nil {
 		// ParseDigest's text describes the client's input, so show it.
-		return d, api.WithMessage(err, err.Error())
+		return d, withMessage(err, err.Error())
 	}
 	return d, nil
 }
@@ -35,7 +35,7 @@ func digestParam(c echo.Context) (store.Digest, error) {
 func digestOf(c echo.Context, name string) (string, error) {
 	d, err := store.ParseDigest(c.Param(name))
 	if err != nil {
-		return "", api.WithMessage(err, fmt.Sprintf("%s: %v", name, err))
+		return "", withMessage(err, fmt.Sprintf("%s: %v", name, err))
 	}
 	return d.String(), nil
 }
@@ -50,7 +50,7 @@ func pathParam(c echo.Context, name string) (string, error) {
 	}
 	u, err := url.PathUnescape(v)
 	if err != nil {
-		return "", api.WithMessage(fmt.Errorf("%w: %s: %v", api.ErrBadRequest, name, err),
+		return "", withMessage(fmt.Errorf("%w: %s: %v", api.ErrBadRequest, name, err),
 			fmt.Sprintf("the %s in the path is not properly escaped", name))
 	}
 	return u, nil
@@ -64,7 +64,7 @@ func generationParam(c echo.Context) (*uint64, error) {
 	}
 	g, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return nil, api.WithMessage(fmt.Errorf("%w: generation %q: %v", api.ErrBadRequest, v, err),
+		return nil, withMessage(fmt.Errorf("%w: generation %q: %v", api.ErrBadRequest, v, err),
 			fmt.Sprintf("generation=%q is not a non-negative integer", v))
 	}
 	return &g, nil
@@ -78,7 +78,7 @@ func waitParam(c echo.Context) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
-		return 0, api.WithMessage(fmt.Errorf("%w: wait %q", api.ErrBadRequest, v),
+		return 0, withMessage(fmt.Errorf("%w: wait %q", api.ErrBadRequest, v),
 			fmt.Sprintf("wait=%q is not a duration such as 30s, 1m or 1500ms", v))
 	}
 	return min(d, api.MaxWait), nil
@@ -106,12 +106,12 @@ func (s *Server) decodeJSON(c echo.Context, v any, what string) error {
 	case body.err != nil:
 		return body.explain(err)
 	case errors.Is(err, store.ErrInvalidDigest):
-		return api.WithMessage(err, err.Error())
+		return withMessage(err, err.Error())
 	case errors.Is(err, io.EOF):
-		return api.WithMessage(fmt.Errorf("%w: empty body", api.ErrBadRequest),
+		return withMessage(fmt.Errorf("%w: empty body", api.ErrBadRequest),
 			"the body is empty; want "+what)
 	}
-	return api.WithMessage(fmt.Errorf("%w: decode body: %w", api.ErrBadRequest, err),
+	return withMessage(fmt.Errorf("%w: decode body: %w", api.ErrBadRequest, err),
 		fmt.Sprintf("the body is not %s: %v", what, err))
 }
 

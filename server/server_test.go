@@ -17,7 +17,6 @@ import (
 
 	"depot/server/api"
 	"depot/server/client"
-	"depot/store"
 )
 
 const validHex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" // sha256("")
@@ -75,7 +74,7 @@ func TestServer_PutArtifact_HashMismatch(t *testing.T) {
 	b, _ := blob(t, 300<<10)
 	_, other := blob(t, 1)
 	_, err := e.sled.PutArtifact(context.Background(), other, bytes.NewReader(b), int64(len(b)))
-	if !errors.Is(err, store.ErrHashMismatch) {
+	if !errors.Is(err, api.ErrHashMismatch) {
 		t.Fatalf("err = %v, want ErrHashMismatch", err)
 	}
 	var ae *client.APIError
@@ -97,7 +96,7 @@ func TestServer_PutArtifact_ClientDisconnectsMidBody(t *testing.T) {
 	conn.Close()
 	e.waitLog(t, `msg=request .*method=PUT path=/artifacts/`+d.String())
 	e.checkMirrors(t)
-	if _, err := e.depot.HeadArtifact(context.Background(), d); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.depot.HeadArtifact(context.Background(), d); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("HEAD after aborted upload: %v", err)
 	}
 }
@@ -216,7 +215,7 @@ func TestServer_PutArtifact_Twice(t *testing.T) {
 func TestServer_PutArtifact_Empty(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	d, _ := store.ParseDigest(validHex)
+	d, _ := api.ParseDigest(validHex)
 	if res, err := e.sled.PutArtifact(context.Background(), d, strings.NewReader(""), 0); err != nil || res.SuccessfulWrites != 2 {
 		t.Fatalf("put = %+v, %v", res, err)
 	}
@@ -262,7 +261,7 @@ func TestServer_GetArtifact_Absent(t *testing.T) {
 		resp, body := do(t, "GET", url, nil)
 		wantError(t, resp, body, 404, "NOT_FOUND")
 	}
-	if _, _, err := e.depot.GetArtifact(context.Background(), d); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := e.depot.GetArtifact(context.Background(), d); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("client GET: %v, want ErrNotFound", err)
 	}
 }
@@ -275,13 +274,13 @@ func TestServer_HeadArtifact_Absent(t *testing.T) {
 	if resp.StatusCode != 404 || len(body) != 0 || resp.Header.Get("X-Error-Code") != "NOT_FOUND" {
 		t.Fatalf("HEAD absent: %d %q %v", resp.StatusCode, body, resp.Header)
 	}
-	if _, err := e.depot.HeadArtifact(context.Background(), d); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.depot.HeadArtifact(context.Background(), d); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("client HEAD: %v, want ErrNotFound", err)
 	}
 }
 
 // putBlob stores a fresh random artifact of n bytes.
-func (e *env) putBlob(t testing.TB, n int) ([]byte, store.Digest) {
+func (e *env) putBlob(t testing.TB, n int) ([]byte, api.Digest) {
 	t.Helper()
 	b, d := blob(t, n)
 	if _, err := e.sled.PutArtifact(context.Background(), d, bytes.NewReader(b), int64(n)); err != nil {
@@ -378,7 +377,7 @@ func TestServer_DeleteArtifact(t *testing.T) {
 	if err := e.sled.DeleteArtifact(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.depot.HeadArtifact(ctx, d); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.depot.HeadArtifact(ctx, d); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("HEAD after delete: %v", err)
 	}
 	e.checkMirrors(t)

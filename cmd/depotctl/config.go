@@ -5,8 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"depot/depot"
-	"depot/store"
+	"depot/server/api"
 )
 
 func (a *app) configCmd() *cobra.Command {
@@ -33,7 +32,7 @@ artifact outside the config is then deleted by the daemon's reconciler.
 Normally the coordinator does this; set is for unmanaged sleds and repairs.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			cfg := depot.Config{Generation: generation, Artifacts: make([]store.Digest, 0, len(args))}
+			cfg := api.Config{Generation: generation, Artifacts: make([]api.Digest, 0, len(args))}
 			for _, s := range args {
 				d, err := parseDigest(s)
 				if err != nil {
@@ -52,7 +51,7 @@ Normally the coordinator does this; set is for unmanaged sleds and repairs.`,
 	return group("config", "Read or install a daemon's artifact config", get, set)
 }
 
-func configTable(w io.Writer, cfg depot.Config) {
+func configTable(w io.Writer, cfg api.Config) {
 	kv(w, "generation", cfg.Generation, "artifacts", len(cfg.Artifacts))
 	if len(cfg.Artifacts) > 0 {
 		section(w, false, "SHA256")

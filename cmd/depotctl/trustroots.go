@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"depot/depot"
+	"depot/server/api"
 )
 
 // maxRootSize bounds a root.json read from disk; real ones are a few KiB.
@@ -29,7 +29,7 @@ func (a *app) trustRootsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.emit(tr, func(w io.Writer) { trustRootTable(w, []depot.TrustRoot{tr}) })
+			return a.emit(tr, func(w io.Writer) { trustRootTable(w, []api.TrustRoot{tr}) })
 		}),
 	}
 	ls := &cobra.Command{
@@ -42,7 +42,7 @@ func (a *app) trustRootsCmd() *cobra.Command {
 				return err
 			}
 			if trs == nil {
-				trs = []depot.TrustRoot{}
+				trs = []api.TrustRoot{}
 			}
 			return a.emit(trs, func(w io.Writer) { trustRootTable(w, trs) })
 		}),
@@ -62,7 +62,7 @@ func (a *app) trustRootsCmd() *cobra.Command {
 	return group("trust-roots", "Manage the trusted TUF root.json documents", add, ls, rm)
 }
 
-func trustRootTable(w io.Writer, trs []depot.TrustRoot) {
+func trustRootTable(w io.Writer, trs []api.TrustRoot) {
 	row(w, "ID", "ROOT VERSION", "EXPIRES", "ADDED", "SOURCE")
 	for _, tr := range trs {
 		version, expires := rootSummary(tr.Root)

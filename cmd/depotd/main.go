@@ -25,6 +25,7 @@ import (
 	"depot/server"
 	"depot/server/client"
 	"depot/server/metrics"
+	"depot/server/remote"
 	"depot/store"
 	"depot/tuf"
 )
@@ -167,7 +168,7 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 
 	hc := client.DefaultHTTPClient()
 	sled, err := depot.NewSled(ctx, depot.SledOptions{
-		Store: st, Peer: client.Peer{HTTP: hc}, Logger: log,
+		Store: st, Peer: remote.Peer{HTTP: hc}, Logger: log,
 		MaxConcurrentCopies: o.maxConcurrentCopies, CopyStallTimeout: o.copyStallTimeout,
 		// A coordinator restores the local config from its catalog before
 		// the reconciler may delete anything.
@@ -292,7 +293,7 @@ func startCoordinator(ctx context.Context, o options, log *slog.Logger, st *stor
 		Local:          depot.LocalSled{Sled: sled, DepotURL: depotURL},
 		LocalStore:     st,
 		ClientFor: func(rec depot.SledRecord) depot.SledClient {
-			return client.NewSledClient(rec.ControlURL, hc)
+			return remote.NewSledClient(rec.ControlURL, hc)
 		},
 		Logger:       log,
 		OnActivation: onActivation,

@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"depot/server/api"
 	"depot/server/client"
 	"depot/server/servertest"
-	"depot/store"
 )
 
 // depotdBin is the daemon under test, built once by TestMain.
@@ -167,7 +167,7 @@ func TestDepotd_PutGetStop(t *testing.T) {
 	ctx := context.Background()
 	b := make([]byte, 3<<20)
 	rand.NewChaCha8([32]byte{1}).Read(b)
-	dg := store.Digest(sha256.Sum256(b))
+	dg := api.Digest(sha256.Sum256(b))
 	res, err := d.sled.PutArtifact(ctx, dg, bytes.NewReader(b), int64(len(b)))
 	if err != nil || res.Datasets != 2 || res.SuccessfulWrites != 2 {
 		t.Fatalf("put = %+v, %v", res, err)
@@ -262,7 +262,7 @@ func TestDepotd_BadSize(t *testing.T) {
 func TestDepotd_MaxArtifactSizeFlag(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), "--max-artifact-size", "1MiB", "--log-format", "text")
 	b := make([]byte, 1<<20+1)
-	dg := store.Digest(sha256.Sum256(b))
+	dg := api.Digest(sha256.Sum256(b))
 	_, err := d.sled.PutArtifact(context.Background(), dg, bytes.NewReader(b), int64(len(b)))
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Status != 413 {
@@ -292,7 +292,7 @@ func TestDepotd_SIGTERMDrainsUpload(t *testing.T) {
 	d := startDaemon(t, t.TempDir())
 	body := make([]byte, 16<<20)
 	rand.NewChaCha8([32]byte{3}).Read(body)
-	dg := store.Digest(sha256.Sum256(body))
+	dg := api.Digest(sha256.Sum256(body))
 	upload := make(chan error, 1)
 	go func() {
 		_, err := d.sled.PutArtifact(context.Background(), dg, &slowReader{b: body, chunk: 1 << 20, pause: 20 * time.Millisecond}, int64(len(body)))
@@ -333,7 +333,7 @@ func TestDepotd_SIGKILLDuringUpload(t *testing.T) {
 	const size = 64 << 20
 	body := make([]byte, size)
 	rand.NewChaCha8([32]byte{2}).Read(body)
-	dg := store.Digest(sha256.Sum256(body))
+	dg := api.Digest(sha256.Sum256(body))
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
@@ -398,7 +398,7 @@ func checkNothingPartial(t *testing.T, d *daemon) {
 		h := sha256.New()
 		got, err := io.Copy(h, rc)
 		rc.Close()
-		if err != nil || got != n || store.Digest(h.Sum(nil)) != dg {
+		if err != nil || got != n || api.Digest(h.Sum(nil)) != dg {
 			t.Errorf("listed %s: read %d of %d bytes (%v), hash %x", dg, got, n, err, h.Sum(nil))
 		}
 	}
@@ -428,8 +428,8 @@ func checkNothingPartial(t *testing.T, d *daemon) {
 
 var artifactPath = regexp.MustCompile(`^artifacts/[0-9a-f]{2}/[0-9a-f]{64}$`)
 
-func mustDigest(t testing.TB, s string) store.Digest {
-	d, err := store.ParseDigest(s)
+func mustDigest(t testing.TB, s string) api.Digest {
+	d, err := api.ParseDigest(s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,6 @@
 package api
 
-import (
-	"time"
-
-	"depot/depot"
-	"depot/store"
-)
+import "time"
 
 // PutResult is the body of a successful PUT /artifacts/{sha256}.
 type PutResult struct {
@@ -20,23 +15,23 @@ type ListResponse struct {
 	// Generation is the sled's config generation, nil while it is unmanaged.
 	Generation *uint64 `json:"generation"`
 	// List maps every artifact to the number of mirrors holding it.
-	List map[store.Digest]int `json:"list"`
+	List map[Digest]int `json:"list"`
 }
 
 // StatusResponse is the body of GET /status.
 type StatusResponse struct {
-	Version    string               `json:"version"`
-	Mirrors    []store.MirrorStatus `json:"mirrors"`
-	Generation *uint64              `json:"generation"`
+	Version    string         `json:"version"`
+	Mirrors    []MirrorStatus `json:"mirrors"`
+	Generation *uint64        `json:"generation"`
 	// ConfiguredArtifacts is the number of artifacts in the config (nil
 	// while the sled is unmanaged).
 	ConfiguredArtifacts *int `json:"configured_artifacts,omitempty"`
 	// DepotURL is the base URL of the sled's repo-depot API, for peers.
-	DepotURL      string                `json:"depot_url"`
-	UptimeSeconds float64               `json:"uptime_seconds"`
-	Copies        depot.CopyCounts      `json:"copies"`
-	Reconciler    depot.ReconcileStatus `json:"reconciler"`
-	Scrub         store.ScrubStatus     `json:"scrub"`
+	DepotURL      string          `json:"depot_url"`
+	UptimeSeconds float64         `json:"uptime_seconds"`
+	Copies        CopyCounts      `json:"copies"`
+	Reconciler    ReconcileStatus `json:"reconciler"`
+	Scrub         ScrubStatus     `json:"scrub"`
 }
 
 // List is the body of every listing of the operator API and of GET

@@ -1,4 +1,4 @@
-package openapi_test
+package openapitest_test
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"depot/server/openapi"
+	"depot/server/openapi/openapitest"
 )
 
 // onlyReader hides strings.Reader's type from http.NewRequest, so the
@@ -219,9 +219,9 @@ func TestCheckingTransport_RoundTrip(t *testing.T) {
 		is      error
 		mention string
 	}{
-		{openapi.ErrMismatch, "artifact_copy_from_depot"},
-		{openapi.ErrMismatch, "status_get"},
-		{openapi.ErrUndocumented, "/nope"},
+		{openapitest.ErrMismatch, "artifact_copy_from_depot"},
+		{openapitest.ErrMismatch, "status_get"},
+		{openapitest.ErrUndocumented, "/nope"},
 	} {
 		if !errors.Is(errs[i], want.is) || !strings.Contains(errs[i].Error(), want.mention) {
 			t.Errorf("Errors()[%d] = %v, want %v about %s", i, errs[i], want.is, want.mention)

@@ -1,4 +1,4 @@
-package openapi_test
+package openapitest_test
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"depot/server/openapi"
+	"depot/server/openapi/openapitest"
 )
 
 // A conformance test drives a server through a client whose transport
@@ -16,7 +17,7 @@ func Example() {
 	srv := httptest.NewServer(openapi.Handler()) // stands in for depotd
 	defer srv.Close()
 
-	v, err := openapi.NewValidator()
+	v, err := openapitest.NewValidator()
 	if err != nil {
 		panic(err)
 	}

@@ -1,4 +1,4 @@
-package openapi_test
+package openapitest_test
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"depot/server/openapi"
+	"depot/server/openapi/openapitest"
 )
 
 const (
@@ -25,7 +25,7 @@ type exchange struct {
 	respBody       string
 }
 
-func (x exchange) check(t testing.TB, v *openapi.Validator) error {
+func (x exchange) check(t testing.TB, v *openapitest.Validator) error {
 	t.Helper()
 	req, err := http.NewRequest(x.method, "http://127.0.0.1:40001"+x.target, strings.NewReader(x.reqBody))
 	if err != nil {
@@ -283,111 +283,111 @@ func TestValidator_Check_Rejects(t *testing.T) {
 		"response missing a required field": {
 			x: exchange{method: "PUT", target: "/artifacts/" + hashA, reqBody: "hello",
 				status: 200, respHeader: jsonHdr, respBody: `{"datasets":2}`},
-			is: openapi.ErrMismatch, mention: []string{"artifact_put", "successful_writes"},
+			is: openapitest.ErrMismatch, mention: []string{"artifact_put", "successful_writes"},
 		},
 		"wrong status": {
 			x: exchange{method: "PUT", target: "/artifacts/" + hashA, reqBody: "hello",
 				status: 201, respHeader: jsonHdr, respBody: `{"datasets":2,"successful_writes":2}`},
-			is: openapi.ErrMismatch, mention: []string{"artifact_put", "201", "not documented"},
+			is: openapitest.ErrMismatch, mention: []string{"artifact_put", "201", "not documented"},
 		},
 		"undocumented path": {
 			x:  exchange{method: "GET", target: "/nope", status: 404, respHeader: errHdr("NOT_FOUND"), respBody: errBody("NOT_FOUND")},
-			is: openapi.ErrUndocumented, mention: []string{"/nope"},
+			is: openapitest.ErrUndocumented, mention: []string{"/nope"},
 		},
 		"undocumented method": {
 			x:  exchange{method: "PATCH", target: "/artifacts", status: 405, respHeader: errHdr("METHOD_NOT_ALLOWED"), respBody: errBody("METHOD_NOT_ALLOWED")},
-			is: openapi.ErrUndocumented, mention: []string{"PATCH"},
+			is: openapitest.ErrUndocumented, mention: []string{"PATCH"},
 		},
 		"invalid request accepted": {
 			x: exchange{method: "PUT", target: "/artifacts/ABC", reqBody: "hello",
 				status: 200, respHeader: jsonHdr, respBody: `{"datasets":2,"successful_writes":2}`},
-			is: openapi.ErrMismatch, mention: []string{"artifact_put", "sha256", "not a 4xx"},
+			is: openapitest.ErrMismatch, mention: []string{"artifact_put", "sha256", "not a 4xx"},
 		},
 		"error body missing error_code": {
 			x: exchange{method: "DELETE", target: "/artifacts/" + hashA,
 				status: 409, respHeader: jsonHdr, respBody: `{"request_id":"r1","message":"m"}`},
-			is: openapi.ErrMismatch, mention: []string{"artifact_delete", "error_code"},
+			is: openapitest.ErrMismatch, mention: []string{"artifact_delete", "error_code"},
 		},
 		"unknown error code": {
 			x: exchange{method: "DELETE", target: "/artifacts/" + hashA,
 				status: 409, respHeader: errHdr("ARTIFACT_IN_CONFIG"), respBody: errBody("IN_CONFIG")},
-			is: openapi.ErrMismatch, mention: []string{"error_code"},
+			is: openapitest.ErrMismatch, mention: []string{"error_code"},
 		},
 		"error code header not a code": {
 			x: exchange{method: "HEAD", target: "/artifacts/" + hashA,
 				status: 404, respHeader: hdr("X-Error-Code", "nope")},
-			is: openapi.ErrMismatch, mention: []string{"artifact_head", "X-Error-Code"},
+			is: openapitest.ErrMismatch, mention: []string{"artifact_head", "X-Error-Code"},
 		},
 		"JSON answered as text": {
 			x: exchange{method: "GET", target: "/artifacts",
 				status: 200, respHeader: hdr("Content-Type", "text/plain"), respBody: `{"generation":null,"list":{}}`},
-			is: openapi.ErrMismatch, mention: []string{"artifact_list", "Content-Type"},
+			is: openapitest.ErrMismatch, mention: []string{"artifact_list", "Content-Type"},
 		},
 		"generation null where it must be a number": {
 			x: exchange{method: "GET", target: "/artifacts-config",
 				status: 200, respHeader: jsonHdr, respBody: `{"generation":null,"artifacts":[]}`},
-			is: openapi.ErrMismatch, mention: []string{"artifact_config_get", "generation"},
+			is: openapitest.ErrMismatch, mention: []string{"artifact_config_get", "generation"},
 		},
 		"copy count not an integer": {
 			x: exchange{method: "GET", target: "/artifacts",
 				status: 200, respHeader: jsonHdr, respBody: `{"generation":1,"list":{"` + hashA + `":"two"}}`},
-			is: openapi.ErrMismatch, mention: []string{"artifact_list"},
+			is: openapitest.ErrMismatch, mention: []string{"artifact_list"},
 		},
 		"blob without ETag": {
 			x: exchange{method: "GET", target: "/artifact/sha256/" + hashA,
 				status: 200, respHeader: hdr("Content-Type", "application/octet-stream")},
-			is: openapi.ErrMismatch, mention: []string{"artifact_get_by_sha256", "ETag"},
+			is: openapitest.ErrMismatch, mention: []string{"artifact_get_by_sha256", "ETag"},
 		},
 		"HEAD without ETag": {
 			x: exchange{method: "HEAD", target: "/artifacts/" + hashA,
 				status: 200, respHeader: hdr("Content-Type", "application/octet-stream")},
-			is: openapi.ErrMismatch, mention: []string{"artifact_head", "ETag"},
+			is: openapitest.ErrMismatch, mention: []string{"artifact_head", "ETag"},
 		},
 		"blob served as JSON": {
 			x: exchange{method: "GET", target: "/artifacts/" + hashA,
 				status: 200, respHeader: hdr("Content-Type", "application/json", "ETag", etagA), respBody: `{}`},
-			is: openapi.ErrMismatch, mention: []string{"artifact_get", "Content-Type"},
+			is: openapitest.ErrMismatch, mention: []string{"artifact_get", "Content-Type"},
 		},
 		"429 without Retry-After": {
 			x: exchange{method: "POST", target: "/artifacts/" + hashA + "/copy-from-depot",
 				reqHeader: hdr("Content-Type", "application/json"), reqBody: `{"depot_base_url":"http://h:1"}`,
 				status: 429, respHeader: errHdr("TOO_MANY_COPIES"), respBody: errBody("TOO_MANY_COPIES")},
-			is: openapi.ErrMismatch, mention: []string{"artifact_copy_from_depot", "Retry-After"},
+			is: openapitest.ErrMismatch, mention: []string{"artifact_copy_from_depot", "Retry-After"},
 		},
 		"copy request body of the wrong shape accepted": {
 			x: exchange{method: "POST", target: "/artifacts/" + hashA + "/copy-from-depot",
 				reqHeader: hdr("Content-Type", "application/json"), reqBody: `{"url":"http://h:1"}`,
 				status: 202, respHeader: jsonHdr, respBody: `{}`},
-			is: openapi.ErrMismatch, mention: []string{"artifact_copy_from_depot", "depot_base_url"},
+			is: openapitest.ErrMismatch, mention: []string{"artifact_copy_from_depot", "depot_base_url"},
 		},
 		"copy job with a bad state": {
 			x: exchange{method: "GET", target: "/copies/" + hashA,
 				status: 200, respHeader: jsonHdr, respBody: strings.Replace(copyJobJSON, `"running"`, `"queued"`, 1)},
-			is: openapi.ErrMismatch, mention: []string{"copy_get", "state"},
+			is: openapitest.ErrMismatch, mention: []string{"copy_get", "state"},
 		},
 		"time that is not RFC 3339": {
 			x: exchange{method: "GET", target: "/copies",
 				status: 200, respHeader: jsonHdr, respBody: `{"items":[` + strings.Replace(copyJobJSON, "2025-01-02T03:04:05.123456789Z", "yesterday", 1) + `]}`},
-			is: openapi.ErrMismatch, mention: []string{"copy_list", "started"},
+			is: openapitest.ErrMismatch, mention: []string{"copy_list", "started"},
 		},
 		"status without scrub": {
 			x: exchange{method: "GET", target: "/status",
 				status: 200, respHeader: jsonHdr, respBody: strings.Replace(statusJSON, `"scrub":`, `"scrubbed":`, 1)},
-			is: openapi.ErrMismatch, mention: []string{"status_get", "scrub"},
+			is: openapitest.ErrMismatch, mention: []string{"status_get", "scrub"},
 		},
 		"progress artifact without sleds": {
 			x: exchange{method: "GET", target: "/v1/system/update/repositories/1.0.0",
 				status: 200, respHeader: jsonHdr, respBody: strings.Replace(progressJSON, `,"sleds":["local","sled-0a1b2c3d"]`, "", 1)},
-			is: openapi.ErrMismatch, mention: []string{"system_update_get_repository", "sleds"},
+			is: openapitest.ErrMismatch, mention: []string{"system_update_get_repository", "sleds"},
 		},
 		"body on 204": {
 			x:  exchange{method: "DELETE", target: "/artifacts/" + hashA, status: 204, respHeader: jsonHdr, respBody: `{}`},
-			is: openapi.ErrMismatch, mention: []string{"artifact_delete", "documents none"},
+			is: openapitest.ErrMismatch, mention: []string{"artifact_delete", "documents none"},
 		},
 		"5xx to an invalid request": {
 			x: exchange{method: "GET", target: "/copies/" + hashA + "?wait=soon",
 				status: 500, respHeader: errHdr("INTERNAL"), respBody: errBody("INTERNAL")},
-			is: openapi.ErrMismatch, mention: []string{"copy_get", "wait"},
+			is: openapitest.ErrMismatch, mention: []string{"copy_get", "wait"},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
