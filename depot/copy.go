@@ -174,7 +174,8 @@ func (s *Sled) runCopy(j *copyJob, d store.Digest, baseURL string) {
 }
 
 func (s *Sled) copy(ctx context.Context, cancel context.CancelCauseFunc, j *copyJob, d store.Digest, baseURL string) error {
-	if info, err := s.st.Stat(ctx, d); err == nil && info.Copies >= healthyMirrors(s.st) {
+	var st copyStore = s.st
+	if info, err := st.Stat(ctx, d); err == nil && info.Copies >= healthyMirrors(st) {
 		return nil // already on every healthy mirror: nothing to fetch
 	}
 	// The watchdog covers the whole fetch, from connecting to the last byte.
@@ -191,7 +192,7 @@ func (s *Sled) copy(ctx context.Context, cancel context.CancelCauseFunc, j *copy
 		j.bytes.Add(int64(n))
 		w.Progress()
 	}}
-	if _, err := s.st.Put(ctx, d, r, size); err != nil {
+	if _, err := st.Put(ctx, d, r, size); err != nil {
 		return fmt.Errorf("copy from %s: %w", baseURL, err)
 	}
 	return nil

@@ -119,7 +119,7 @@ func (s *Sled) Close() error {
 	return nil
 }
 
-func healthyMirrors(st Store) int {
+func healthyMirrors(st interface{ Mirrors() []store.MirrorStatus }) int {
 	n := 0
 	for _, m := range st.Mirrors() {
 		if m.Healthy {
