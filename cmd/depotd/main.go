@@ -273,7 +273,7 @@ func startCoordinator(ctx context.Context, o options, log *slog.Logger, st *stor
 		if err != nil {
 			return fail(fmt.Errorf("--trusted-root: %w", err))
 		}
-		if _, _, err := coord.AddTrustRoot(doc, file); err != nil {
+		if _, _, err := coord.AddTrustRoot(doc, file, nil); err != nil {
 			return fail(fmt.Errorf("--trusted-root %s: %w", file, err))
 		}
 	}
@@ -282,7 +282,7 @@ func startCoordinator(ctx context.Context, o options, log *slog.Logger, st *stor
 		if err != nil {
 			return fail(err)
 		}
-		if _, err := cat.PutSled(rec); err != nil {
+		if _, err := cat.PutSled(rec, nil); err != nil {
 			return fail(fmt.Errorf("--sled %s: %w", flagValue, err))
 		}
 	}
