@@ -109,7 +109,7 @@ func NewTokenSecret() string {
 type Token struct {
 	Name        string    `json:"name"`
 	Role        string    `json:"role"`
-	Hash        string    `json:"hash"` // "sha256:<hex>"
+	Hash        string    `json:"hash"`   // "sha256:<hex>"
 	Source      string    `json:"source"` // "api" or "file"
 	TimeCreated time.Time `json:"time_created,omitzero"`
 	CreatedBy   string    `json:"created_by,omitempty"`
