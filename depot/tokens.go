@@ -3,10 +3,6 @@ package depot
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +12,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"depot/depot/authtoken"
 )
 
 // Operator tokens. A token is "depot_" followed by 43 base64url characters
@@ -40,70 +38,36 @@ var (
 	ErrInvalidToken = errors.New("invalid token request")
 )
 
-// Role is what an identity may do on the operator API. Roles are ordered:
-// each may do everything the ones below it may.
-type Role int
+// Role is what an identity may do on the operator API (ordered; see
+// package authtoken).
+type Role = authtoken.Role
 
 // Roles, lowest first. RoleNone may do nothing.
 const (
-	RoleNone Role = iota
-	RoleViewer
-	RoleOperator
-	RoleAdmin
+	RoleNone     = authtoken.None
+	RoleViewer   = authtoken.Viewer
+	RoleOperator = authtoken.Operator
+	RoleAdmin    = authtoken.Admin
 )
 
-var roleNames = map[Role]string{RoleViewer: "viewer", RoleOperator: "operator", RoleAdmin: "admin"}
-
-func (r Role) String() string {
-	if n, ok := roleNames[r]; ok {
-		return n
-	}
-	return "none"
-}
-
-// ParseRole parses "viewer", "operator" or "admin".
+// ParseRole parses "viewer", "operator" or "admin"; ErrInvalidToken
+// otherwise.
 func ParseRole(s string) (Role, error) {
-	for r, n := range roleNames {
-		if n == s {
-			return r, nil
-		}
+	r, err := authtoken.ParseRole(s)
+	if err != nil {
+		return r, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	return RoleNone, fmt.Errorf("%w: role %q must be viewer, operator or admin", ErrInvalidToken, s)
+	return r, nil
 }
 
 // TokenHash is the SHA-256 of a token's secret.
-type TokenHash [32]byte
+type TokenHash = authtoken.Hash
 
 // HashToken returns the hash a token is stored and looked up under.
-func HashToken(secret string) TokenHash { return sha256.Sum256([]byte(secret)) }
-
-// String returns "sha256:<64 hex>", the form of the tokens file.
-func (h TokenHash) String() string { return "sha256:" + hex.EncodeToString(h[:]) }
+func HashToken(secret string) TokenHash { return authtoken.HashSecret(secret) }
 
 // ParseTokenHash parses "sha256:<64 hex>".
-func ParseTokenHash(s string) (TokenHash, error) {
-	var h TokenHash
-	hx, ok := strings.CutPrefix(s, "sha256:")
-	if !ok || len(hx) != 64 {
-		return h, fmt.Errorf("token hash %q: want sha256:<64 hex digits>", s)
-	}
-	if _, err := hex.Decode(h[:], []byte(hx)); err != nil {
-		return h, fmt.Errorf("token hash %q: want sha256:<64 hex digits>", s)
-	}
-	return h, nil
-}
-
-// TokenPrefix starts every token this package makes.
-const TokenPrefix = "depot_"
-
-// NewTokenSecret returns a fresh random token.
-func NewTokenSecret() string {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("crypto/rand: " + err.Error()) // never fails on Linux
-	}
-	return TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
-}
+func ParseTokenHash(s string) (TokenHash, error) { return authtoken.ParseHash(s) }
 
 // Token is one operator token, without its secret.
 type Token struct {
@@ -144,7 +108,7 @@ func (c *Catalog) CreateToken(name string, role Role, reserved func(string) bool
 	if reserved != nil && reserved(name) {
 		return "", Token{}, fmt.Errorf("%w: %q is a token of the tokens file", ErrTokenExists, name)
 	}
-	secret := NewTokenSecret()
+	secret := authtoken.NewSecret()
 	h := HashToken(secret)
 	tok := Token{Name: name, Role: role.String(), Hash: h.String(), Source: "api", TimeCreated: time.Now().UTC()}
 	if e != nil {

@@ -63,6 +63,8 @@ type options struct {
 	copyStallTimeout    time.Duration
 	scrubInterval       time.Duration
 	scrubRate           byteSize
+
+	tokensFile string
 }
 
 // run is main without the exit, so its status is testable. It returns 0
@@ -97,6 +99,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.copyStallTimeout, "copy-stall-timeout", time.Minute, "a copy that receives no bytes for this long fails")
 	fs.DurationVar(&o.scrubInterval, "scrub-interval", 24*time.Hour, "time between background scrubs that re-hash every artifact (0: only on POST /scrub)")
 	fs.Var(&o.scrubRate, "scrub-rate", "scrub read rate in bytes per second (`size`)")
+	fs.StringVar(&o.tokensFile, "tokens-file", "", "operator tokens `file`: one \"NAME ROLE sha256:HEX\" a line, re-read when it changes (without any token the operator API is open, on loopback only)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: depotd [flags]\n\nServes a sled's artifact depot and, unless --coordinator=false, the coordinator role.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -112,8 +115,8 @@ func run(args []string, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	if !o.coordinator && (len(o.sleds) > 0 || len(o.trustedRoots) > 0) {
-		fmt.Fprintf(stderr, "depotd: --sled and --trusted-root need the coordinator role (drop --coordinator=false)\n")
+	if !o.coordinator && (len(o.sleds) > 0 || len(o.trustedRoots) > 0 || o.tokensFile != "") {
+		fmt.Fprintf(stderr, "depotd: --sled, --trusted-root and --tokens-file need the coordinator role (drop --coordinator=false)\n")
 		return 2
 	}
 	var h slog.Handler
@@ -213,6 +216,15 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 		defer stopCoord()
 	}
 
+	var tokens *depot.TokenFile
+	if o.coordinator {
+		if tokens, err = operatorAuth(ctx, o, log, coord.Catalog()); err != nil {
+			sledLn.Close()
+			depotLn.Close()
+			return err
+		}
+	}
+
 	srv := server.New(server.Config{
 		Sled:            sled,
 		Coordinator:     coord,
@@ -224,6 +236,10 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 		MaxRepoSize:     int64(o.maxRepoSize),
 		ShutdownTimeout: o.shutdownTimeout,
 		DepotURL:        depotURL,
+		Tokens:          tokens,
+		// The operator API is served on --listen until it has a listener
+		// of its own.
+		OperatorAddr: o.listen,
 	})
 	// Tests parse this line for the ports when listening on port 0.
 	log.Info("listening", "sled", sledLn.Addr().String(), "depot", depotLn.Addr().String(),
@@ -421,4 +437,38 @@ func formatSize(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// tokensFilePoll is how often the tokens file is checked for changes.
+const tokensFilePoll = 250 * time.Millisecond
+
+// operatorAuth reads --tokens-file (and keeps re-reading it until ctx is
+// done) and decides how the operator API authenticates: with tokens from
+// the file or the catalog; with none on a loopback operator listener, it
+// is open (dev mode, with a warning); with none elsewhere, depotd refuses
+// to start.
+func operatorAuth(ctx context.Context, o options, log *slog.Logger, cat *depot.Catalog) (*depot.TokenFile, error) {
+	var tokens *depot.TokenFile
+	if o.tokensFile != "" {
+		var err error
+		tokens, err = depot.OpenTokenFile(o.tokensFile, log)
+		if err != nil {
+			return nil, fmt.Errorf("--tokens-file: %w", err)
+		}
+		go tokens.Watch(ctx, tokensFilePoll)
+	}
+	inCatalog, err := cat.HasTokens()
+	if err != nil {
+		return nil, fmt.Errorf("read tokens from the catalog: %w", err)
+	}
+	if (tokens != nil && tokens.Len() > 0) || inCatalog {
+		return tokens, nil
+	}
+	if !server.IsLoopback(o.listen) {
+		return nil, fmt.Errorf("the operator API would listen on %s, which is not loopback, with no token configured: "+
+			"give --tokens-file (lines \"NAME ROLE sha256:HEX\"; depotctl tokens hash makes one), or listen on 127.0.0.1", o.listen)
+	}
+	log.Warn("operator API authentication disabled: no token is configured and the operator listener is on loopback (dev mode)",
+		"listen", o.listen)
+	return tokens, nil
 }
