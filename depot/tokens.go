@@ -7,13 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"sort"
 	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"depot/depot/authtoken"
+	"depot/store"
 )
 
 // Operator tokens. A token is "depot_" followed by 43 base64url characters
@@ -276,4 +280,30 @@ func ParseTokensFile(r io.Reader) ([]Token, []error) {
 		out = append(out, t)
 	}
 	return out, errs
+}
+
+// CatalogHasTokensAt reports, without opening the catalog for writing,
+// whether the catalog file at path holds any token; a missing file holds
+// none. depotd asks before it binds a non-loopback operator listener.
+func CatalogHasTokensAt(path string) (bool, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return false, fmt.Errorf("open catalog %s: %w", path, store.ErrLocked)
+	}
+	if err != nil {
+		return false, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	defer db.Close()
+	var any bool
+	err = db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketTokens); b != nil {
+			k, _ := b.Cursor().First()
+			any = k != nil
+		}
+		return nil
+	})
+	return any, err
 }

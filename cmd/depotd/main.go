@@ -119,6 +119,10 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "depotd: --sled, --trusted-root and --tokens-file need the coordinator role (drop --coordinator=false)\n")
 		return 2
 	}
+	if err := checkOperatorAuth(o); err != nil {
+		fmt.Fprintf(stderr, "depotd: %v\n", err)
+		return 1
+	}
 	var h slog.Handler
 	switch o.logFormat {
 	case "text":
@@ -439,6 +443,32 @@ func formatSize(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
+// checkOperatorAuth refuses, before anything is bound, an operator API on
+// a non-loopback address with no token configured: neither --tokens-file
+// nor a token in the catalog.
+func checkOperatorAuth(o options) error {
+	if !o.coordinator || o.tokensFile != "" || server.IsLoopback(o.listen) {
+		return nil
+	}
+	path := o.catalog
+	if path == "" {
+		path = filepath.Join(o.data, "catalog.db")
+	}
+	has, err := depot.CatalogHasTokensAt(path)
+	if err != nil {
+		return fmt.Errorf("read tokens from the catalog: %w", err)
+	}
+	if !has {
+		return errNoTokens(o.listen)
+	}
+	return nil
+}
+
+func errNoTokens(addr string) error {
+	return fmt.Errorf("the operator API would listen on %s, which is not loopback, with no token configured: "+
+		"give --tokens-file (lines \"NAME ROLE sha256:HEX\"; depotctl tokens file-line makes one), or listen on 127.0.0.1", addr)
+}
+
 // tokensFilePoll is how often the tokens file is checked for changes.
 const tokensFilePoll = 250 * time.Millisecond
 
@@ -465,8 +495,7 @@ func operatorAuth(ctx context.Context, o options, log *slog.Logger, cat *depot.C
 		return tokens, nil
 	}
 	if !server.IsLoopback(o.listen) {
-		return nil, fmt.Errorf("the operator API would listen on %s, which is not loopback, with no token configured: "+
-			"give --tokens-file (lines \"NAME ROLE sha256:HEX\"; depotctl tokens hash makes one), or listen on 127.0.0.1", o.listen)
+		return nil, errNoTokens(o.listen)
 	}
 	log.Warn("operator API authentication disabled: no token is configured and the operator listener is on loopback (dev mode)",
 		"listen", o.listen)
