@@ -93,7 +93,7 @@ func validTokenName(name string) error {
 		switch c := name[i]; {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
 		default:
-			return fmt.Errorf("%w: token name %q may hold only letters, digits, '.', '_' and '-'", ErrInvalidToken, name)
+			return fmt.Errorf("%w: a token name may hold only letters, digits, '.', '_' and '-'", ErrInvalidToken)
 		}
 	}
 	return nil
