@@ -137,7 +137,10 @@ func (a *app) resolve() error {
 			return &usageError{fmt.Errorf("%s %q: want an http:// or https:// URL", u.flag, u.v)}
 		}
 	}
-	return a.resolveToken()
+	if err := a.resolveToken(); err != nil {
+		return &runtimeError{err} // not a mistake on the command line: exit 1
+	}
+	return nil
 }
 
 // client returns a client of the daemon's sled and operator APIs.

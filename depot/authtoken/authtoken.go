@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strings"
 )
 
@@ -43,7 +42,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return None, fmt.Errorf("role %q must be viewer, operator or admin", s)
+	return None, errors.New("a role must be viewer, operator or admin")
 }
 
 // Hash is the SHA-256 of a token.
