@@ -223,11 +223,13 @@ func (s *Server) tokenIdentity(header string) (identity, error) {
 		"the bearer token is not valid (unknown or revoked)")
 }
 
-// devMode reports whether the operator API is open: no token configured
-// (tokens file or catalog) and the operator listener on loopback. Without
-// tokens on any other address everything is refused.
+// devMode reports whether the operator API is open: no tokens file, no
+// token in the catalog, and the operator listener on loopback. A tokens
+// file, even one emptied or deleted while running, keeps it closed: an
+// edit must never open the API. Without tokens on any other address
+// everything is refused.
 func (s *Server) devMode() (bool, error) {
-	if s.cfg.Tokens != nil && s.cfg.Tokens.Len() > 0 {
+	if s.cfg.Tokens != nil {
 		return false, nil
 	}
 	if s.coord != nil {

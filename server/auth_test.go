@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -435,5 +437,49 @@ func TestAudit_LongPoll(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the long-poll did not answer after an append")
+	}
+}
+
+// TestAuth_TokensFileNeverOpens: a tokens file whose tokens are all
+// removed (or which is deleted) refuses everyone; it never falls back to
+// dev mode, and a bad line gives no token while the good ones work.
+func TestAuth_TokensFileNeverOpens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens")
+	secret := authtoken.NewSecret()
+	if err := os.WriteFile(path, []byte("a viewer "+authtoken.HashSecret(secret).String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tf, err := depot.OpenTokenFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, withCoordinator(), func(c *envConfig) { c.server.Tokens = tf })
+	c := client.New(e.sledURL, nil)
+	c.Token = secret
+	ctx := context.Background()
+	if _, err := c.Sleds(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("a viewer "+authtoken.HashSecret(secret).String()+"\nb admin "+secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := tf.Reload(); err == nil || strings.Contains(err.Error(), secret) {
+		t.Fatalf("reload of a bad line: %v", err)
+	}
+	if _, err := c.Sleds(ctx); err != nil {
+		t.Fatalf("a good line next to a bad one: %v", err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	tf.Reload()
+	if _, err := c.Sleds(ctx); !errors.Is(err, api.ErrUnauthenticated) {
+		t.Fatalf("token of a deleted file: %v", err)
+	}
+	if _, err := e.sled.Sleds(ctx); !errors.Is(err, api.ErrUnauthenticated) {
+		t.Fatalf("no token, deleted file: %v", err)
+	}
+	if st, _ := e.sled.Status(ctx); st.Auth != "bearer tokens" {
+		t.Fatalf("status auth %q", st.Auth)
 	}
 }

@@ -105,7 +105,7 @@ type Config struct {
 	// address (right unless that is a wildcard or behind NAT).
 	DepotURL string
 	// Tokens is the --tokens-file's token set; nil: none (tokens may still
-	// come from the catalog).
+	// come from the catalog). With a tokens file there is no dev mode.
 	Tokens *depot.TokenFile
 	// OperatorAddr is the operator listener's address, for dev mode (open
 	// when no token is configured and it is loopback); "" = the address of

@@ -497,6 +497,10 @@ func operatorAuth(ctx context.Context, o options, log *slog.Logger, cat *depot.C
 	if !server.IsLoopback(o.listen) {
 		return nil, errNoTokens(o.listen)
 	}
+	if tokens != nil {
+		log.Warn("the tokens file holds no token: every operator request is refused until one is added", "path", o.tokensFile)
+		return tokens, nil
+	}
 	log.Warn("operator API authentication disabled: no token is configured and the operator listener is on loopback (dev mode)",
 		"listen", o.listen)
 	return tokens, nil
