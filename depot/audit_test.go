@@ -165,3 +165,22 @@ func TestParseTokensFile(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCatalog_PutSled measures a catalog change with and without its
+// audit record (same transaction, so the same fsyncs).
+func BenchmarkCatalog_PutSled(b *testing.B) {
+	for _, audited := range []bool{false, true} {
+		b.Run(map[bool]string{false: "no-audit", true: "audited"}[audited], func(b *testing.B) {
+			cat := openCatalog(b)
+			for i := 0; b.Loop(); i++ {
+				var e *depot.AuditEntry
+				if audited {
+					e = &depot.AuditEntry{Actor: "token:ops", Source: "127.0.0.1", RequestID: "0123456789abcdef0123456789abcdef", Action: "sled.put", Target: "s", Status: 200}
+				}
+				if _, err := cat.PutSled(depot.SledRecord{ID: "s", ControlURL: "http://127.0.0.1:1"}, e); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
