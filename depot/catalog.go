@@ -262,7 +262,7 @@ func (c *Catalog) CheckRepo(r Repo) (*Repo, error) {
 // if the wanted set grows and moves the saga (if any) to the record step.
 // It returns the existing repository (inserted false) when the same archive
 // is already recorded; conflicts as CheckRepo. An insert appends e's audit
-// record (target: the system version) in the same transaction.
+// record (its target set to the system version) in the same transaction.
 func (c *Catalog) InsertRepo(r Repo, sagaID string, e *AuditEntry) (rec Repo, inserted bool, gen uint64, err error) {
 	err = c.db.Update(func(tx *bolt.Tx) error {
 		repos, err := reposIn(tx)
@@ -297,7 +297,7 @@ func (c *Catalog) InsertRepo(r Repo, sagaID string, e *AuditEntry) (rec Repo, in
 			}
 		}
 		rec, inserted = r, true
-		if e != nil && e.Target == "" {
+		if e != nil {
 			e.Target = r.SystemVersion
 		}
 		return c.appendAudit(tx, e)

@@ -334,10 +334,13 @@ func sourceOf(r *http.Request) string {
 }
 
 // auditTarget is the route's path parameter (system version, id, token
-// name), or "".
+// name); for an upload, the file name until the system version is known.
 func auditTarget(c echo.Context) string {
 	if names := c.ParamNames(); len(names) > 0 {
 		return c.Param(names[len(names)-1])
+	}
+	if f := c.QueryParam("file_name"); f != "" {
+		return "file_name=" + safeName(f)
 	}
 	return ""
 }

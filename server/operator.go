@@ -79,8 +79,8 @@ func (s *Server) uploadRepo(c echo.Context) error {
 	if err != nil {
 		return body.explain(err)
 	}
-	if audit != nil && audit.Target == "" {
-		audit.Target = res.Repo.SystemVersion // already recorded: nothing changed
+	if audit != nil {
+		audit.Target = res.Repo.SystemVersion // for an archive already recorded, which changes nothing
 	}
 	return c.JSON(http.StatusOK, wireUploadResult(res))
 }
