@@ -77,8 +77,8 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	if ec.transport != nil {
 		hc = &http.Client{Transport: ec.transport}
 	}
-	sledLn := listen(t)
-	depotLn := listen(t)
+	sledLn := servertest.Listen(t)
+	depotLn := servertest.Listen(t)
 	e.sledAddr, e.depotAddr = sledLn.Addr().String(), depotLn.Addr().String()
 	e.sledURL, e.depotURL = "http://"+e.sledAddr, "http://"+e.depotAddr
 	var closers []func() error
@@ -196,15 +196,6 @@ func withCoordinator() envOpt { return func(c *envConfig) { c.coordinator = true
 func withMetrics() envOpt     { return func(c *envConfig) { c.metrics = true } }
 func withTransport(rt http.RoundTripper) envOpt {
 	return func(c *envConfig) { c.transport = rt }
-}
-
-func listen(t testing.TB) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
 }
 
 // blob returns n random bytes and their digest.

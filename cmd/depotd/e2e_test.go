@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"depot/depot"
 	"depot/server/api"
 	"depot/server/client"
+	"depot/server/servertest"
 	"depot/tuf/tuftest"
 )
 
@@ -511,14 +511,7 @@ type lyingSled struct {
 func startLyingSled(t testing.TB, sizes map[api.Digest]int64) *lyingSled {
 	t.Helper()
 	l := &lyingSled{sizes: sizes}
-	cl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, dl := servertest.Listen(t), servertest.Listen(t)
 	l.controlURL, l.depotURL = "http://"+cl.Addr().String(), "http://"+dl.Addr().String()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
