@@ -133,7 +133,12 @@ func Open(ctx context.Context, r io.ReaderAt, size int64, trustedRoots [][]byte,
 // loadManifest checks artifacts.json against its signed hash (a mismatch
 // fails Open) and parses it (a bad manifest fails only Manifest).
 func (r *Repository) loadManifest(lim Limits) error {
+	name, parse := ManifestTarget, ParseManifest
 	t := r.byPath[ManifestTarget]
+	if v2 := r.byPath[ManifestV2Target]; v2 != nil {
+		// As tufaceous loads them: v2 first, artifacts.json only without it.
+		name, parse, t = ManifestV2Target, ParseManifestV2, v2
+	}
 	if t == nil {
 		r.manifestErr = ErrNoManifest
 		return nil
@@ -141,14 +146,14 @@ func (r *Repository) loadManifest(lim Limits) error {
 	e := t.entry
 	if !e.held {
 		r.manifestErr = &Error{Check: CheckManifest, Entry: e.raw,
-			Err: fmt.Errorf("%s is %d bytes, over the %d-byte cap", ManifestTarget, e.size, lim.MaxMetadataSize)}
+			Err: fmt.Errorf("%s is %d bytes, over the %d-byte cap", name, e.size, lim.MaxMetadataSize)}
 		return nil
 	}
 	vr := newVerifyReader(t, bytes.NewReader(e.data))
 	if _, err := io.Copy(io.Discard, vr); err != nil {
 		return err
 	}
-	m, err := ParseManifest(e.data)
+	m, err := parse(e.data)
 	if err == nil {
 		err = resolveManifest(m, r.byPath)
 	}

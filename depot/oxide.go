@@ -1,0 +1,272 @@
+package depot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"depot/store"
+	"depot/tuf"
+)
+
+// Oxide repositories (built by tufaceous) are recorded as Nexus records
+// them: v1 composites (host, trampoline, RoT, control plane tarballs) are
+// split at upload and their parts recorded in their place, Hubris images
+// carry their caboose's board and sign, v2 artifacts keep their tags, and
+// omicron's per-repository rules on kinds and versions hold. Any other
+// repository is recorded as it always was.
+
+// ArtifactSource names the composite artifact a part was split from; the
+// part's integrity comes from the composite's signed hash.
+type ArtifactSource struct {
+	Name    string       `json:"name"`
+	Version string       `json:"version"`
+	Kind    string       `json:"kind"`
+	Hash    store.Digest `json:"hash"`
+	Path    string       `json:"path"` // the part's path inside the composite
+}
+
+// tufaceousV1Kinds are the artifact kinds of tufaceous v1 manifests; a v1
+// manifest using any of them is an Oxide repository.
+var tufaceousV1Kinds = map[string]bool{
+	"gimlet_sp": true, "gimlet_rot": true, "gimlet_rot_bootloader": true,
+	"psc_sp": true, "psc_rot": true, "psc_rot_bootloader": true,
+	"switch_sp": true, "switch_rot": true, "switch_rot_bootloader": true,
+	"host": true, "trampoline": true, "control_plane": true,
+	"installinator_document": true, "measurement_corpus": true,
+}
+
+// oxideShaped reports whether a manifest describes an Oxide repository.
+func oxideShaped(m *tuf.Manifest) bool {
+	if m.Format == tuf.FormatV2 {
+		return true
+	}
+	for _, a := range m.Artifacts {
+		if tufaceousV1Kinds[a.Kind] {
+			return true
+		}
+	}
+	return false
+}
+
+// Hubris image classes, by derived kind.
+const (
+	hubrisSP         = "sp"
+	hubrisRoT        = "rot"
+	hubrisBootloader = "rot_bootloader"
+)
+
+func hubrisClass(kind string) string {
+	switch {
+	case kind == "sp" || strings.HasSuffix(kind, "_sp"):
+		return hubrisSP
+	case kind == "rot_bootloader" || strings.HasSuffix(kind, "_rot_bootloader"):
+		return hubrisBootloader
+	case strings.HasSuffix(kind, "rot_image_a") || strings.HasSuffix(kind, "rot_image_b"):
+		return hubrisRoT
+	}
+	return ""
+}
+
+// boardFromTags fills board and sign from a v2 artifact's tags.
+func boardFromTags(a *RepoArtifact) bool {
+	for _, k := range []string{"sp_board", "rot_board"} {
+		if b := a.Tags[k]; b != "" {
+			a.Board = b
+			a.Sign = a.Tags["rot_rkth"]
+			return true
+		}
+	}
+	return false
+}
+
+// computedStore is what splitting needs of the local store: writing
+// content under the hash it turns out to have.
+type computedStore interface {
+	PutComputed(ctx context.Context, body io.Reader, size int64, admit func(store.Digest, int64) error) (store.Digest, store.PutResult, error)
+}
+
+// StageComputed writes a part whose hash is known only once it is read;
+// admit runs with that hash before the part is published (see
+// store.Store.PutComputed). The caller protects the part in admit.
+func (s *Sled) StageComputed(ctx context.Context, body io.Reader, size int64, admit func(store.Digest, int64) error) (store.Digest, error) {
+	cs, ok := s.st.(computedStore)
+	if !ok {
+		return store.Digest{}, errors.New("the local store cannot store split artifacts")
+	}
+	d, _, err := cs.PutComputed(ctx, body, size, admit)
+	return d, err
+}
+
+// splitter splits the composites of one upload into the local store.
+type splitter struct {
+	c      *Coordinator
+	s      *Saga
+	lim    tuf.Limits
+	staged *[]store.Digest // what the saga protected; grows with each part
+	parts  []RepoArtifact
+}
+
+// split streams one composite (the verified target body) into its parts.
+func (sp *splitter) split(ctx context.Context, comp RepoArtifact, body io.Reader) error {
+	return tuf.SplitComposite(ctx, comp.Kind, body, sp.lim, func(pb *tuf.PartBody) error {
+		var part tuf.Part
+		d, err := sp.c.local.StageComputed(ctx, pb, pb.Size(), func(d store.Digest, n int64) error {
+			p, err := pb.Part()
+			if err != nil {
+				return err
+			}
+			part = p
+			// Logged and protected before it is published, so undo finds it
+			// and the reconciler leaves it.
+			if err := sp.c.step(sp.s, func(s *Saga) { s.Staged = append(s.Staged, d) }); err != nil {
+				return err
+			}
+			sp.c.local.Protect([]store.Digest{d})
+			*sp.staged = append(*sp.staged, d)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		a := RepoArtifact{Name: comp.Name, Version: comp.Version, Kind: part.Kind, Hash: d, Size: part.Size,
+			Source: &ArtifactSource{Name: comp.Name, Version: comp.Version, Kind: comp.Kind, Hash: comp.Hash, Path: part.Path}}
+		if part.Kind == tuf.KindZone {
+			a.Name, a.Version = part.Name, part.Version
+		}
+		sp.parts = append(sp.parts, a)
+		return nil
+	})
+}
+
+// readCabooses fills board and sign of every Hubris image from its staged
+// copy (or its v2 tags) and drops lab SP images, as Nexus does.
+func (c *Coordinator) readCabooses(ctx context.Context, arts []RepoArtifact) ([]RepoArtifact, error) {
+	out := arts[:0]
+	for _, a := range arts {
+		class := hubrisClass(a.Kind)
+		if class == "" || boardFromTags(&a) {
+			out = append(out, a)
+			continue
+		}
+		cab, err := c.caboose(ctx, a.Hash)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s %s %s: %w", ErrRepoInvalid, a.Kind, a.Name, a.Version, err)
+		}
+		if class == hubrisSP && cab.Lab() {
+			c.log.Info("skipping lab SP image", "kind", a.Kind, "name", a.Name, "board", cab.Board, "image_name", cab.Name)
+			continue
+		}
+		a.Board = cab.Board
+		if class != hubrisSP {
+			a.Sign = cab.Sign
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func (c *Coordinator) caboose(ctx context.Context, d store.Digest) (tuf.Caboose, error) {
+	b, err := c.local.Open(ctx, d)
+	if err != nil {
+		return tuf.Caboose{}, err
+	}
+	defer b.File.Close()
+	ra, ok := b.File.(io.ReaderAt)
+	if !ok {
+		return tuf.Caboose{}, errors.New("staged copy is not randomly readable")
+	}
+	return tuf.ReadHubrisCaboose(ra, b.Size)
+}
+
+// kindRule is a 400 naming the omicron rule an Oxide repository breaks.
+func kindRule(format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrRepoInvalid, tuf.CheckKind, fmt.Sprintf(format, args...))
+}
+
+// checkOxideRules applies omicron's per-repository rules to an Oxide
+// repository's record: version syntax; at most one host, trampoline,
+// control plane and installinator document; one phase 1 image per board;
+// one zone per name; one SP version per kind and one image per (kind,
+// board); one RoT version per (kind, SIGN); no content twice in a kind.
+func checkOxideRules(rec Repo, composites []RepoArtifact) error {
+	for _, a := range append(append([]RepoArtifact(nil), rec.Artifacts...), composites...) {
+		if !tuf.VersionRE.MatchString(a.Version) {
+			return kindRule("artifact %s (kind %s) has version %q; versions must match %s", a.Name, a.Kind, a.Version, tuf.VersionRE)
+		}
+	}
+	single := map[string]string{
+		"host_phase_2": "host", "trampoline_phase_2": "trampoline",
+		"installinator_document": "installinator document",
+	}
+	counts := map[string][]string{}
+	for _, a := range composites {
+		if a.Kind == tuf.KindControlPlane || a.Kind == tuf.KindHost || a.Kind == tuf.KindTrampoline {
+			counts["composite:"+a.Kind] = append(counts["composite:"+a.Kind], a.Name+" "+a.Version)
+		}
+	}
+	for _, a := range rec.Artifacts {
+		if _, ok := single[a.Kind]; ok || strings.HasSuffix(a.Kind, "_phase_1") {
+			counts[a.Kind] = append(counts[a.Kind], a.Name+" "+a.Version)
+		}
+		if a.Kind == tuf.KindZone {
+			counts["zone:"+a.Name] = append(counts["zone:"+a.Name], a.Name+" "+a.Version)
+		}
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if v := counts[k]; len(v) > 1 {
+			what := single[k]
+			switch {
+			case strings.HasPrefix(k, "composite:"):
+				what = strings.TrimPrefix(k, "composite:")
+			case strings.HasPrefix(k, "zone:"):
+				what = "zone named " + strings.TrimPrefix(k, "zone:")
+			case what == "":
+				what = k + " image"
+			}
+			return kindRule("at most one %s per repository; this one has %s", what, strings.Join(v, " and "))
+		}
+	}
+
+	type kb struct{ kind, board string }
+	spVersion := map[string]RepoArtifact{}
+	spBoard := map[kb]RepoArtifact{}
+	rotVersion := map[kb]RepoArtifact{}
+	type kh struct {
+		kind string
+		hash store.Digest
+	}
+	content := map[kh]RepoArtifact{}
+	for _, a := range rec.Artifacts {
+		if o, ok := content[kh{a.Kind, a.Hash}]; ok && (o.Name != a.Name || o.Version != a.Version) {
+			return kindRule("kind %s holds the same content (sha256 %s) as %s %s and as %s %s", a.Kind, a.Hash, o.Name, o.Version, a.Name, a.Version)
+		}
+		content[kh{a.Kind, a.Hash}] = a
+		switch hubrisClass(a.Kind) {
+		case hubrisSP:
+			if o, ok := spVersion[a.Kind]; ok && o.Version != a.Version {
+				return kindRule("one SP version per kind: %s has %s (%s) and %s (%s)", a.Kind, o.Version, o.Name, a.Version, a.Name)
+			}
+			spVersion[a.Kind] = a
+			if o, ok := spBoard[kb{a.Kind, a.Board}]; ok {
+				return kindRule("one SP image per kind and board: %s board %s has %s %s and %s %s", a.Kind, a.Board, o.Name, o.Version, a.Name, a.Version)
+			}
+			spBoard[kb{a.Kind, a.Board}] = a
+		case hubrisRoT, hubrisBootloader:
+			family := strings.TrimSuffix(strings.TrimSuffix(a.Kind, "_image_a"), "_image_b")
+			if o, ok := rotVersion[kb{family, a.Sign}]; ok && o.Version != a.Version {
+				return kindRule("one RoT version per kind and SIGN: %s signed %q has %s and %s", family, a.Sign, o.Version, a.Version)
+			}
+			rotVersion[kb{family, a.Sign}] = a
+		}
+	}
+	return nil
+}
