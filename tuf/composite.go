@@ -266,11 +266,13 @@ func SplitComposite(ctx context.Context, kind string, body io.Reader, lim Limits
 				err = derr
 			}
 		}
+		var zerr error
 		if p.zone != nil {
-			p.zone.pw.CloseWithError(errors.New("part abandoned"))
-			if _, zerr := p.zone.wait(); zerr != nil {
-				return zerr
-			}
+			p.zone.pw.CloseWithError(errPartAbandoned)
+			_, zerr = p.zone.wait()
+		}
+		if err == nil && zerr != nil {
+			return zerr
 		}
 		if err != nil {
 			if g.err != nil {
@@ -334,6 +336,9 @@ type zoneInfo struct{ Pkg, Version string }
 // errZoneRead tells a writer that the zone was read to its end and anything
 // more is refused.
 var errZoneRead = errors.New("zone tarball already read to its end")
+
+// errPartAbandoned ends a zone's scan when its part was not read to its end.
+var errPartAbandoned = errors.New("part abandoned before its end")
 
 func startZoneScan(ctx context.Context, entry string, lim Limits) *zoneScan {
 	pr, pw := io.Pipe()
