@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"testing"
 
 	"github.com/klauspost/compress/zip"
@@ -159,3 +160,6 @@ func AppendTLVC(b []byte, tag string, body []byte) []byte {
 	}
 	return le.AppendUint32(b, crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
 }
+
+// NewZipWriter returns a zip writer, for tests that zip content themselves.
+func NewZipWriter(w io.Writer) *zip.Writer { return zip.NewWriter(w) }
