@@ -1,7 +1,6 @@
 package tuf_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zip"
 
 	"depot/tuf"
@@ -257,31 +255,8 @@ func TestSplitComposite(t *testing.T) {
 }
 
 // zoneBomb is a zone tarball whose one file declares 10 GiB and whose gzip
-// stream (about 1 MiB) expands to 1 GiB of zeros before it ends.
-func zoneBomb(t testing.TB) []byte {
-	t.Helper()
-	var out bytes.Buffer
-	var hdr bytes.Buffer
-	tw := tar.NewWriter(&hdr)
-	if err := tw.WriteHeader(&tar.Header{Name: "oxide.json", Mode: 0o644, Size: 10 << 30}); err != nil {
-		t.Fatal(err)
-	}
-	gw := gzip.NewWriter(&out)
-	gw.Write(hdr.Bytes())
-	gw.Close()
-	// One member of 64 MiB of zeros, repeated: gzip members concatenate.
-	var member bytes.Buffer
-	gw, _ = gzip.NewWriterLevel(&member, gzip.BestCompression)
-	zeros := make([]byte, 1<<20)
-	for range 64 {
-		gw.Write(zeros)
-	}
-	gw.Close()
-	for out.Len() < 1<<20 {
-		out.Write(member.Bytes())
-	}
-	return out.Bytes()
-}
+// stream (about 1 MiB) expands to about 1 GiB of zeros before it ends.
+func zoneBomb(t testing.TB) []byte { return tuftest.GzipBomb(t, "oxide.json", 10<<30, 1<<20) }
 
 func TestSplitComposite_Hostile(t *testing.T) {
 	rot := func(entries ...tuftest.Entry) []byte { return tuftest.Composite(t, "rot", entries...) }

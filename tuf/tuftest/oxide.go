@@ -1,6 +1,7 @@
 package tuftest
 
 import (
+	"archive/tar"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zip"
 )
 
@@ -163,3 +165,29 @@ func AppendTLVC(b []byte, tag string, body []byte) []byte {
 
 // NewZipWriter returns a zip writer, for tests that zip content themselves.
 func NewZipWriter(w io.Writer) *zip.Writer { return zip.NewWriter(w) }
+
+// GzipBomb is a tar.gz whose one file, name, declares declared bytes and
+// whose gzip stream (about size bytes: repeated members of compressed
+// zeros) expands to roughly a thousand times its size before it ends.
+func GzipBomb(t testing.TB, name string, declared int64, size int) []byte {
+	t.Helper()
+	var out, hdr bytes.Buffer
+	tw := tar.NewWriter(&hdr)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: declared}); err != nil {
+		t.Fatal(err)
+	}
+	gw := gzip.NewWriter(&out)
+	gw.Write(hdr.Bytes())
+	gw.Close()
+	var member bytes.Buffer
+	gw, _ = gzip.NewWriterLevel(&member, gzip.BestCompression)
+	zeros := make([]byte, 1<<20)
+	for range 64 {
+		gw.Write(zeros)
+	}
+	gw.Close()
+	for out.Len() < size {
+		out.Write(member.Bytes())
+	}
+	return out.Bytes()
+}
