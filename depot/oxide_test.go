@@ -524,3 +524,34 @@ func TestUpload_NotOxide_Unchanged(t *testing.T) {
 		t.Fatalf("got %+v, %v", res, err)
 	}
 }
+
+// A composite whose bytes are not the signed ones: its parts are split and
+// staged as it streams, then the composite's hash fails at its end, and
+// every part is removed again.
+func TestUpload_V1_TamperedComposite(t *testing.T) {
+	e := newOxideEnv(t, false)
+	b := tuftest.NewBuilder(t)
+	b.AddTarget("host.tar.gz", hostComposite(t, "1"))
+	b.SetManifest("1.0.0", []tuftest.Artifact{{Name: "host", Version: "1.0.0", Kind: "host", Target: "host.tar.gz"}})
+	forged := hostComposite(t, "2") // well-formed, not signed
+	b.EditFiles(func(es []tuftest.Entry) []tuftest.Entry {
+		for i := range es {
+			if strings.HasSuffix(es[i].Name, "host.tar.gz") {
+				es[i].Data, es[i].Open = forged, nil
+			}
+		}
+		return es
+	})
+	e.trust(t, b.RootJSON())
+	_, err := e.upload(t, b.Archive(tuftest.TarGz))
+	var te *tuf.Error
+	if !errors.Is(err, depot.ErrRepoInvalid) || !errors.As(err, &te) || (te.Check != tuf.CheckHash && te.Check != tuf.CheckLength) {
+		t.Fatalf("got %v, want a hash or length failure", err)
+	}
+	t.Logf("refused: %v", err)
+	e.wantNothingStored(t, nil, 0)
+	w, _ := e.cat.Wanted()
+	if len(w.Artifacts) != 0 {
+		t.Errorf("wanted set = %v", w.Artifacts)
+	}
+}
