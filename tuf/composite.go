@@ -2,6 +2,7 @@ package tuf
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -68,6 +69,9 @@ var compositeParts = map[string]map[string]string{
 
 // Caps on the small JSON documents inside composites and zones.
 const maxOxideJSON = 64 << 10
+
+// readBuffer is the read size under each gzip reader.
+const readBuffer = 1 << 20
 
 // Part is one image of a composite.
 type Part struct {
@@ -177,8 +181,10 @@ func SplitComposite(ctx context.Context, kind string, body io.Reader, lim Limits
 	if !fixed && kind != KindControlPlane {
 		return compositeErr("", "kind %q is not a composite", kind)
 	}
+	// Large reads from below (the gzip reader would read 4 KiB at a time);
+	// the count runs ahead of the inflater by at most the buffer.
 	in := &countReader{r: body}
-	zr, err := gzip.NewReader(in)
+	zr, err := gzip.NewReader(bufio.NewReaderSize(in, readBuffer))
 	if err != nil {
 		return compositeErr("", "%s composite is not a gzip stream: %w", kind, err)
 	}
@@ -362,7 +368,7 @@ func (z *zoneScan) wait() (zoneInfo, error) {
 // reach outside the tarball, as a sled unpacking the zone would follow them.
 func scanZone(ctx context.Context, entry string, r io.Reader, lim Limits) (zoneInfo, error) {
 	in := &countReader{r: r}
-	zr, err := gzip.NewReader(in)
+	zr, err := gzip.NewReader(bufio.NewReaderSize(in, readBuffer))
 	if err != nil {
 		return zoneInfo{}, compositeErr(entry, "zone is not a gzip stream: %w", err)
 	}
