@@ -555,3 +555,44 @@ func TestUpload_V1_TamperedComposite(t *testing.T) {
 		t.Errorf("wanted set = %v", w.Artifacts)
 	}
 }
+
+// Replication sends the parts of an Oxide repository's composites, as
+// Nexus serves them, and never the composites.
+func TestReplicator_Oxide_PartsNotComposites(t *testing.T) {
+	r := newRack(t, 2, 2)
+	host := hostComposite(t, "r")
+	cp := tuftest.Composite(t, "control_plane",
+		tuftest.Entry{Name: "zones/nexus.tar.gz", Data: tuftest.Zone(t, "nexus", "1.0.0")},
+		tuftest.Entry{Name: "zones/oximeter.tar.gz", Data: tuftest.Zone(t, "oximeter", "1.0.0")})
+	archive, root := v1Repo(t, "1.0.0", v1art{"host", "host", host}, v1art{"control_plane", "cp", cp})
+	if _, _, err := r.coord.coord.AddTrustRoot(root, "test"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.coord.upload(t, archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Repo.Artifacts) != 5 {
+		t.Fatalf("artifacts = %+v", res.Repo.Artifacts)
+	}
+	r.converge(5)
+	for url, e := range r.sleds {
+		l := listed(t, e.sled)
+		for _, a := range res.Repo.Artifacts {
+			if l[a.Hash] != 2 {
+				t.Errorf("sled %s holds %s %s with %d copies, want 2", url, a.Kind, a.Name, l[a.Hash])
+			}
+		}
+		for _, c := range [][]byte{host, cp} {
+			if _, ok := l[digest(c)]; ok {
+				t.Errorf("sled %s holds a composite", url)
+			}
+		}
+		if len(l) != 5 {
+			t.Errorf("sled %s holds %d artifacts, want the 5 parts", url, len(l))
+		}
+	}
+	if p := r.rep.Progress(res.Repo); p.State != depot.RepoComplete {
+		t.Errorf("progress = %+v", p)
+	}
+}
