@@ -83,22 +83,21 @@ func boardFromTags(a *RepoArtifact) bool {
 	return false
 }
 
-// computedStore is what splitting needs of the local store: writing
-// content under the hash it turns out to have.
-type computedStore interface {
-	PutComputed(ctx context.Context, body io.Reader, size int64, admit func(store.Digest, int64) error) (store.Digest, store.PutResult, error)
+// pendingStore is what splitting needs of the local store: content
+// written under the hash it turns out to have, published later.
+type pendingStore interface {
+	PutPending(ctx context.Context, body io.Reader, size int64) (*store.Pending, error)
 }
 
-// StageComputed writes a part whose hash is known only once it is read;
-// admit runs with that hash before the part is published (see
-// store.Store.PutComputed). The caller protects the part in admit.
-func (s *Sled) StageComputed(ctx context.Context, body io.Reader, size int64, admit func(store.Digest, int64) error) (store.Digest, error) {
-	cs, ok := s.st.(computedStore)
+// StagePending writes a part whose hash is known only once it is read, and
+// publishes nothing until the caller commits it (see store.Store.PutPending).
+// The caller protects the part before it commits.
+func (s *Sled) StagePending(ctx context.Context, body io.Reader, size int64) (*store.Pending, error) {
+	ps, ok := s.st.(pendingStore)
 	if !ok {
-		return store.Digest{}, errors.New("the local store cannot store split artifacts")
+		return nil, errors.New("the local store cannot store split artifacts")
 	}
-	d, _, err := cs.PutComputed(ctx, body, size, admit)
-	return d, err
+	return ps.PutPending(ctx, body, size)
 }
 
 // splitter splits the composites of one upload into the local store.
@@ -106,40 +105,84 @@ type splitter struct {
 	c      *Coordinator
 	s      *Saga
 	lim    tuf.Limits
-	staged *[]store.Digest // what the saga protected; grows with each part
+	staged *[]store.Digest // what the saga protected; grows with each composite
 	parts  []RepoArtifact
 }
 
+// eofReader notes whether its reader said io.EOF: for a verified target
+// body, that the content matched its signed hash and length.
+type eofReader struct {
+	r   io.Reader
+	eof bool
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.eof = true
+	}
+	return n, err
+}
+
 // split streams one composite (the verified target body) into its parts.
+// The parts wait unpublished in temp files until the composite has been
+// read to its end and matched its signed hash; then they are logged in the
+// saga, protected, and published. Nothing of a composite that fails is
+// ever visible.
 func (sp *splitter) split(ctx context.Context, comp RepoArtifact, body io.Reader) error {
-	return tuf.SplitComposite(ctx, comp.Kind, body, sp.lim, func(pb *tuf.PartBody) error {
-		var part tuf.Part
-		d, err := sp.c.local.StageComputed(ctx, pb, pb.Size(), func(d store.Digest, n int64) error {
-			p, err := pb.Part()
-			if err != nil {
-				return err
-			}
-			part = p
-			// Logged and protected before it is published, so undo finds it
-			// and the reconciler leaves it.
-			if err := sp.c.step(sp.s, func(s *Saga) { s.Staged = append(s.Staged, d) }); err != nil {
-				return err
-			}
-			sp.c.local.Protect([]store.Digest{d})
-			*sp.staged = append(*sp.staged, d)
-			return nil
-		})
+	var pending []*store.Pending
+	defer func() {
+		for _, p := range pending {
+			p.Abort() // no-op once committed
+		}
+	}()
+	var parts []RepoArtifact
+	vr := &eofReader{r: body}
+	err := tuf.SplitComposite(ctx, comp.Kind, vr, sp.lim, func(pb *tuf.PartBody) error {
+		p, err := sp.c.local.StagePending(ctx, pb, pb.Size())
 		if err != nil {
 			return err
 		}
-		a := RepoArtifact{Name: comp.Name, Version: comp.Version, Kind: part.Kind, Hash: d, Size: part.Size,
+		pending = append(pending, p)
+		part, err := pb.Part()
+		if err != nil {
+			return err
+		}
+		a := RepoArtifact{Name: comp.Name, Version: comp.Version, Kind: part.Kind, Hash: p.Digest(), Size: p.Size(),
 			Source: &ArtifactSource{Name: comp.Name, Version: comp.Version, Kind: comp.Kind, Hash: comp.Hash, Path: part.Path}}
 		if part.Kind == tuf.KindZone {
 			a.Name, a.Version = part.Name, part.Version
 		}
-		sp.parts = append(sp.parts, a)
+		parts = append(parts, a)
 		return nil
 	})
+	if err == nil && !vr.eof {
+		// SplitComposite reads to the end; make sure the verdict was seen.
+		if _, err = io.Copy(io.Discard, vr); err == nil && !vr.eof {
+			err = errors.New("composite not read to its end")
+		}
+	}
+	if err != nil {
+		return err
+	}
+	digests := make([]store.Digest, len(pending))
+	for i, p := range pending {
+		digests[i] = p.Digest()
+	}
+	// Logged and protected before they are published, so undo finds them
+	// and the reconciler leaves them.
+	if err := sp.c.step(sp.s, func(s *Saga) { s.Staged = append(s.Staged, digests...) }); err != nil {
+		return err
+	}
+	sp.c.local.Protect(digests)
+	*sp.staged = append(*sp.staged, digests...)
+	for _, p := range pending {
+		if _, err := p.Commit(); err != nil {
+			return fmt.Errorf("stage %s part %s: %w", comp.Kind, p.Digest(), err)
+		}
+	}
+	sp.parts = append(sp.parts, parts...)
+	return nil
 }
 
 // readCabooses fills board and sign of every Hubris image from its staged

@@ -7,24 +7,31 @@ import (
 	"sync"
 )
 
-// PutComputed stores body under the digest it hashes to, for content whose
-// hash is not known before it is read (an image split out of a larger,
-// signed artifact). Like Put it reads body once, hashing it while every
-// healthy mirror writes it to a temp file. size is the declared length or
-// -1. Once the digest is known, and before anything is published, admit is
-// called with it and the length: an error from admit aborts the write
-// (nothing is left on any mirror) and is returned; nil lets the copies be
-// published (fsync, rename, fsync folder, index), except on mirrors that
-// already hold the digest. Safe for concurrent use.
-func (s *Store) PutComputed(ctx context.Context, body io.Reader, size int64,
-	admit func(d Digest, n int64) error) (Digest, PutResult, error) {
+// Pending is content written to a temp file on every healthy mirror and
+// hashed, not yet published: invisible to Open, Stat and List until Commit.
+// Exactly one of Commit or Abort must be called. Not safe for concurrent
+// use; distinct Pendings are.
+type Pending struct {
+	s       *Store
+	digest  Digest
+	size    int64
+	files   []File
+	writers []*mirror
+	werrs   []error
+	openErr []error
+	done    bool
+}
+
+// PutPending reads body once, hashing it while every healthy mirror writes
+// it to a temp file, for content whose hash is not known before it is read
+// (an image split out of a larger signed artifact, verified only once that
+// artifact has been read to its end). size is the declared length or -1.
+// On error nothing is left on any mirror.
+func (s *Store) PutPending(ctx context.Context, body io.Reader, size int64) (*Pending, error) {
 	if s.closed.Load() {
-		return Digest{}, PutResult{}, ErrClosed
+		return nil, ErrClosed
 	}
-	res := PutResult{Datasets: len(s.mirrors)}
-	var files []File
-	var writers []*mirror
-	var openErrs []error
+	p := &Pending{s: s}
 	for _, m := range s.mirrors {
 		if !m.isHealthy() {
 			continue
@@ -32,75 +39,121 @@ func (s *Store) PutComputed(ctx context.Context, body io.Reader, size int64,
 		f, err := m.createTemp(Digest{})
 		if err != nil {
 			m.fail("create temp file", err)
-			openErrs = append(openErrs, fmt.Errorf("mirror %s: %w", m.root, err))
+			p.openErr = append(p.openErr, fmt.Errorf("mirror %s: %w", m.root, err))
 			continue
 		}
-		files = append(files, f)
-		writers = append(writers, m)
+		p.files = append(p.files, f)
+		p.writers = append(p.writers, m)
 	}
-	if len(files) == 0 {
-		return Digest{}, res, fmt.Errorf("put computed: %w", noMirrorErr(openErrs))
+	if len(p.files) == 0 {
+		return nil, fmt.Errorf("put pending: %w", noMirrorErr(p.openErr))
 	}
-	committed := make([]bool, len(files))
-	defer func() {
-		for i, f := range files {
-			if !committed[i] {
-				f.Close()
-				_ = writers[i].fs.Remove(f.Name())
-			}
-		}
-	}()
-
-	n, sum, werrs, err := fanOut(ctx, body, files, false)
+	n, sum, werrs, err := fanOut(ctx, body, p.files, false)
+	p.digest, p.size, p.werrs = sum, n, werrs
 	for i, werr := range werrs {
 		if werr != nil {
-			writers[i].fail("write", werr)
+			p.writers[i].fail("write", werr)
 		}
 	}
 	if err != nil {
-		return Digest{}, res, fmt.Errorf("put computed: %w", err)
+		p.Abort()
+		return nil, fmt.Errorf("put pending: %w", err)
 	}
 	if size >= 0 && n != size {
-		return Digest{}, res, fmt.Errorf("put %s: read %d bytes, declared %d: %w", sum, n, size, ErrSizeMismatch)
+		p.Abort()
+		return nil, fmt.Errorf("put %s: read %d bytes, declared %d: %w", sum, n, size, ErrSizeMismatch)
 	}
-	if err := admit(sum, n); err != nil {
-		return sum, res, err
-	}
+	return p, nil
+}
 
+// Digest is the content's sha256.
+func (p *Pending) Digest() Digest { return p.digest }
+
+// Size is the content's length.
+func (p *Pending) Size() int64 { return p.size }
+
+// Abort removes the temp files. Safe to call after Commit (it does nothing).
+func (p *Pending) Abort() {
+	if p.done {
+		return
+	}
+	p.done = true
+	for i, f := range p.files {
+		f.Close()
+		_ = p.writers[i].fs.Remove(f.Name())
+	}
+}
+
+// Commit publishes the content on every mirror that wrote it and lacks it
+// (fsync, rename, fsync folder, index), as Put does. It succeeds when at
+// least one mirror holds a verified copy.
+func (p *Pending) Commit() (PutResult, error) {
+	res := PutResult{Datasets: len(p.s.mirrors)}
+	if p.done {
+		return res, fmt.Errorf("commit %s: already committed or aborted", p.digest)
+	}
+	p.done = true
+	if p.s.closed.Load() {
+		p.done = false
+		p.Abort()
+		return res, ErrClosed
+	}
+	d := p.digest
 	var wg sync.WaitGroup
-	publishErrs := make([]error, len(files))
+	publishErrs := make([]error, len(p.files))
+	committed := make([]bool, len(p.files))
 	have := 0
-	s.locks[sum[0]].Lock()
-	for i, f := range files {
-		if werrs[i] != nil {
-			publishErrs[i] = werrs[i]
+	p.s.locks[d[0]].Lock()
+	for i, f := range p.files {
+		if p.werrs[i] != nil {
+			publishErrs[i] = p.werrs[i]
 			continue
 		}
-		if _, ok := writers[i].lookup(sum); ok {
-			have++ // the temp copy is dropped by the deferred cleanup
+		if _, ok := p.writers[i].lookup(d); ok {
+			have++
 			continue
 		}
-		committed[i] = true
+		committed[i] = true // publish closes or removes the temp file itself
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := writers[i].publish(f, sum, n); err != nil {
-				_ = writers[i].fs.Remove(f.Name())
-				writers[i].fail("publish", err)
+			if err := p.writers[i].publish(f, d, p.size); err != nil {
+				_ = p.writers[i].fs.Remove(f.Name())
+				p.writers[i].fail("publish", err)
 				publishErrs[i] = err
 			}
 		}()
 	}
 	wg.Wait()
-	s.locks[sum[0]].Unlock()
-	for i, e := range publishErrs {
-		if e == nil && committed[i] {
+	p.s.locks[d[0]].Unlock()
+	for i, f := range p.files {
+		if !committed[i] {
+			f.Close()
+			_ = p.writers[i].fs.Remove(f.Name())
+		} else if publishErrs[i] == nil {
 			res.Written++
 		}
 	}
 	res.SuccessfulWrites = have + res.Written
 	if res.SuccessfulWrites == 0 {
-		return sum, res, fmt.Errorf("put %s: %w", sum, noMirrorErr(append(openErrs, publishErrs...)))
+		return res, fmt.Errorf("put %s: %w", d, noMirrorErr(append(p.openErr, publishErrs...)))
 	}
-	return sum, res, nil
+	return res, nil
+}
+
+// PutComputed is PutPending, then admit with the digest and length, then
+// Commit: admit runs before anything is published, and an error from it
+// aborts the write (nothing is left) and is returned.
+func (s *Store) PutComputed(ctx context.Context, body io.Reader, size int64,
+	admit func(d Digest, n int64) error) (Digest, PutResult, error) {
+	p, err := s.PutPending(ctx, body, size)
+	if err != nil {
+		return Digest{}, PutResult{Datasets: len(s.mirrors)}, err
+	}
+	if err := admit(p.digest, p.size); err != nil {
+		p.Abort()
+		return p.digest, PutResult{Datasets: len(s.mirrors)}, err
+	}
+	res, err := p.Commit()
+	return p.digest, res, err
 }

@@ -81,3 +81,42 @@ func TestStore_PutComputed_Refused(t *testing.T) {
 		}
 	}
 }
+
+func TestStore_PutPending_AbortAndCommit(t *testing.T) {
+	s, mirrors := testStore(t, nil)
+	ctx := context.Background()
+	data := []byte("pending part")
+	p, err := s.PutPending(ctx, bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Digest() != store.Digest(sha256.Sum256(data)) || p.Size() != int64(len(data)) {
+		t.Fatalf("pending %s %d", p.Digest(), p.Size())
+	}
+	if _, err := s.Stat(ctx, p.Digest()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("visible before commit: %v", err)
+	}
+	p.Abort()
+	if _, err := p.Commit(); err == nil {
+		t.Fatal("commit after abort succeeded")
+	}
+	for _, m := range mirrors {
+		if tmp := filesUnder(t, filepath.Join(m, "tmp")); len(tmp) != 0 {
+			t.Errorf("temp files left: %v", tmp)
+		}
+	}
+	if list, _ := s.List(ctx); len(list) != 0 {
+		t.Fatalf("stored after abort: %v", list)
+	}
+	p, err = s.PutPending(ctx, bytes.NewReader(data), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := p.Commit(); err != nil || res.Written != 2 {
+		t.Fatalf("commit = %+v, %v", res, err)
+	}
+	p.Abort() // after commit: nothing
+	if _, err := s.Stat(ctx, p.Digest()); err != nil {
+		t.Fatalf("not visible after commit: %v", err)
+	}
+}

@@ -88,8 +88,10 @@ build archive. Their failures are *Error with Check "composite" or "hubris".
   - With AllowExpired, expiry is skipped for every role, including roots.
   - zstd windows above 64 MiB (zstd --long=27 and up) are refused.
   - A composite's parts stream out before the composite's own signed hash
-    is checked at its end; a caller must treat them as unverified until the
-    walk of that target returns nil.
+    is checked at its end: SplitComposite reads its body to the end, so
+    over a WalkTargets body it returns nil only once the composite matched;
+    until then a caller must hold the parts back (depot keeps them in
+    unpublished temp files).
   - ReadHubrisCaboose holds img/final.elf in memory (capped at MaxHubrisELF)
     and reads only 32-bit little-endian ELF images, as Hubris builds them.
   - Inside zone tarballs, relative symbolic links that stay inside the zone
