@@ -73,6 +73,15 @@ const maxOxideJSON = 64 << 10
 // readBuffer is the read size under each gzip reader.
 const readBuffer = 1 << 20
 
+// maxZoneEntries caps the entries of one zone tarball: a zone image is a
+// file tree, larger than a repository's entry count, and each entry costs
+// only a header read (sizes are capped by Limits).
+const maxZoneEntries = 500_000
+
+// maxZoneLinks caps the symbolic links of one zone tarball, whose names are
+// held while it is read.
+const maxZoneLinks = 65_536
+
 // Part is one image of a composite.
 type Part struct {
 	Path string // inner path, e.g. "image/zfs.img" or "zones/nexus.tar.gz"
@@ -377,6 +386,7 @@ func scanZone(ctx context.Context, entry string, r io.Reader, lim Limits) (zoneI
 	tr := tar.NewReader(g)
 	var info *zoneInfo
 	var declared int64
+	links := map[string]bool{} // symbolic links seen so far
 	for n := 0; ; n++ {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -388,12 +398,19 @@ func scanZone(ctx context.Context, entry string, r io.Reader, lim Limits) (zoneI
 			}
 			return zoneInfo{}, compositeErr(entry, "zone: truncated or corrupt tar after %d entries: %w", n, err)
 		}
-		if n >= lim.MaxEntries {
-			return zoneInfo{}, compositeErr(entry, "zone holds more than %d entries", lim.MaxEntries)
+		if n >= maxZoneEntries {
+			return zoneInfo{}, compositeErr(entry, "zone holds more than %d entries", maxZoneEntries)
 		}
 		name, err := cleanName(hdr.Name)
 		if err != nil {
 			return zoneInfo{}, compositeErr(entry, "zone entry: %w", err)
+		}
+		// An entry below a symbolic link would be written wherever the
+		// link points; links to links defeat any check of the link alone.
+		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+			if links[dir] {
+				return zoneInfo{}, compositeErr(entry, "zone entry %q lies below the symbolic link %q", name, dir)
+			}
 		}
 		switch hdr.Typeflag {
 		case tar.TypeReg, '\x00':
@@ -403,6 +420,10 @@ func scanZone(ctx context.Context, entry string, r io.Reader, lim Limits) (zoneI
 			if !linkStaysInside(name, hdr.Linkname) {
 				return zoneInfo{}, compositeErr(entry, "zone entry %q: symbolic link leaving the zone image", name)
 			}
+			if len(links) >= maxZoneLinks {
+				return zoneInfo{}, compositeErr(entry, "zone holds more than %d symbolic links", maxZoneLinks)
+			}
+			links[name] = true
 			continue
 		case tar.TypeLink:
 			return zoneInfo{}, compositeErr(entry, "zone entry %q: hard link", name)

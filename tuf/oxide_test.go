@@ -281,6 +281,9 @@ func TestSplitComposite_Hostile(t *testing.T) {
 			tuftest.Entry{Name: "root/y", Type: tuftest.Hardlink, Linkname: "root/x"}), tuf.Limits{}, "hard link"},
 		{"symlink leaving a zone", tuf.KindControlPlane, zoneWith(tuftest.Entry{Name: "root/etc", Type: tuftest.Symlink, Linkname: "../../../etc"}), tuf.Limits{}, "link"},
 		{"absolute symlink in a zone", tuf.KindControlPlane, zoneWith(tuftest.Entry{Name: "root/etc", Type: tuftest.Symlink, Linkname: "/etc"}), tuf.Limits{}, "link"},
+		{"entry below a symlink in a zone", tuf.KindControlPlane, zoneWith(
+			tuftest.Entry{Name: "root/a", Type: tuftest.Symlink, Linkname: ".."},
+			tuftest.Entry{Name: "root/a/b", Type: tuftest.Symlink, Linkname: ".."}), tuf.Limits{}, "below the symbolic link"},
 		{"fifo in a zone", tuf.KindControlPlane, zoneWith(tuftest.Entry{Name: "root/p", Type: tuftest.Fifo}), tuf.Limits{}, "type"},
 		{"10 GiB zone in a 1 MiB gzip", tuf.KindControlPlane, tuftest.Composite(t, "control_plane",
 			tuftest.Entry{Name: "zones/bomb.tar.gz", Data: zoneBomb(t)}), tuf.Limits{}, "zone"},
