@@ -596,3 +596,24 @@ func TestReplicator_Oxide_PartsNotComposites(t *testing.T) {
 		t.Errorf("progress = %+v", p)
 	}
 }
+
+// An SP image that is not a Hubris archive (or has no caboose) is refused,
+// and what was staged for it is removed.
+func TestUpload_V1_BadHubrisImage(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"not a zip":  bytes.Repeat([]byte("not a hubris archive"), 100),
+		"no caboose": tuftest.Archive(t, tuftest.Zip, []tuftest.Entry{{Name: "img/final.elf", Data: []byte("\x7fELF")}}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newOxideEnv(t, false)
+			archive, root := v1Repo(t, "1.0.0", v1art{"gimlet_sp", "sp", data})
+			e.trust(t, root)
+			_, err := e.upload(t, archive)
+			var te *tuf.Error
+			if !errors.Is(err, depot.ErrRepoInvalid) || !errors.As(err, &te) || te.Check != tuf.CheckHubris {
+				t.Fatalf("got %v, want ErrRepoInvalid with check hubris", err)
+			}
+			e.wantNothingStored(t, nil, 0)
+		})
+	}
+}
