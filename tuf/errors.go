@@ -101,9 +101,10 @@ var (
 	ErrTooLarge = errors.New("tuf: archive expands beyond the size limit")
 
 	// ErrNoManifest is returned by Repository.Manifest when the repository
-	// has no "artifacts.json" target. It is not an *Error: a repository
-	// without a manifest is valid TUF, the caller decides.
-	ErrNoManifest = errors.New("tuf: repository has no artifacts.json target")
+	// has neither an "artifacts.json" nor an "artifacts-v2.json" target. It
+	// is not an *Error: a repository without a manifest is valid TUF, the
+	// caller decides.
+	ErrNoManifest = errors.New("tuf: repository has no artifacts.json or artifacts-v2.json target")
 )
 
 func archiveErr(entry string, format string, args ...any) *Error {
