@@ -220,9 +220,24 @@ func (c *Coordinator) caboose(ctx context.Context, d store.Digest) (tuf.Caboose,
 	defer b.File.Close()
 	ra, ok := b.File.(io.ReaderAt)
 	if !ok {
-		return tuf.Caboose{}, errors.New("staged copy is not randomly readable")
+		ra = &seekReaderAt{rs: b.File}
 	}
 	return tuf.ReadHubrisCaboose(ra, b.Size)
+}
+
+// seekReaderAt reads at offsets by seeking, for a store file that is not an
+// io.ReaderAt. Not safe for concurrent use (the caboose reader is serial).
+type seekReaderAt struct{ rs io.ReadSeeker }
+
+func (s *seekReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if _, err := s.rs.Seek(off, io.SeekStart); err != nil {
+		return 0, err
+	}
+	n, err := io.ReadFull(s.rs, p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.EOF // as io.ReaderAt says for a short read at the end
+	}
+	return n, err
 }
 
 // kindRule is a 400 naming the omicron rule an Oxide repository breaks.
