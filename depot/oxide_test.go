@@ -24,7 +24,12 @@ import (
 // allowExpired is set (the tufaceous fixture expired in February 2026).
 func newOxideEnv(t testing.TB, allowExpired bool) *coordEnv {
 	t.Helper()
-	e := &coordEnv{env: newEnv(t, depot.SledOptions{HoldReconciler: true}), dir: t.TempDir()}
+	return newOxideEnvWith(t, allowExpired, depot.SledOptions{HoldReconciler: true})
+}
+
+func newOxideEnvWith(t testing.TB, allowExpired bool, so depot.SledOptions) *coordEnv {
+	t.Helper()
+	e := &coordEnv{env: newEnv(t, so), dir: t.TempDir()}
 	cat, err := depot.OpenCatalog(filepath.Join(e.dir, "catalog.db"), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -615,5 +620,62 @@ func TestUpload_V1_BadHubrisImage(t *testing.T) {
 			}
 			e.wantNothingStored(t, nil, 0)
 		})
+	}
+}
+
+// The tufaceous fixture on a rack of two more sleds: every sled ends with
+// the 22 recorded artifacts and none of the 6 composites.
+func TestReplicator_TufaceousFixture_PartsReachEverySled(t *testing.T) {
+	r := &rack{t: t, peer: &rackPeer{byURL: map[string]*store.Store{}, corrupt: map[string]bool{}},
+		sleds: map[string]*env{}, ids: map[string]string{}, down: map[string]bool{}}
+	r.coord = newOxideEnvWith(t, true, depot.SledOptions{HoldReconciler: true, Peer: r.peer})
+	r.sleds["http://local"] = r.coord.env
+	r.peer.byURL["http://local"] = r.coord.st
+	for i := range 2 {
+		url := "http://sled-" + string(rune('a'+i))
+		e := newEnv(t, depot.SledOptions{Peer: r.peer})
+		r.sleds[url], r.peer.byURL[url] = e, e.st
+		if _, err := r.coord.cat.PutSled(depot.SledRecord{ID: "sled-" + string(rune('a'+i)), ControlURL: url, DepotURL: url}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.rep = depot.NewReplicator(r.coord.coord, depot.ReplicationOptions{
+		MinReplication: 2,
+		Local:          depot.LocalSled{Sled: r.coord.sled, DepotURL: "http://local"},
+		LocalStore:     r.coord.st,
+		ClientFor: func(rec depot.SledRecord) depot.SledClient {
+			return depot.LocalSled{Sled: r.sleds[rec.ControlURL].sled, DepotURL: rec.DepotURL}
+		},
+		Logger: slog.New(slog.DiscardHandler),
+		Seed:   1,
+	})
+	archive, root := fakeRepo(t)
+	r.coord.trust(t, root)
+	res, err := r.coord.upload(t, archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.converge(5)
+	composites := map[store.Digest]bool{}
+	for _, a := range res.Repo.Artifacts {
+		if a.Source != nil {
+			composites[a.Source.Hash] = true
+		}
+	}
+	for url, e := range r.sleds {
+		l := listed(t, e.sled)
+		for _, a := range res.Repo.Artifacts {
+			if l[a.Hash] != 2 {
+				t.Errorf("sled %s: %s %s has %d copies, want 2", url, a.Kind, a.Name, l[a.Hash])
+			}
+		}
+		for d := range composites {
+			if _, ok := l[d]; ok {
+				t.Errorf("sled %s holds composite %s", url, d)
+			}
+		}
+	}
+	if p := r.rep.Progress(res.Repo); p.State != depot.RepoComplete || p.InService != 3 {
+		t.Errorf("progress = %+v", p)
 	}
 }
