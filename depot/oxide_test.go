@@ -480,7 +480,7 @@ func TestUpload_V1_HostileComposites(t *testing.T) {
 		{"symlink out of a zone tarball", v1art{"control_plane", "cp", zoneWith(tuftest.Entry{Name: "root/etc", Type: tuftest.Symlink, Linkname: "/etc"})}, "link"},
 		{"10 GiB zone declared in a 1 MiB gzip", v1art{"control_plane", "cp", tuftest.Composite(t, "control_plane",
 			tuftest.Entry{Name: "zones/good.tar.gz", Data: tuftest.Zone(t, "good", "1.0.0")},
-			tuftest.Entry{Name: "zones/bomb.tar.gz", Data: zoneBomb(t)})}, "bomb.tar.gz"},
+			tuftest.Entry{Name: "zones/bomb.tar.gz", Data: zoneBomb(t)})}, "compression ratio"},
 		{"oxide.json of the wrong type", v1art{"host", "h", tuftest.Composite(t, "rot",
 			tuftest.Entry{Name: "image/gimlet.rom", Data: []byte("g")})}, `"rot"`},
 	}
@@ -508,7 +508,7 @@ func TestUpload_V1_HostileComposites(t *testing.T) {
 // gzip (repeated members of compressed zeros).
 func zoneBomb(t testing.TB) []byte {
 	t.Helper()
-	return tuftest.GzipBomb(t, "oxide.json", 10<<30, 1<<20)
+	return tuftest.GzipBomb(t, "root/fake", 10<<30, 1<<20)
 }
 
 // The plain upload path is unchanged for repositories that are not

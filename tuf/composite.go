@@ -190,15 +190,14 @@ func SplitComposite(ctx context.Context, kind string, body io.Reader, lim Limits
 	if !fixed && kind != KindControlPlane {
 		return compositeErr("", "kind %q is not a composite", kind)
 	}
-	// Large reads from below (the gzip reader would read 4 KiB at a time);
-	// the count runs ahead of the inflater by at most the buffer.
-	in := &countReader{r: body}
-	zr, err := gzip.NewReader(bufio.NewReaderSize(in, readBuffer))
+	// Large reads from below (the gzip reader would read 4 KiB at a time).
+	in, compressed := bufferedCount(body)
+	zr, err := gzip.NewReader(in)
 	if err != nil {
 		return compositeErr("", "%s composite is not a gzip stream: %w", kind, err)
 	}
 	defer zr.Close()
-	g := &guard{ctx: ctx, r: zr, lim: &lim, total: new(int64), compressed: in.count}
+	g := &guard{ctx: ctx, r: zr, lim: &lim, total: new(int64), compressed: compressed}
 	tr := tar.NewReader(g)
 	seen := map[string]bool{}
 	sawType := false
@@ -321,6 +320,15 @@ func SplitComposite(ctx context.Context, kind string, body io.Reader, lim Limits
 	return nil
 }
 
+// bufferedCount buffers r for an inflater and counts the compressed bytes
+// the inflater has taken (read from r, less what waits in the buffer), so
+// the ratio check is not loosened by read-ahead.
+func bufferedCount(r io.Reader) (*bufio.Reader, func() int64) {
+	c := &countReader{r: r}
+	br := bufio.NewReaderSize(c, readBuffer)
+	return br, func() int64 { return c.n - int64(br.Buffered()) }
+}
+
 // asComposite re-labels an archive-limit error met inside a composite.
 func asComposite(err error) error {
 	var te *Error
@@ -376,13 +384,13 @@ func (z *zoneScan) wait() (zoneInfo, error) {
 // version. Nothing is extracted; links are refused only when they could
 // reach outside the tarball, as a sled unpacking the zone would follow them.
 func scanZone(ctx context.Context, entry string, r io.Reader, lim Limits) (zoneInfo, error) {
-	in := &countReader{r: r}
-	zr, err := gzip.NewReader(bufio.NewReaderSize(in, readBuffer))
+	in, compressed := bufferedCount(r)
+	zr, err := gzip.NewReader(in)
 	if err != nil {
 		return zoneInfo{}, compositeErr(entry, "zone is not a gzip stream: %w", err)
 	}
 	defer zr.Close()
-	g := &guard{ctx: ctx, r: zr, lim: &lim, total: new(int64), compressed: in.count, entry: entry}
+	g := &guard{ctx: ctx, r: zr, lim: &lim, total: new(int64), compressed: compressed, entry: entry}
 	tr := tar.NewReader(g)
 	var info *zoneInfo
 	var declared int64
