@@ -50,7 +50,7 @@ func compositeType(kind string) string {
 }
 
 // compositeParts maps each composite kind but control_plane to its parts:
-// inner path → derived kind. Every part is required.
+// inner path → derived kind. checkPartsPresent says which are required.
 var compositeParts = map[string]map[string]string{
 	KindHost: {
 		"image/gimlet.rom": "gimlet_host_phase_1",
@@ -65,6 +65,29 @@ var compositeParts = map[string]map[string]string{
 	KindGimletRot: {"archive-a.zip": "gimlet_rot_image_a", "archive-b.zip": "gimlet_rot_image_b"},
 	KindPscRot:    {"archive-a.zip": "psc_rot_image_a", "archive-b.zip": "psc_rot_image_b"},
 	KindSwitchRot: {"archive-a.zip": "switch_rot_image_a", "archive-b.zip": "switch_rot_image_b"},
+}
+
+// checkPartsPresent: an OS composite needs its phase 2 image and a phase 1
+// image for at least one board (tufaceous builds both boards today, older
+// repositories may lack cosmo); an RoT composite needs both slots.
+func checkPartsPresent(kind string, seen map[string]bool) error {
+	var need [][]string
+	switch kind {
+	case KindHost, KindTrampoline:
+		need = [][]string{{"image/zfs.img"}, {"image/gimlet.rom", "image/cosmo.rom"}}
+	case KindGimletRot, KindPscRot, KindSwitchRot:
+		need = [][]string{{"archive-a.zip"}, {"archive-b.zip"}}
+	}
+	for _, anyOf := range need {
+		found := false
+		for _, p := range anyOf {
+			found = found || seen[p]
+		}
+		if !found {
+			return compositeErr("", "%s composite lacks %s", kind, strings.Join(anyOf, " or "))
+		}
+	}
+	return nil
 }
 
 // Caps on the small JSON documents inside composites and zones.
@@ -177,8 +200,8 @@ func parseOxideJSON(entry string, b []byte) (oxideJSON, error) {
 // control plane's parts are its zones/ tarballs, each read while it streams
 // for its own oxide.json (type "layer", pkg, version) and checked as an
 // archive itself (no hard links, no links that leave the tarball, caps).
-// Other kinds must hold every one of their parts once; unknown files are
-// read and skipped, as Nexus skips them.
+// Other kinds must hold their parts once (checkPartsPresent); unknown files
+// are read and skipped, as Nexus skips them.
 //
 // fn must read the body to io.EOF and then call its Part method to learn
 // the part's name and verdict; if fn returns early SplitComposite drains the
@@ -301,10 +324,8 @@ func SplitComposite(ctx context.Context, kind string, body io.Reader, lim Limits
 	if !sawType {
 		return compositeErr("", "%s composite has no oxide.json", kind)
 	}
-	for inner := range parts {
-		if !seen[inner] {
-			return compositeErr("", "%s composite lacks %s", kind, inner)
-		}
+	if err := checkPartsPresent(kind, seen); err != nil {
+		return err
 	}
 	if !fixed && nparts == 0 {
 		return compositeErr("", "control_plane composite holds no zones/ tarball")

@@ -241,6 +241,17 @@ func TestSplitComposite(t *testing.T) {
 	if err != nil || len(parts) != 3 || parts[2].Kind != "host_phase_2" || parts[2].Size != 3 {
 		t.Fatalf("host: %+v, %v", parts, err)
 	}
+	// One board's phase 1 is enough; phase 2 is not optional.
+	gimletOnly := tuftest.Composite(t, "os",
+		tuftest.Entry{Name: "image/gimlet.rom", Data: []byte("gimlet")},
+		tuftest.Entry{Name: "image/zfs.img", Data: []byte("zfs")})
+	if parts, err := split(tuf.KindTrampoline, gimletOnly, tuf.Limits{}); err != nil || len(parts) != 2 || parts[0].Kind != "gimlet_trampoline_phase_1" {
+		t.Fatalf("gimlet-only trampoline: %+v, %v", parts, err)
+	}
+	noPhase2 := tuftest.Composite(t, "os", tuftest.Entry{Name: "image/gimlet.rom", Data: []byte("gimlet")})
+	if _, err := split(tuf.KindHost, noPhase2, tuf.Limits{}); err == nil || !strings.Contains(err.Error(), "zfs.img") {
+		t.Fatalf("host without phase 2: %v", err)
+	}
 	cp := tuftest.Composite(t, "control_plane",
 		tuftest.Entry{Name: "zones/nexus.tar.gz", Data: tuftest.Zone(t, "nexus", "1.2.3+git")},
 		tuftest.Entry{Name: "zones/linked.tar.gz", Data: tuftest.Zone(t, "linked", "1",
