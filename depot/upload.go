@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"time"
 
 	"depot/store"
@@ -152,7 +153,8 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 	err = repo.WalkTargets(ctx, func(t tuf.Target, body io.Reader) error {
 		if comp, ok := composites[t.Path]; ok {
 			// Split as it streams; the parts' integrity is the composite's
-			// signed hash, checked at its end (a mismatch fails the walk).
+			// signed hash, checked at its end: until it matched they stay
+			// unpublished, and a mismatch fails the walk.
 			return sp.split(ctx, comp, body)
 		}
 		d := store.Digest(t.SHA256)
@@ -192,6 +194,7 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 		for _, a := range composites {
 			comps = append(comps, a)
 		}
+		sort.Slice(comps, func(i, j int) bool { return comps[i].Name < comps[j].Name })
 		if err := checkOxideRules(rec, comps); err != nil {
 			return UploadResult{}, staged, err
 		}
