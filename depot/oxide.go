@@ -89,6 +89,8 @@ type pendingStore interface {
 	PutPending(ctx context.Context, body io.Reader, size int64) (*store.Pending, error)
 }
 
+var _ pendingStore = (*store.Store)(nil)
+
 // StagePending writes a part whose hash is known only once it is read, and
 // publishes nothing until the caller commits it (see store.Store.PutPending).
 // The caller protects the part before it commits.
