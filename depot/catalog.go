@@ -44,15 +44,28 @@ type Repo struct {
 	FileName      string         `json:"file_name"`
 	TimeCreated   time.Time      `json:"time_created"`
 	Artifacts     []RepoArtifact `json:"artifacts"`
+	// Format is tuf.FormatV1 or tuf.FormatV2 for an Oxide (tufaceous)
+	// repository, empty for any other.
+	Format string `json:"format,omitempty"`
 }
 
-// RepoArtifact is one artifact of a repository's manifest.
+// RepoArtifact is one artifact of a repository: an artifact of its
+// manifest, or a part split out of one of its composites.
 type RepoArtifact struct {
 	Name    string       `json:"name"`
 	Version string       `json:"version"`
-	Kind    string       `json:"kind"`
+	Kind    string       `json:"kind"` // for a part, the kind Nexus derives
 	Hash    store.Digest `json:"hash"`
 	Size    int64        `json:"size"`
+	// Tags are a v2 artifact's tags, as the manifest gives them.
+	Tags map[string]string `json:"tags,omitempty"`
+	// Board and Sign are a Hubris image's caboose BORD and SIGN (or its v2
+	// tags sp_board/rot_board and rot_rkth).
+	Board string `json:"board,omitempty"`
+	Sign  string `json:"sign,omitempty"`
+	// Source is the composite a part was split from; composites themselves
+	// are not artifacts (not stored, not replicated).
+	Source *ArtifactSource `json:"source,omitempty"`
 }
 
 // TrustRoot is a trusted root.json document.
@@ -222,9 +235,22 @@ func (c *Catalog) RepoByHash(h store.Digest) (Repo, error) {
 // repositories: ErrRepoExists with the existing one when the same archive
 // is recorded, ErrRepoConflict for the same system version from another
 // archive or an artifact (kind, name, version) recorded with another hash.
+//
+// For an Oxide repository omicron's rule also holds the other way: the same
+// (kind, hash) recorded under another name or version is a conflict. Both
+// messages name the recorded repository and artifact, and this one's.
 func checkRepo(repos []Repo, r Repo) (*Repo, error) {
 	type key struct{ kind, name, version string }
-	seen := make(map[key]store.Digest)
+	type held struct {
+		a    RepoArtifact
+		repo string
+	}
+	type kh struct {
+		kind string
+		hash store.Digest
+	}
+	seen := make(map[key]held)
+	byContent := make(map[kh]held)
 	for i, old := range repos {
 		if old.Hash == r.Hash {
 			return &repos[i], nil
@@ -234,13 +260,21 @@ func checkRepo(repos []Repo, r Repo) (*Repo, error) {
 				ErrRepoConflict, r.SystemVersion, old.Hash, r.Hash)
 		}
 		for _, a := range old.Artifacts {
-			seen[key{a.Kind, a.Name, a.Version}] = a.Hash
+			seen[key{a.Kind, a.Name, a.Version}] = held{a, old.SystemVersion}
+			byContent[kh{a.Kind, a.Hash}] = held{a, old.SystemVersion}
 		}
 	}
 	for _, a := range r.Artifacts {
-		if h, ok := seen[key{a.Kind, a.Name, a.Version}]; ok && h != a.Hash {
-			return nil, fmt.Errorf("%w: artifact %s %s (kind %s) is recorded with hash %s; this repository has %s",
-				ErrRepoConflict, a.Name, a.Version, a.Kind, h, a.Hash)
+		if h, ok := seen[key{a.Kind, a.Name, a.Version}]; ok && h.a.Hash != a.Hash {
+			return nil, fmt.Errorf("%w: artifact %s %s (kind %s) is recorded with hash %s (repository %s); this repository (%s) has %s",
+				ErrRepoConflict, a.Name, a.Version, a.Kind, h.a.Hash, h.repo, r.SystemVersion, a.Hash)
+		}
+		if r.Format == "" {
+			continue
+		}
+		if h, ok := byContent[kh{a.Kind, a.Hash}]; ok && (h.a.Name != a.Name || h.a.Version != a.Version) {
+			return nil, fmt.Errorf("%w: kind %s content %s is recorded as %s %s (repository %s); this repository (%s) names it %s %s",
+				ErrRepoConflict, a.Kind, a.Hash, h.a.Name, h.a.Version, h.repo, r.SystemVersion, a.Name, a.Version)
 		}
 	}
 	return nil, nil

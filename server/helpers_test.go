@@ -26,6 +26,7 @@ import (
 	"depot/server/remote"
 	"depot/server/servertest"
 	"depot/store"
+	"depot/tuf"
 )
 
 // env is one running server on real loopback listeners.
@@ -56,6 +57,8 @@ type envConfig struct {
 	transport http.RoundTripper
 	// minReplication is the coordinator's quorum (0: 1).
 	minReplication int
+	// tuf is how the coordinator opens uploads.
+	tuf tuf.Options
 }
 
 type envOpt func(*envConfig)
@@ -120,7 +123,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 			}
 			closers = append(closers, cat.Close)
 			coord, err := depot.NewCoordinator(context.Background(), depot.CoordinatorOptions{
-				Catalog: cat, Local: svc, Spool: st, Logger: log,
+				Catalog: cat, Local: svc, Spool: st, Logger: log, TUF: ec.tuf,
 			})
 			if err != nil {
 				closeAll()
@@ -368,6 +371,8 @@ func wantError(t testing.TB, resp *http.Response, body []byte, status int, code 
 }
 
 func sha256sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+func withTUF(o tuf.Options) envOpt { return func(c *envConfig) { c.tuf = o } }
 
 func withMinReplication(n int) envOpt {
 	return func(c *envConfig) { c.minReplication = n }
