@@ -12,7 +12,7 @@ import (
 	"github.com/klauspost/compress/zip"
 
 	"depot/server/client"
-	"depot/server/openapi"
+	"depot/server/openapi/openapitest"
 	"depot/tuf"
 	"depot/tuf/tuftest"
 )
@@ -22,7 +22,7 @@ import (
 // against the OpenAPI document.
 func TestOperator_UploadRepo_Oxide(t *testing.T) {
 	t.Parallel()
-	v, err := openapi.NewValidator()
+	v, err := openapitest.NewValidator()
 	if err != nil {
 		t.Fatal(err)
 	}

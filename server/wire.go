@@ -46,13 +46,20 @@ func wireCopyJob(j depot.CopyJob) api.CopyJob {
 }
 
 func wireRepoArtifact(a depot.RepoArtifact) api.RepoArtifact {
-	return api.RepoArtifact{Name: a.Name, Version: a.Version, Kind: a.Kind, Hash: api.Digest(a.Hash), Size: a.Size}
+	w := api.RepoArtifact{
+		Name: a.Name, Version: a.Version, Kind: a.Kind, Hash: api.Digest(a.Hash), Size: a.Size,
+		Tags: a.Tags, Board: a.Board, Sign: a.Sign,
+	}
+	if s := a.Source; s != nil {
+		w.Source = &api.ArtifactSource{Name: s.Name, Version: s.Version, Kind: s.Kind, Hash: api.Digest(s.Hash), Path: s.Path}
+	}
+	return w
 }
 
 func wireRepo(r depot.Repo) api.Repo {
 	return api.Repo{
 		Hash: api.Digest(r.Hash), SystemVersion: r.SystemVersion, FileName: r.FileName,
-		TimeCreated: r.TimeCreated, Artifacts: convert(r.Artifacts, wireRepoArtifact),
+		TimeCreated: r.TimeCreated, Artifacts: convert(r.Artifacts, wireRepoArtifact), Format: r.Format,
 	}
 }
 

@@ -100,15 +100,36 @@ type Repo struct {
 	FileName      string         `json:"file_name"`
 	TimeCreated   time.Time      `json:"time_created"`
 	Artifacts     []RepoArtifact `json:"artifacts"`
+	// Format is "tufaceous-v1" or "tufaceous-v2" for an Oxide repository,
+	// empty for any other.
+	Format string `json:"format,omitempty"`
 }
 
-// RepoArtifact is one artifact of a repository's manifest.
+// RepoArtifact is one artifact of a repository: an artifact of its
+// manifest, or a part split out of one of its composites.
 type RepoArtifact struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Kind    string `json:"kind"` // for a part, the kind Nexus derives
+	Hash    Digest `json:"hash"`
+	Size    int64  `json:"size"`
+	// Tags are a v2 artifact's tags, as its manifest gives them.
+	Tags map[string]string `json:"tags,omitempty"`
+	// Board and Sign are a Hubris image's caboose BORD and SIGN.
+	Board string `json:"board,omitempty"`
+	Sign  string `json:"sign,omitempty"`
+	// Source is the composite a part was split from.
+	Source *ArtifactSource `json:"source,omitempty"`
+}
+
+// ArtifactSource names the composite artifact a part was split from and
+// the part's path inside it.
+type ArtifactSource struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
 	Kind    string `json:"kind"`
 	Hash    Digest `json:"hash"`
-	Size    int64  `json:"size"`
+	Path    string `json:"path"`
 }
 
 // Upload statuses.
