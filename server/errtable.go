@@ -56,7 +56,7 @@ func isMaxBytes(err error) bool {
 //     both.
 var errorTable = []errorEntry{
 	{Code: api.CodeInvalidHash, Status: http.StatusBadRequest, Err: store.ErrInvalidDigest,
-		Message: "the sha256 in the path must be 64 lowercase hex digits"},
+		Message: "the sha256 in the path must be 64 hex digits"},
 	{Code: api.CodeTooLarge, Status: http.StatusRequestEntityTooLarge, Err: api.ErrTooLarge, Match: isMaxBytes,
 		Message: "the body is larger than this route accepts; nothing was stored"},
 	{Code: api.CodeTooLarge, Status: http.StatusRequestEntityTooLarge, Err: tuf.ErrTooLarge, Public: true,
