@@ -35,7 +35,7 @@ func TestOpenAPI_Conformance(t *testing.T) {
 
 	coord := newEnv(t, withCoordinator(), withMetrics(), withTransport(ct), withMinReplication(2),
 		withMaxSize(1<<20), withMaxRepoSize(1<<20))
-	b := newEnv(t, withTransport(ct), withSledOptions(depot.SledOptions{Peer: remote.Peer{HTTP: hc}, MaxConcurrentCopies: 1}))
+	b := newEnv(t, withTransport(ct), withSledOptions(depot.SledOptions{Peer: remote.Peer{HTTP: hc}, MaxConcurrentCopies: 1, MaxQueuedCopies: -1}))
 	c := newEnv(t, withTransport(ct), withSledOptions(depot.SledOptions{Peer: remote.Peer{HTTP: hc}}))
 	plain := newEnv(t, withTransport(ct))
 

@@ -44,11 +44,13 @@ type ScrubStatus struct {
 
 // CopyCounts sums up copy jobs in GET /status.
 type CopyCounts struct {
-	Running   int   `json:"running"`
-	Limit     int   `json:"limit"`
-	Succeeded int64 `json:"succeeded"`
-	Failed    int64 `json:"failed"`
-	Rejected  int64 `json:"rejected"`
+	Running    int   `json:"running"`
+	Limit      int   `json:"limit"`
+	Queued     int   `json:"queued"`
+	QueueLimit int   `json:"queue_limit"`
+	Succeeded  int64 `json:"succeeded"`
+	Failed     int64 `json:"failed"`
+	Rejected   int64 `json:"rejected"`
 }
 
 // ReconcileStatus is the delete reconciler's last pass and totals in GET
@@ -76,6 +78,7 @@ type Config struct {
 
 // Copy job states.
 const (
+	CopyQueued    = "queued"
 	CopyRunning   = "running"
 	CopySucceeded = "succeeded"
 	CopyFailed    = "failed"

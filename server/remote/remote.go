@@ -50,6 +50,19 @@ func (p Peer) Fetch(ctx context.Context, baseURL string, d store.Digest) (io.Rea
 	return body, size, domainError(err, store.ErrNotFound)
 }
 
+// Stat HEADs {baseURL}/artifact/sha256/{hex} through the same client as
+// Fetch and returns the Content-Length. A 404 unwraps to store.ErrNotFound.
+func (p Peer) Stat(ctx context.Context, baseURL string, d store.Digest) (int64, error) {
+	hc := p.HTTP
+	if hc == nil {
+		hc = defaultHTTP()
+	}
+	c := client.New(baseURL, hc)
+	c.StallTimeout = 0 // the caller bounds the whole HEAD
+	size, err := c.HeadArtifact(ctx, api.Digest(d))
+	return size, domainError(err, store.ErrNotFound)
+}
+
 // sledClient adapts a Client on a sled's control URL to depot.SledClient.
 type sledClient struct{ c *client.Client }
 
@@ -128,6 +141,8 @@ var domainErrs = map[string]error{
 	api.CodeArtifactInConfig:    depot.ErrArtifactInConfig,
 	api.CodeTooManyCopies:       depot.ErrTooManyCopies,
 	api.CodeInvalidDepotURL:     depot.ErrInvalidSource,
+	api.CodeSourceUnavailable:   depot.ErrSourceUnavailable,
+	api.CodeSourceNotFound:      depot.ErrSourceNotFound,
 	api.CodeNoMirrors:           store.ErrNoMirrors,
 	api.CodeShuttingDown:        store.ErrClosed,
 	api.CodeInsufficientStorage: store.ErrNoSpace,
