@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"strconv"
 	"time"
@@ -56,6 +57,11 @@ func pathParam(c echo.Context, name string) (string, error) {
 	return u, nil
 }
 
+// MaxGeneration is the largest generation accepted: omicron's Generation
+// is a u64 that must fit in an i64, and one config above it would put a
+// sled ahead of every generation its coordinator can send.
+const MaxGeneration = math.MaxInt64
+
 // generationParam parses ?generation=G: nil when absent.
 func generationParam(c echo.Context) (*uint64, error) {
 	v := c.QueryParam("generation")
@@ -67,7 +73,20 @@ func generationParam(c echo.Context) (*uint64, error) {
 		return nil, withMessage(fmt.Errorf("%w: generation %q: %v", api.ErrBadRequest, v, err),
 			fmt.Sprintf("generation=%q is not a non-negative integer", v))
 	}
+	if err := checkGeneration(g, "generation="); err != nil {
+		return nil, err
+	}
 	return &g, nil
+}
+
+// checkGeneration refuses a generation above MaxGeneration; where names
+// the field for the message.
+func checkGeneration(g uint64, where string) error {
+	if g <= MaxGeneration {
+		return nil
+	}
+	return withMessage(fmt.Errorf("%w: %s%d is above 2^63-1", api.ErrBadRequest, where, g),
+		fmt.Sprintf("%s%d is out of range: a generation is at most %d (2^63-1)", where, g, uint64(MaxGeneration)))
 }
 
 // waitParam parses ?wait=30s: 0 when absent, at most api.MaxWait.
