@@ -244,5 +244,8 @@ func repoRecord(repo *tuf.Repository, hash store.Digest, fileName, systemVersion
 	if rec.SystemVersion == "" {
 		return Repo{}, fmt.Errorf("%w: manifest: empty system_version", ErrRepoInvalid)
 	}
+	if err := CheckSystemVersion(rec.SystemVersion); err != nil {
+		return Repo{}, err
+	}
 	return rec, nil
 }
