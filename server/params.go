@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -39,6 +40,28 @@ func digestOf(c echo.Context, name string) (string, error) {
 		return "", withMessage(err, fmt.Sprintf("%s: %v", name, err))
 	}
 	return d.String(), nil
+}
+
+// uuidParam parses the path parameter name as a UUID (8-4-4-4-12 hex
+// digits, either case) and returns it in lower case; 400 BAD_REQUEST
+// otherwise.
+func uuidParam(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	ok := len(v) == 36
+	for i := 0; ok && i < len(v); i++ {
+		ch := v[i]
+		switch i {
+		case 8, 13, 18, 23:
+			ok = ch == '-'
+		default:
+			ok = ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'f' || ch >= 'A' && ch <= 'F'
+		}
+	}
+	if !ok {
+		return "", withMessage(fmt.Errorf("%w: %s is not a UUID", api.ErrBadRequest, name),
+			fmt.Sprintf("%s must be a UUID such as 3f2b9c1e-8d4a-4e1b-9f0a-6c2d7e8f9a0b", name))
+	}
+	return strings.ToLower(v), nil
 }
 
 // pathParam returns a path parameter unescaped. echo routes on the escaped

@@ -149,12 +149,14 @@ type RepoProgress struct {
 	Artifacts      []ArtifactProgress `json:"artifacts"`
 }
 
-// TrustRoot is a trusted root.json document.
+// TrustRoot is a trusted root.json document: omicron's UpdatesTrustRoot
+// (id, root_role, time_created) plus the document's sha256 and source.
 type TrustRoot struct {
-	ID          string          `json:"id"` // sha256 of the document
+	ID          string          `json:"id"`     // a UUID
+	SHA256      string          `json:"sha256"` // of the document
 	TimeCreated time.Time       `json:"time_created"`
 	Source      string          `json:"source"` // "api" or the file it came from
-	Root        json.RawMessage `json:"root"`
+	Root        json.RawMessage `json:"root_role"`
 }
 
 // Sled states in the registry.
