@@ -407,3 +407,37 @@ func TestServer_Copy_LongPollEndsAtShutdown(t *testing.T) {
 		t.Fatalf("shutdown took %v", took)
 	}
 }
+
+// BenchmarkCopyBurst16 measures a burst of 16 copy-from-depot requests of
+// 1 MiB artifacts between two daemons on loopback, from the first request
+// to the last job's end: the source HEAD before each 202, the queue (4
+// running, the rest waiting) and the copies themselves.
+func BenchmarkCopyBurst16(b *testing.B) {
+	a := newEnv(b)
+	var ds []api.Digest
+	for range 16 {
+		_, d := a.putBlob(b, 1<<20)
+		ds = append(ds, d)
+	}
+	b.SetBytes(16 << 20)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		dst := newEnv(b)
+		b.StartTimer()
+		var wg sync.WaitGroup
+		for _, d := range ds {
+			wg.Go(func() {
+				if err := dst.sled.CopyFromDepot(context.Background(), d, nil, a.depotURL); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		for _, d := range ds {
+			if job := dst.waitCopy(b, d); job.State != api.CopySucceeded {
+				b.Fatalf("job = %+v", job)
+			}
+		}
+	}
+}
