@@ -68,12 +68,14 @@ type RepoArtifact struct {
 	Source *ArtifactSource `json:"source,omitempty"`
 }
 
-// TrustRoot is a trusted root.json document.
+// TrustRoot is a trusted root.json document, in omicron's shape (id,
+// root_role, time_created) plus the document's sha256 and its source.
 type TrustRoot struct {
-	ID          string          `json:"id"` // sha256 of the document
+	ID          string          `json:"id"`     // a UUID, lower case
+	SHA256      string          `json:"sha256"` // of the document, what makes two roots the same
 	TimeCreated time.Time       `json:"time_created"`
 	Source      string          `json:"source"` // "api" or the file it came from
-	Root        json.RawMessage `json:"root"`
+	Root        json.RawMessage `json:"root_role"`
 }
 
 // Catalog is the coordinator's durable state. Safe for concurrent use.
@@ -373,50 +375,63 @@ func (c *Catalog) DeleteRepo(systemVersion string) (Repo, uint64, error) {
 func (c *Catalog) TrustRoots() ([]TrustRoot, error) {
 	var out []TrustRoot
 	err := c.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTrustRoots).ForEach(func(k, v []byte) error {
-			var r TrustRoot
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decode trust root %s: %w", k, err)
-			}
-			out = append(out, r)
-			return nil
-		})
+		var err error
+		out, err = trustRootsIn(tx)
+		return err
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].TimeCreated.Before(out[j].TimeCreated) })
 	return out, err
 }
 
 // AddTrustRoot records a root.json document (the caller has checked that
-// it parses as a TUF root). Adding the same document again returns the
-// existing record (created false).
+// it parses as a TUF root) under a new UUID. Adding the same document
+// (same sha256) again returns the existing record (created false).
 func (c *Catalog) AddTrustRoot(doc []byte, source string) (TrustRoot, bool, error) {
 	sum := sha256.Sum256(doc)
-	id := hex.EncodeToString(sum[:])
+	digest := hex.EncodeToString(sum[:])
 	var out TrustRoot
 	created := false
 	err := c.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTrustRoots)
-		if v := b.Get([]byte(id)); v != nil {
-			return json.Unmarshal(v, &out)
+		roots, err := trustRootsIn(tx)
+		if err != nil {
+			return err
 		}
-		out = TrustRoot{ID: id, TimeCreated: time.Now().UTC(), Source: source, Root: json.RawMessage(doc)}
+		for _, r := range roots {
+			if r.SHA256 == digest {
+				out = r
+				return nil
+			}
+		}
+		out = TrustRoot{ID: newUUID(), SHA256: digest, TimeCreated: time.Now().UTC(), Source: source, Root: json.RawMessage(doc)}
 		v, err := json.Marshal(out)
 		if err != nil {
 			return err
 		}
 		created = true
-		return b.Put([]byte(id), v)
+		return tx.Bucket(bucketTrustRoots).Put([]byte(out.ID), v)
 	})
 	return out, created, err
+}
+
+// TrustRoot returns the trusted root with this id; ErrTrustRootNotFound
+// if there is none.
+func (c *Catalog) TrustRoot(id string) (TrustRoot, error) {
+	var out TrustRoot
+	err := c.db.View(func(tx *bolt.Tx) error {
+		_, r, err := trustRootByID(tx, id)
+		out = r
+		return err
+	})
+	return out, err
 }
 
 // DeleteTrustRoot removes a trusted root; ErrTrustRootNotFound if absent.
 func (c *Catalog) DeleteTrustRoot(id string) error {
 	return c.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTrustRoots)
-		if b.Get([]byte(id)) == nil {
-			return fmt.Errorf("%w: %q", ErrTrustRootNotFound, id)
+		key, _, err := trustRootByID(tx, id)
+		if err != nil {
+			return err
 		}
-		return b.Delete([]byte(id))
+		return tx.Bucket(bucketTrustRoots).Delete(key)
 	})
 }

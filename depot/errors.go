@@ -25,13 +25,22 @@ var (
 	// lists: only a new config can drop it.
 	ErrArtifactInConfig = errors.New("artifact is in the sled's config")
 
-	// ErrTooManyCopies is returned by CopyFromDepot when the copy limit is
-	// reached; the caller retries later.
+	// ErrTooManyCopies is returned by CopyFromDepot when the copy queue is
+	// full; the caller retries later.
 	ErrTooManyCopies = errors.New("too many copies in flight")
 
 	// ErrInvalidSource is returned by CopyFromDepot for a depot_base_url
 	// that does not parse or is not http(s).
 	ErrInvalidSource = errors.New("invalid depot_base_url")
+
+	// ErrSourceUnavailable is returned by CopyFromDepot when the source
+	// cannot be asked for the artifact (refused, timed out, an answer other
+	// than 200 or 404).
+	ErrSourceUnavailable = errors.New("copy source unavailable")
+
+	// ErrSourceNotFound is returned by CopyFromDepot when the source
+	// answers that it does not hold the artifact.
+	ErrSourceNotFound = errors.New("copy source does not hold the artifact")
 
 	// ErrCopyNotFound is returned by Copy for a hash with no copy job.
 	ErrCopyNotFound = errors.New("no copy job for this artifact")

@@ -86,6 +86,17 @@ func (p *rackPeer) Fetch(ctx context.Context, baseURL string, d store.Digest) (i
 	return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
 }
 
+func (p *rackPeer) Stat(ctx context.Context, baseURL string, d store.Digest) (int64, error) {
+	p.mu.Lock()
+	st := p.byURL[baseURL]
+	p.mu.Unlock()
+	if st == nil {
+		return 0, fmt.Errorf("no sled at %s", baseURL)
+	}
+	info, err := st.Stat(ctx, d)
+	return info.Size, err
+}
+
 func newRack(t testing.TB, remotes int, min int) *rack {
 	t.Helper()
 	r := &rack{t: t, peer: &rackPeer{byURL: map[string]*store.Store{}, corrupt: map[string]bool{}}, sleds: map[string]*env{}, ids: map[string]string{}, down: map[string]bool{}}

@@ -21,6 +21,9 @@ type SledOptions struct {
 	Logger *slog.Logger
 	// MaxConcurrentCopies bounds copy jobs running at once; 0 = 4.
 	MaxConcurrentCopies int
+	// MaxQueuedCopies bounds accepted copy jobs waiting for a running
+	// slot; one more is refused with ErrTooManyCopies. 0 = 64, < 0 = none.
+	MaxQueuedCopies int
 	// CopyStallTimeout fails a copy that receives no bytes for this long;
 	// 0 = 60s.
 	CopyStallTimeout time.Duration
@@ -71,6 +74,12 @@ func NewSled(ctx context.Context, opts SledOptions) (*Sled, error) {
 	if opts.MaxConcurrentCopies <= 0 {
 		opts.MaxConcurrentCopies = 4
 	}
+	switch {
+	case opts.MaxQueuedCopies == 0:
+		opts.MaxQueuedCopies = 64
+	case opts.MaxQueuedCopies < 0:
+		opts.MaxQueuedCopies = 0
+	}
 	if opts.CopyStallTimeout <= 0 {
 		opts.CopyStallTimeout = time.Minute
 	}
@@ -79,10 +88,12 @@ func NewSled(ctx context.Context, opts SledOptions) (*Sled, error) {
 	}
 	s := &Sled{st: opts.Store, peer: opts.Peer, log: opts.Logger}
 	s.copies = copyTracker{
-		max:     opts.MaxConcurrentCopies,
-		stall:   opts.CopyStallTimeout,
-		history: opts.CopyHistory,
-		running: make(map[store.Digest]*copyJob),
+		max:       opts.MaxConcurrentCopies,
+		maxQueued: opts.MaxQueuedCopies,
+		stall:     opts.CopyStallTimeout,
+		history:   opts.CopyHistory,
+		slots:     make(chan struct{}, opts.MaxConcurrentCopies),
+		active:    make(map[store.Digest]*copyJob),
 	}
 	cfg, ok, err := loadLedger(ctx, s.st, healthyMirrors(s.st), s.log)
 	if err != nil {

@@ -287,5 +287,8 @@ func repoRecord(repo *tuf.Repository, hash store.Digest, fileName, systemVersion
 	if rec.SystemVersion == "" {
 		return Repo{}, nil, fmt.Errorf("%w: manifest: empty system_version", ErrRepoInvalid)
 	}
+	if err := CheckSystemVersion(rec.SystemVersion); err != nil {
+		return Repo{}, nil, err
+	}
 	return rec, composites, nil
 }

@@ -56,7 +56,7 @@ func isMaxBytes(err error) bool {
 //     both.
 var errorTable = []errorEntry{
 	{Code: api.CodeInvalidHash, Status: http.StatusBadRequest, Err: store.ErrInvalidDigest,
-		Message: "the sha256 in the path must be 64 lowercase hex digits"},
+		Message: "the sha256 in the path must be 64 hex digits"},
 	{Code: api.CodeTooLarge, Status: http.StatusRequestEntityTooLarge, Err: api.ErrTooLarge, Match: isMaxBytes,
 		Message: "the body is larger than this route accepts; nothing was stored"},
 	{Code: api.CodeTooLarge, Status: http.StatusRequestEntityTooLarge, Err: tuf.ErrTooLarge, Public: true,
@@ -108,6 +108,10 @@ var errorTable = []errorEntry{
 	{Code: api.CodeTooManyCopies, Status: http.StatusTooManyRequests, Err: depot.ErrTooManyCopies, Public: true,
 		RetryAfter: depot.RetryAfter,
 		Message:    "the sled runs as many copies as it allows; retry after Retry-After seconds"},
+	{Code: api.CodeSourceNotFound, Status: http.StatusBadGateway, Err: depot.ErrSourceNotFound,
+		Message: "the copy source answered that it does not hold this artifact; nothing was queued: copy from a sled that holds it"},
+	{Code: api.CodeSourceUnavailable, Status: http.StatusBadGateway, Err: depot.ErrSourceUnavailable,
+		Message: "the copy source could not be asked for this artifact (unreachable, too slow, or an unexpected answer); nothing was queued: retry, or copy from another sled"},
 	{Code: api.CodeNoMirrors, Status: http.StatusServiceUnavailable, Err: store.ErrNoMirrors,
 		Message: "no mirror on this sled can serve the request; see GET /status"},
 	{Code: api.CodeShuttingDown, Status: http.StatusServiceUnavailable, Err: store.ErrClosed,

@@ -109,6 +109,9 @@ func (s *Server) putConfig(c echo.Context) error {
 		return withMessage(api.ErrBadRequest,
 			`the config needs both "generation" (an integer) and "artifacts" (an array of sha256s)`)
 	}
+	if err := checkGeneration(*body.Generation, `"generation": `); err != nil {
+		return err
+	}
 	cfg := depot.Config{Generation: *body.Generation, Artifacts: *body.Artifacts}
 	if err := s.sled.SetConfig(c.Request().Context(), cfg); err != nil {
 		return err

@@ -37,6 +37,9 @@ const (
 	// CheckRoot: a trusted root is unusable (not a root, not self-signed),
 	// or none was given.
 	CheckRoot = "root"
+	// CheckSpecVersion: metadata (or a trusted root) declares a
+	// spec_version whose major is not 1, or none that parses.
+	CheckSpecVersion = "spec_version"
 	// CheckVersion: a metadata version is not the one its delegator signed
 	// (rollback), or a root in the chain skips a version.
 	CheckVersion = "version"

@@ -60,6 +60,7 @@ type options struct {
 	maxPuts            int
 
 	maxConcurrentCopies int
+	maxQueuedCopies     int
 	copyStallTimeout    time.Duration
 	scrubInterval       time.Duration
 	scrubRate           byteSize
@@ -93,7 +94,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&o.minSledReplication, "min-sled-replication", 1, "sleds that must hold every artifact before a repository is durable (3 for a rack)")
 	fs.IntVar(&o.maxRequests, "replication-max-requests", depot.DefaultMaxRequests, "most put and copy requests one replication activation sends")
 	fs.IntVar(&o.maxPuts, "replication-max-puts", depot.DefaultMaxPuts, "most PUTs (from the coordinator's own copies) one replication activation sends")
-	fs.IntVar(&o.maxConcurrentCopies, "max-concurrent-copies", 4, "copy-from-depot jobs running at once; more are refused with 429")
+	fs.IntVar(&o.maxConcurrentCopies, "max-concurrent-copies", 4, "copy-from-depot jobs running at once; more wait in the queue")
+	fs.IntVar(&o.maxQueuedCopies, "max-queued-copies", 64, "accepted copy-from-depot jobs waiting for a running slot; more are refused with 429 (0: none wait)")
 	fs.DurationVar(&o.copyStallTimeout, "copy-stall-timeout", time.Minute, "a copy that receives no bytes for this long fails")
 	fs.DurationVar(&o.scrubInterval, "scrub-interval", 24*time.Hour, "time between background scrubs that re-hash every artifact (0: only on POST /scrub)")
 	fs.Var(&o.scrubRate, "scrub-rate", "scrub read rate in bytes per second (`size`)")
@@ -169,7 +171,8 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 	hc := client.DefaultHTTPClient()
 	sled, err := depot.NewSled(ctx, depot.SledOptions{
 		Store: st, Peer: remote.Peer{HTTP: hc}, Logger: log,
-		MaxConcurrentCopies: o.maxConcurrentCopies, CopyStallTimeout: o.copyStallTimeout,
+		MaxConcurrentCopies: o.maxConcurrentCopies, MaxQueuedCopies: queuedCopies(o.maxQueuedCopies),
+		CopyStallTimeout: o.copyStallTimeout,
 		// A coordinator restores the local config from its catalog before
 		// the reconciler may delete anything.
 		HoldReconciler: o.coordinator,
@@ -421,4 +424,13 @@ func formatSize(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// queuedCopies maps --max-queued-copies to SledOptions.MaxQueuedCopies,
+// where 0 means the default and a negative number no queue.
+func queuedCopies(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }

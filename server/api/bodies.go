@@ -44,11 +44,13 @@ type ScrubStatus struct {
 
 // CopyCounts sums up copy jobs in GET /status.
 type CopyCounts struct {
-	Running   int   `json:"running"`
-	Limit     int   `json:"limit"`
-	Succeeded int64 `json:"succeeded"`
-	Failed    int64 `json:"failed"`
-	Rejected  int64 `json:"rejected"`
+	Running    int   `json:"running"`
+	Limit      int   `json:"limit"`
+	Queued     int   `json:"queued"`
+	QueueLimit int   `json:"queue_limit"`
+	Succeeded  int64 `json:"succeeded"`
+	Failed     int64 `json:"failed"`
+	Rejected   int64 `json:"rejected"`
 }
 
 // ReconcileStatus is the delete reconciler's last pass and totals in GET
@@ -76,6 +78,7 @@ type Config struct {
 
 // Copy job states.
 const (
+	CopyQueued    = "queued"
 	CopyRunning   = "running"
 	CopySucceeded = "succeeded"
 	CopyFailed    = "failed"
@@ -167,12 +170,14 @@ type RepoProgress struct {
 	Artifacts      []ArtifactProgress `json:"artifacts"`
 }
 
-// TrustRoot is a trusted root.json document.
+// TrustRoot is a trusted root.json document: omicron's UpdatesTrustRoot
+// (id, root_role, time_created) plus the document's sha256 and source.
 type TrustRoot struct {
-	ID          string          `json:"id"` // sha256 of the document
+	ID          string          `json:"id"`     // a UUID
+	SHA256      string          `json:"sha256"` // of the document
 	TimeCreated time.Time       `json:"time_created"`
 	Source      string          `json:"source"` // "api" or the file it came from
-	Root        json.RawMessage `json:"root"`
+	Root        json.RawMessage `json:"root_role"`
 }
 
 // Sled states in the registry.

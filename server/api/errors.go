@@ -26,6 +26,8 @@ const (
 	CodeArtifactInConfig    = "ARTIFACT_IN_CONFIG"
 	CodeTooManyCopies       = "TOO_MANY_COPIES"
 	CodeInvalidDepotURL     = "INVALID_DEPOT_URL"
+	CodeSourceUnavailable   = "SOURCE_UNAVAILABLE"
+	CodeSourceNotFound      = "SOURCE_NOT_FOUND"
 	CodeRepositoryInvalid   = "REPOSITORY_INVALID"
 	CodeRepositoryConflict  = "REPOSITORY_CONFLICT"
 	CodeTrustRootInvalid    = "TRUST_ROOT_INVALID"
@@ -60,6 +62,8 @@ var (
 	ErrArtifactInConfig   = errors.New("artifact in config")
 	ErrTooManyCopies      = errors.New("too many copies")
 	ErrInvalidDepotURL    = errors.New("invalid depot URL")
+	ErrSourceUnavailable  = errors.New("copy source unavailable")
+	ErrSourceNotFound     = errors.New("copy source does not hold the artifact")
 	ErrRepositoryInvalid  = errors.New("repository invalid")
 	ErrRepositoryConflict = errors.New("repository conflict")
 	ErrTrustRootInvalid   = errors.New("trust root invalid")
@@ -88,6 +92,8 @@ var codeErrs = map[string]error{
 	CodeArtifactInConfig:    ErrArtifactInConfig,
 	CodeTooManyCopies:       ErrTooManyCopies,
 	CodeInvalidDepotURL:     ErrInvalidDepotURL,
+	CodeSourceUnavailable:   ErrSourceUnavailable,
+	CodeSourceNotFound:      ErrSourceNotFound,
 	CodeRepositoryInvalid:   ErrRepositoryInvalid,
 	CodeRepositoryConflict:  ErrRepositoryConflict,
 	CodeTrustRootInvalid:    ErrTrustRootInvalid,

@@ -40,6 +40,14 @@ type List[T any] struct {
 	Items []T `json:"items"`
 }
 
+// Page is one page of a paginated list of the operator API, as omicron's
+// ResultsPage: items, and next_page, the page_token for the rest (null
+// on the last page).
+type Page[T any] struct {
+	Items    []T     `json:"items"`
+	NextPage *string `json:"next_page"`
+}
+
 // CopyFromDepotRequest is the body of POST
 // /artifacts/{sha256}/copy-from-depot.
 type CopyFromDepotRequest struct {

@@ -59,13 +59,14 @@ func TestLoad_Operations(t *testing.T) {
 		"GET /openapi.json":                                      "openapi_get",
 		"GET /artifact/sha256/{sha256}":                          "artifact_get_by_sha256",
 		"HEAD /artifact/sha256/{sha256}":                         "artifact_head_by_sha256",
-		"PUT /v1/system/update/repositories":                     "system_update_put_repository",
+		"PUT /v1/system/update/repositories":                     "system_update_repository_upload",
 		"GET /v1/system/update/repositories":                     "system_update_repository_list",
-		"GET /v1/system/update/repositories/{system_version}":    "system_update_get_repository",
+		"GET /v1/system/update/repositories/{system_version}":    "system_update_repository_view",
 		"DELETE /v1/system/update/repositories/{system_version}": "system_update_delete_repository",
 		"POST /v1/system/update/trust-roots":                     "system_update_trust_root_create",
 		"GET /v1/system/update/trust-roots":                      "system_update_trust_root_list",
-		"DELETE /v1/system/update/trust-roots/{id}":              "system_update_trust_root_delete",
+		"GET /v1/system/update/trust-roots/{trust_root_id}":      "system_update_trust_root_view",
+		"DELETE /v1/system/update/trust-roots/{trust_root_id}":   "system_update_trust_root_delete",
 		"GET /v1/sleds":                                          "sled_list",
 		"GET /v1/sleds/{id}":                                     "sled_view",
 		"PUT /v1/sleds/{id}":                                     "sled_put",
@@ -151,7 +152,7 @@ func TestErrorCodes_Contract(t *testing.T) {
 		"INSUFFICIENT_STORAGE", "INTERNAL", "NO_CONFIG", "CONFIG_GENERATION", "GENERATION",
 		"NOT_IN_CONFIG", "ARTIFACT_IN_CONFIG", "TOO_MANY_COPIES", "INVALID_DEPOT_URL",
 		"REPOSITORY_INVALID", "REPOSITORY_CONFLICT", "TRUST_ROOT_INVALID", "INVALID_SLED",
-		"NOT_COORDINATOR",
+		"NOT_COORDINATOR", "SOURCE_UNAVAILABLE", "SOURCE_NOT_FOUND",
 	}
 	if !slices.Equal(codes, want) {
 		t.Errorf("ErrorCodes() = %v\nwant %v", codes, want)
