@@ -97,7 +97,7 @@ func replicationTable(w io.Writer, st depot.ReplicationStatus, all, failed bool,
 		last = st.Last.Counters
 	}
 	// The known operations in pipeline order, then any others by name.
-	ops := []string{depot.OpPutConfig, depot.OpList, depot.OpPut, depot.OpCopy}
+	ops := []string{depot.OpGetConfig, depot.OpPutConfig, depot.OpList, depot.OpPut, depot.OpCopy}
 	for _, op := range slices.Sorted(maps.Keys(st.Lifetime)) {
 		if !slices.Contains(ops, op) {
 			ops = append(ops, op)

@@ -67,6 +67,7 @@ const (
 	CodeInternal            = "INTERNAL"
 	CodeNoConfig            = "NO_CONFIG"
 	CodeConfigGeneration    = "CONFIG_GENERATION"
+	CodeCatalogMismatch     = "CATALOG_MISMATCH"
 	CodeGeneration          = "GENERATION"
 	CodeNotInConfig         = "NOT_IN_CONFIG"
 	CodeArtifactInConfig    = "ARTIFACT_IN_CONFIG"
@@ -143,6 +144,8 @@ var entries = []Entry{
 		Message: "no bytes of the body arrived for too long; nothing was stored: retry the upload"},
 	{Code: CodeConfigGeneration, Status: http.StatusConflict, Err: depot.ErrConfigGeneration, Public: true,
 		Message: "the config's generation is lower than the sled's, or equal with a different set"},
+	{Code: CodeCatalogMismatch, Status: http.StatusConflict, Err: depot.ErrCatalogMismatch, Public: true,
+		Message: "the config is from another catalog than the sled's; nothing changed"},
 	{Code: CodeGeneration, Status: http.StatusConflict, Err: depot.ErrGeneration, Public: true,
 		Message: "generation is missing or differs from the sled's config generation"},
 	{Code: CodeArtifactInConfig, Status: http.StatusConflict, Err: depot.ErrArtifactInConfig, Public: true,

@@ -53,6 +53,10 @@ func NewSledClient(controlURL string, hc *http.Client) depot.SledClient {
 	return sledClient{New(controlURL, hc)}
 }
 
+func (s sledClient) GetConfig(ctx context.Context) (depot.Config, error) {
+	return s.c.GetConfig(ctx)
+}
+
 func (s sledClient) PutConfig(ctx context.Context, cfg depot.Config) error {
 	return s.c.PutConfig(ctx, cfg)
 }

@@ -111,7 +111,8 @@ func (c *Client) Status(ctx context.Context) (StatusResponse, error) {
 	return res, err
 }
 
-// GetConfig returns the sled's artifact config: GET /artifacts-config.
+// GetConfig returns the sled's artifact config: GET /artifacts-config,
+// with the catalog it comes from (CatalogID "" when it names none).
 // depot.ErrNoConfig while the sled is unmanaged.
 func (c *Client) GetConfig(ctx context.Context) (depot.Config, error) {
 	var cfg depot.Config
@@ -119,9 +120,11 @@ func (c *Client) GetConfig(ctx context.Context) (depot.Config, error) {
 	return cfg, err
 }
 
-// PutConfig installs cfg: PUT /artifacts-config. The same generation with
-// the same set again is nil; a lower generation, or the same with another
-// set, is depot.ErrConfigGeneration.
+// PutConfig installs cfg: PUT /artifacts-config, with cfg.CatalogID as
+// catalog_id when set. The same generation with the same set again is
+// nil; a lower generation, or the same with another set, is
+// depot.ErrConfigGeneration; a config from another catalog than the
+// sled's is depot.ErrCatalogMismatch.
 func (c *Client) PutConfig(ctx context.Context, cfg depot.Config) error {
 	if cfg.Artifacts == nil {
 		cfg.Artifacts = []store.Digest{}
