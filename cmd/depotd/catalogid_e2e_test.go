@@ -52,12 +52,30 @@ func activated(t testing.TB, c *client.Client) depot.ReplicationStatus {
 	if err := c.ActivateReplication(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Short long-polls: an activation may end between two of them, and a
+	// poll only answers at the next change.
 	for st.Activations < want || st.Running {
-		if st, err = c.ReplicationStatus(ctx, 10*time.Second); err != nil {
+		if st, err = c.ReplicationStatus(ctx, 200*time.Millisecond); err != nil {
 			t.Fatalf("waiting for activation %d: %v", want, err)
 		}
 	}
 	return st
+}
+
+// reached long-polls the repository until it is in state (or further).
+func reached(t testing.TB, c *client.Client, version, state string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		p, err := c.RepoUntil(ctx, version, 10*time.Second, state)
+		if err != nil {
+			t.Fatalf("repository %s never %s: %v", version, state, err)
+		}
+		if p.State == state || p.State == depot.RepoComplete {
+			return
+		}
+	}
 }
 
 // checkServesCatalog checks that a sled's config comes from catalog id
@@ -134,7 +152,7 @@ func TestE2E_StrayCoordinatorCannotEmptyRack(t *testing.T) {
 	repo, root, digests := testRepo(t, t.TempDir(), "2.0.0", 3, 256<<10)
 	a, sleds, ids := rackOf(t, 3, root, "--min-sled-replication", "3")
 	uploadFile(t, a.sled, repo)
-	waitRepoState(t, a.sled, "2.0.0", depot.RepoComplete, 60*time.Second)
+	reached(t, a.sled, "2.0.0", depot.RepoComplete)
 	stA := activated(t, a.sled)
 	catalogA, genA := stA.CatalogID, stA.Generation
 	if !depot.ValidCatalogID(catalogA) || genA != 1 {
@@ -218,7 +236,7 @@ func TestE2E_LaggingSledIsNotRewritten(t *testing.T) {
 		aArgs = append(aArgs, "--trusted-root", r)
 	}
 	uploadFile(t, a.sled, repos[0])
-	waitRepoState(t, a.sled, "1.0.0", depot.RepoComplete, 60*time.Second)
+	reached(t, a.sled, "1.0.0", depot.RepoComplete)
 	g := activated(t, a.sled).Generation
 
 	// sled0 goes down; A's next activation cannot list it, so 1.0.0 is
@@ -273,7 +291,7 @@ func TestE2E_LaggingSledIsNotRewritten(t *testing.T) {
 	// A, restarted, brings sled0 up to date; everything is complete.
 	a = startDaemon(t, aDir, aArgs...)
 	for i := range repos {
-		waitRepoState(t, a.sled, fmt.Sprintf("1.%d.0", i), depot.RepoComplete, 60*time.Second)
+		reached(t, a.sled, fmt.Sprintf("1.%d.0", i), depot.RepoComplete)
 	}
 	checkServesCatalog(t, "sled0", lagging, catalogA, g+2, all)
 	stA = activated(t, a.sled)
@@ -283,4 +301,57 @@ func TestE2E_LaggingSledIsNotRewritten(t *testing.T) {
 		}
 	}
 	checkNothingPartial(t, lagging)
+}
+
+// TestE2E_AdoptCatalogMovesASled: the admin move of a sled from catalog A
+// to catalog B. A wrong --adopt-catalog-from stops depotd and changes
+// nothing; the right one keeps every artifact, is logged, and B's next
+// config takes the sled, while A (which expunged it) sees no conflict.
+func TestE2E_AdoptCatalogMovesASled(t *testing.T) {
+	ctx := context.Background()
+	repo, root, digests := testRepo(t, t.TempDir(), "3.0.0", 2, 96<<10)
+	a, sleds, ids := rackOf(t, 1, root)
+	uploadFile(t, a.sled, repo)
+	reached(t, a.sled, "3.0.0", depot.RepoComplete)
+	catalogA := activated(t, a.sled).CatalogID
+
+	roots, repos := strayRepos(t, 1)
+	b := startDaemon(t, t.TempDir(), "--replication-period", "1h", "--trusted-root", roots[0])
+	catalogB := activated(t, b.sled).CatalogID
+
+	if _, err := a.sled.ExpungeSled(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(sleds[0].mirrors[0])
+	addr, depotAddr := strings.TrimPrefix(sleds[0].sledURL, "http://"), strings.TrimPrefix(sleds[0].depotURL, "http://")
+	sleds[0].stop(t)
+
+	// The sled serves A, not the catalog named as the one to move from:
+	// depotd refuses to start, and nothing changes.
+	wrong := launch(t, dir, "--coordinator=false", "--adopt-catalog", catalogB, "--adopt-catalog-from", depot.NoCatalog)
+	if code := wrong.wait(t, 15*time.Second); code != 1 || !strings.Contains(wrong.log.String(), "serves catalog "+catalogA) {
+		t.Fatalf("adopt from the wrong catalog: exit %d\n%s", code, wrong.log)
+	}
+
+	s := startDaemon(t, dir, "--coordinator=false", "--listen", addr, "--depot-listen", depotAddr,
+		"--adopt-catalog", catalogB, "--adopt-catalog-from", catalogA)
+	if !strings.Contains(s.log.String(), "sled moved to another catalog by an admin") ||
+		!strings.Contains(s.log.String(), catalogA) || !strings.Contains(s.log.String(), catalogB) {
+		t.Fatalf("the move is not logged with both catalogs:\n%s", s.log)
+	}
+	checkServesCatalog(t, "adopted sled", s, catalogB, 0, digests)
+
+	// B takes it with its first config; A, which expunged it, is not
+	// bothered.
+	if _, err := b.sled.PutSled(ctx, depot.SledRecord{ID: "moved", ControlURL: s.sledURL, DepotURL: s.depotURL}); err != nil {
+		t.Fatal(err)
+	}
+	uploadFile(t, b.sled, repos[0])
+	reached(t, b.sled, "9.0.0", depot.RepoComplete)
+	if cfg, err := s.sled.GetConfig(ctx); err != nil || cfg.CatalogID != catalogB || cfg.Generation != 1 {
+		t.Fatalf("moved sled's config = %+v, %v", cfg, err)
+	}
+	if st := activated(t, a.sled); st.Last.Error != "" {
+		t.Fatalf("A after the move: %+v", st.Last)
+	}
 }
