@@ -428,3 +428,48 @@ func TestReplicator_DurableAsSoonAsTheQuorumsRequestsSucceed(t *testing.T) {
 		t.Fatalf("after the activation: %+v", p)
 	}
 }
+
+// lateSled reports itself unmanaged when read, as if another coordinator
+// wrote to it between collect's read and its write.
+type lateSled struct{ depot.SledClient }
+
+func (lateSled) GetConfig(context.Context) (depot.Config, error) { return depot.Config{}, depot.ErrNoConfig }
+
+func TestReplicator_RefusalAtTheWriteStopsTheActivation(t *testing.T) {
+	r := newRack(t, 2, 1)
+	res := r.upload(t, "1.0.0", 1)
+	// sled-0 already serves another catalog, though collect reads it as
+	// unmanaged.
+	taken := r.sleds["http://sled-0"]
+	if err := taken.sled.SetConfig(context.Background(), depot.Config{CatalogID: catB, Generation: 1}); err != nil {
+		t.Fatal(err)
+	}
+	rep := depot.NewReplicator(r.coord.coord, depot.ReplicationOptions{
+		Local:      depot.LocalSled{Sled: r.coord.sled, DepotURL: "http://local"},
+		LocalStore: r.coord.st,
+		ClientFor: func(rec depot.SledRecord) depot.SledClient {
+			c := depot.SledClient(depot.LocalSled{Sled: r.sleds[rec.ControlURL].sled, DepotURL: rec.DepotURL})
+			if rec.ControlURL == "http://sled-0" {
+				c = lateSled{c}
+			}
+			return c
+		},
+		Logger: slog.New(slog.DiscardHandler),
+		Seed:   3,
+	})
+	act := rep.RunOnce(context.Background())
+	if !strings.Contains(act.Error, depot.ConflictCatalog) || !strings.Contains(act.Error, "refused at the write") || act.Planned != 0 {
+		t.Fatalf("activation = %+v", act)
+	}
+	for _, s := range rep.Status().Sleds {
+		if s.ID == "sled-0" && s.Conflict != depot.ConflictCatalog {
+			t.Fatalf("sled-0 state = %+v", s)
+		}
+	}
+	if cfg, _ := taken.sled.Config(); cfg.CatalogID != catB {
+		t.Fatalf("sled-0 config = %+v", cfg)
+	}
+	if p := rep.Progress(res.Repo); p.State == depot.RepoComplete || !slices.Contains(p.UnknownSleds, "sled-0") {
+		t.Fatalf("progress = %+v", p)
+	}
+}

@@ -110,16 +110,17 @@ func (r *Replicator) collect(ctx context.Context, ours Config, members []member,
 				"sled", m.rec.ID, "conflict", code, "catalog_id", ours.CatalogID, "generation", ours.Generation, "err", err)
 		}
 	}
-	write := len(conflicts) == 0 && ours.Generation > 0
+	stopped := len(conflicts) > 0
+	write := !stopped && ours.Generation > 0
 
 	// Write (unless stopped), then list.
-	var mu sync.Mutex
+	var mu sync.Mutex // guards conflicts and mismatch from here on
 	each(func(i int, m member) {
 		if !probes[i].ok {
 			return
 		}
 		cur := probes[i].cur
-		if len(conflicts) > 0 && cur != nil && cur.CatalogID != ours.CatalogID {
+		if stopped && cur != nil && cur.CatalogID != ours.CatalogID {
 			return // not ours to count
 		}
 		if write {
