@@ -433,7 +433,9 @@ func TestReplicator_DurableAsSoonAsTheQuorumsRequestsSucceed(t *testing.T) {
 // wrote to it between collect's read and its write.
 type lateSled struct{ depot.SledClient }
 
-func (lateSled) GetConfig(context.Context) (depot.Config, error) { return depot.Config{}, depot.ErrNoConfig }
+func (lateSled) GetConfig(context.Context) (depot.Config, error) {
+	return depot.Config{}, depot.ErrNoConfig
+}
 
 func TestReplicator_RefusalAtTheWriteStopsTheActivation(t *testing.T) {
 	r := newRack(t, 2, 1)
