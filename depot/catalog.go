@@ -25,6 +25,7 @@ import (
 //	sagas        id → Saga (JSON)
 //	sleds        id → Sled (JSON)
 //	meta         "generation" → uint64 (big-endian)
+//	identity     "catalog_id" → the catalog's id (catalogid.go)
 //
 // The generation rises whenever the wanted set (every artifact of every
 // repository) changes, in the same transaction as the change.
@@ -81,6 +82,7 @@ type TrustRoot struct {
 // Catalog is the coordinator's durable state. Safe for concurrent use.
 type Catalog struct {
 	db *bolt.DB
+	id string // see catalogid.go
 }
 
 // OpenCatalog opens (creating) the catalog at path. Another process
@@ -107,7 +109,12 @@ func OpenCatalog(path string, lockTimeout time.Duration) (*Catalog, error) {
 		db.Close()
 		return nil, fmt.Errorf("init catalog %s: %w", path, err)
 	}
-	return &Catalog{db: db}, nil
+	c := &Catalog{db: db}
+	if err := c.loadID(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalog id in %s: %w", path, err)
+	}
+	return c, nil
 }
 
 // Close closes the catalog.

@@ -13,6 +13,13 @@ var (
 	// coordinator is ahead, or this one is confused.
 	ErrConfigGeneration = errors.New("config generation conflict")
 
+	// ErrCatalogMismatch is returned by SetConfig for a config from
+	// another catalog than the sled's (see CheckConfig), and by
+	// AdoptCatalog when the sled does not serve the catalog it is to be
+	// moved from. The coordinator's collect reports it for a sled that
+	// serves another catalog, and then writes to no sled.
+	ErrCatalogMismatch = errors.New("config is from another catalog")
+
 	// ErrGeneration is returned by Put and CopyFromDepot on a managed sled
 	// when the request's generation is missing or is not the current one.
 	ErrGeneration = errors.New("generation does not match the sled's config")

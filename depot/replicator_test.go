@@ -208,13 +208,15 @@ func TestReplicator_StaleCoordinatorCannotDelete(t *testing.T) {
 	r := newRack(t, 1, 1)
 	res := r.upload(t, "3.0.0", 3)
 	r.converge(5)
-	// Another coordinator moved sled-0 to generation 10 with the same set.
+	// Another coordinator of the same catalog moved sled-0 to generation
+	// 10 with the same set.
 	remote := r.sleds["http://sled-0"]
 	var hashes []store.Digest
 	for _, a := range res.Repo.Artifacts {
 		hashes = append(hashes, a.Hash)
 	}
-	if err := remote.sled.SetConfig(context.Background(), depot.Config{Generation: 10, Artifacts: hashes}); err != nil {
+	id := r.coord.cat.ID()
+	if err := remote.sled.SetConfig(context.Background(), depot.Config{CatalogID: id, Generation: 10, Artifacts: hashes}); err != nil {
 		t.Fatal(err)
 	}
 	// This (stale) coordinator now deletes the repository: generation 2.

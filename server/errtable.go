@@ -101,6 +101,8 @@ var errorTable = []errorEntry{
 		Message: "no bytes of the body arrived for too long; nothing was stored: retry the upload"},
 	{Code: api.CodeConfigGeneration, Status: http.StatusConflict, Err: depot.ErrConfigGeneration, Public: true,
 		Message: "the config's generation is lower than the sled's, or equal with a different set"},
+	{Code: api.CodeCatalogMismatch, Status: http.StatusConflict, Err: depot.ErrCatalogMismatch, Public: true,
+		Message: "the config is from another catalog than the sled's; nothing changed"},
 	{Code: api.CodeGeneration, Status: http.StatusConflict, Err: depot.ErrGeneration, Public: true,
 		Message: "generation is missing or differs from the sled's config generation"},
 	{Code: api.CodeArtifactInConfig, Status: http.StatusConflict, Err: depot.ErrArtifactInConfig, Public: true,

@@ -64,6 +64,9 @@ type options struct {
 	copyStallTimeout    time.Duration
 	scrubInterval       time.Duration
 	scrubRate           byteSize
+
+	adoptCatalog     string
+	adoptCatalogFrom string
 }
 
 // run is main without the exit, so its status is testable. It returns 0
@@ -99,6 +102,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.copyStallTimeout, "copy-stall-timeout", time.Minute, "a copy that receives no bytes for this long fails")
 	fs.DurationVar(&o.scrubInterval, "scrub-interval", 24*time.Hour, "time between background scrubs that re-hash every artifact (0: only on POST /scrub)")
 	fs.Var(&o.scrubRate, "scrub-rate", "scrub read rate in bytes per second (`size`)")
+	fs.StringVar(&o.adoptCatalog, "adopt-catalog", "", "admin act at start-up: move this sled to the catalog with this `id` (see GET /v1/replication/status of its coordinator); needs --adopt-catalog-from")
+	fs.StringVar(&o.adoptCatalogFrom, "adopt-catalog-from", "", "the catalog `id` the sled serves now, or none for a config that names no catalog; a sled that serves another is left alone and depotd exits")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: depotd [flags]\n\nServes a sled's artifact depot and, unless --coordinator=false, the coordinator role.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -112,6 +117,10 @@ func run(args []string, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "depotd: unexpected arguments: %q\n", fs.Args())
 		fs.Usage()
+		return 2
+	}
+	if (o.adoptCatalog == "") != (o.adoptCatalogFrom == "") {
+		fmt.Fprintf(stderr, "depotd: --adopt-catalog and --adopt-catalog-from go together\n")
 		return 2
 	}
 	if !o.coordinator && (len(o.sleds) > 0 || len(o.trustedRoots) > 0) {
@@ -182,6 +191,11 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 	}
 	// Runs after the server has drained: cancels copies still running.
 	defer sled.Close()
+	if o.adoptCatalog != "" {
+		if err := sled.AdoptCatalog(ctx, o.adoptCatalogFrom, o.adoptCatalog); err != nil {
+			return fmt.Errorf("--adopt-catalog: %w", err)
+		}
+	}
 
 	sledLn, err := net.Listen("tcp", o.listen)
 	if err != nil {

@@ -72,6 +72,9 @@ type ReconcileStatus struct {
 
 // Config is a sled's artifact config: GET and PUT /artifacts-config.
 type Config struct {
+	// CatalogID names the catalog the config comes from; omicron's
+	// clients neither send nor read it.
+	CatalogID  string   `json:"catalog_id,omitempty"`
 	Generation uint64   `json:"generation"`
 	Artifacts  []Digest `json:"artifacts"`
 }
@@ -164,10 +167,13 @@ type ArtifactProgress struct {
 // /v1/system/update/repositories/{system_version}.
 type RepoProgress struct {
 	Repo
-	State          string             `json:"state"`
-	MinReplication int                `json:"min_replication"`
-	InService      int                `json:"in_service_sleds"`
-	Artifacts      []ArtifactProgress `json:"artifacts"`
+	State          string `json:"state"`
+	MinReplication int    `json:"min_replication"`
+	InService      int    `json:"in_service_sleds"`
+	// UnknownSleds are the in-service sleds whose holdings the last
+	// collect could not confirm: they count as holding nothing.
+	UnknownSleds []string           `json:"unknown_sleds,omitempty"`
+	Artifacts    []ArtifactProgress `json:"artifacts"`
 }
 
 // TrustRoot is a trusted root.json document: omicron's UpdatesTrustRoot
@@ -197,6 +203,7 @@ type SledRecord struct {
 
 // Replication operations, as counted and recorded.
 const (
+	OpGetConfig = "get_config"
 	OpPutConfig = "put_config"
 	OpList      = "list"
 	OpPut       = "put"
@@ -244,6 +251,12 @@ type SledState struct {
 	LastInventory time.Time `json:"last_inventory,omitzero"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+	// CatalogID and ConfigGeneration are the sled's config as collect last
+	// read or wrote it; Conflict says why collect wrote to no sled
+	// (another catalog, or a higher generation of this one), "" otherwise.
+	CatalogID        string  `json:"catalog_id,omitempty"`
+	ConfigGeneration *uint64 `json:"config_generation,omitempty"`
+	Conflict         string  `json:"conflict,omitempty"`
 }
 
 // RecoveryPass is one pass of upload saga recovery.
@@ -269,6 +282,7 @@ type RecoveryStatus struct {
 
 // ReplicationStatus is GET /v1/replication/status.
 type ReplicationStatus struct {
+	CatalogID    string          `json:"catalog_id"`
 	Generation   uint64          `json:"generation"`
 	Activations  int64           `json:"activations"`
 	Running      bool            `json:"running"`

@@ -21,6 +21,7 @@ const (
 	CodeInternal            = "INTERNAL"
 	CodeNoConfig            = "NO_CONFIG"
 	CodeConfigGeneration    = "CONFIG_GENERATION"
+	CodeCatalogMismatch     = "CATALOG_MISMATCH"
 	CodeGeneration          = "GENERATION"
 	CodeNotInConfig         = "NOT_IN_CONFIG"
 	CodeArtifactInConfig    = "ARTIFACT_IN_CONFIG"
@@ -57,6 +58,7 @@ var (
 	ErrInternal           = errors.New("internal error")
 	ErrNoConfig           = errors.New("no artifact config")
 	ErrConfigGeneration   = errors.New("config generation conflict")
+	ErrCatalogMismatch    = errors.New("config from another catalog")
 	ErrGeneration         = errors.New("generation mismatch")
 	ErrNotInConfig        = errors.New("artifact not in config")
 	ErrArtifactInConfig   = errors.New("artifact in config")
@@ -87,6 +89,7 @@ var codeErrs = map[string]error{
 	CodeInternal:            ErrInternal,
 	CodeNoConfig:            ErrNoConfig,
 	CodeConfigGeneration:    ErrConfigGeneration,
+	CodeCatalogMismatch:     ErrCatalogMismatch,
 	CodeGeneration:          ErrGeneration,
 	CodeNotInConfig:         ErrNotInConfig,
 	CodeArtifactInConfig:    ErrArtifactInConfig,

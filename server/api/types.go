@@ -23,6 +23,9 @@ type StatusResponse struct {
 	Version    string         `json:"version"`
 	Mirrors    []MirrorStatus `json:"mirrors"`
 	Generation *uint64        `json:"generation"`
+	// CatalogID is the catalog the config comes from ("" when it names
+	// none, or while unmanaged).
+	CatalogID string `json:"catalog_id,omitempty"`
 	// ConfiguredArtifacts is the number of artifacts in the config (nil
 	// while the sled is unmanaged).
 	ConfiguredArtifacts *int `json:"configured_artifacts,omitempty"`

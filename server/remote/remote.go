@@ -94,12 +94,26 @@ func NewSledClient(controlURL string, hc *http.Client) depot.SledClient {
 	return sledClient{client.New(controlURL, hc)}
 }
 
+// GetConfig returns the sled's config; depot.ErrNoConfig while it is
+// unmanaged.
+func (s sledClient) GetConfig(ctx context.Context) (depot.Config, error) {
+	cfg, err := s.c.GetConfig(ctx)
+	if err != nil {
+		return depot.Config{}, domainError(err, nil)
+	}
+	ds := make([]store.Digest, len(cfg.Artifacts))
+	for i, d := range cfg.Artifacts {
+		ds[i] = store.Digest(d)
+	}
+	return depot.Config{CatalogID: cfg.CatalogID, Generation: cfg.Generation, Artifacts: ds}, nil
+}
+
 func (s sledClient) PutConfig(ctx context.Context, cfg depot.Config) error {
 	ds := make([]api.Digest, len(cfg.Artifacts))
 	for i, d := range cfg.Artifacts {
 		ds[i] = api.Digest(d)
 	}
-	return domainError(s.c.PutConfig(ctx, api.Config{Generation: cfg.Generation, Artifacts: ds}), nil)
+	return domainError(s.c.PutConfig(ctx, api.Config{CatalogID: cfg.CatalogID, Generation: cfg.Generation, Artifacts: ds}), nil)
 }
 
 func (s sledClient) List(ctx context.Context) (map[store.Digest]int, error) {
@@ -151,6 +165,7 @@ var domainErrs = map[string]error{
 	api.CodeTruncatedBody:       store.ErrSizeMismatch,
 	api.CodeNoConfig:            depot.ErrNoConfig,
 	api.CodeConfigGeneration:    depot.ErrConfigGeneration,
+	api.CodeCatalogMismatch:     depot.ErrCatalogMismatch,
 	api.CodeGeneration:          depot.ErrGeneration,
 	api.CodeNotInConfig:         depot.ErrNotInConfig,
 	api.CodeArtifactInConfig:    depot.ErrArtifactInConfig,
