@@ -25,6 +25,7 @@ import (
 //	sagas        id → Saga (JSON)
 //	sleds        id → Sled (JSON)
 //	meta         "generation" → uint64 (big-endian)
+//	identity     "catalog_id" → the catalog's id (catalogid.go)
 //
 // The generation rises whenever the wanted set (every artifact of every
 // repository) changes, in the same transaction as the change.
@@ -44,28 +45,44 @@ type Repo struct {
 	FileName      string         `json:"file_name"`
 	TimeCreated   time.Time      `json:"time_created"`
 	Artifacts     []RepoArtifact `json:"artifacts"`
+	// Format is tuf.FormatV1 or tuf.FormatV2 for an Oxide (tufaceous)
+	// repository, empty for any other.
+	Format string `json:"format,omitempty"`
 }
 
-// RepoArtifact is one artifact of a repository's manifest.
+// RepoArtifact is one artifact of a repository: an artifact of its
+// manifest, or a part split out of one of its composites.
 type RepoArtifact struct {
 	Name    string       `json:"name"`
 	Version string       `json:"version"`
-	Kind    string       `json:"kind"`
+	Kind    string       `json:"kind"` // for a part, the kind Nexus derives
 	Hash    store.Digest `json:"hash"`
 	Size    int64        `json:"size"`
+	// Tags are a v2 artifact's tags, as the manifest gives them.
+	Tags map[string]string `json:"tags,omitempty"`
+	// Board and Sign are a Hubris image's caboose BORD and SIGN (or its v2
+	// tags sp_board/rot_board and rot_rkth).
+	Board string `json:"board,omitempty"`
+	Sign  string `json:"sign,omitempty"`
+	// Source is the composite a part was split from; composites themselves
+	// are not artifacts (not stored, not replicated).
+	Source *ArtifactSource `json:"source,omitempty"`
 }
 
-// TrustRoot is a trusted root.json document.
+// TrustRoot is a trusted root.json document, in omicron's shape (id,
+// root_role, time_created) plus the document's sha256 and its source.
 type TrustRoot struct {
-	ID          string          `json:"id"` // sha256 of the document
+	ID          string          `json:"id"`     // a UUID, lower case
+	SHA256      string          `json:"sha256"` // of the document, what makes two roots the same
 	TimeCreated time.Time       `json:"time_created"`
 	Source      string          `json:"source"` // "api" or the file it came from
-	Root        json.RawMessage `json:"root"`
+	Root        json.RawMessage `json:"root_role"`
 }
 
 // Catalog is the coordinator's durable state. Safe for concurrent use.
 type Catalog struct {
 	db    *bolt.DB
+	id    string        // see catalogid.go
 	audit auditNotifier // wakes audit long-polls (audit.go)
 }
 
@@ -94,7 +111,12 @@ func OpenCatalog(path string, lockTimeout time.Duration) (*Catalog, error) {
 		db.Close()
 		return nil, fmt.Errorf("init catalog %s: %w", path, err)
 	}
-	return &Catalog{db: db}, nil
+	c := &Catalog{db: db}
+	if err := c.loadID(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalog id in %s: %w", path, err)
+	}
+	return c, nil
 }
 
 // Close closes the catalog.
@@ -224,9 +246,22 @@ func (c *Catalog) RepoByHash(h store.Digest) (Repo, error) {
 // repositories: ErrRepoExists with the existing one when the same archive
 // is recorded, ErrRepoConflict for the same system version from another
 // archive or an artifact (kind, name, version) recorded with another hash.
+//
+// For an Oxide repository omicron's rule also holds the other way: the same
+// (kind, hash) recorded under another name or version is a conflict. Both
+// messages name the recorded repository and artifact, and this one's.
 func checkRepo(repos []Repo, r Repo) (*Repo, error) {
 	type key struct{ kind, name, version string }
-	seen := make(map[key]store.Digest)
+	type held struct {
+		a    RepoArtifact
+		repo string
+	}
+	type kh struct {
+		kind string
+		hash store.Digest
+	}
+	seen := make(map[key]held)
+	byContent := make(map[kh]held)
 	for i, old := range repos {
 		if old.Hash == r.Hash {
 			return &repos[i], nil
@@ -236,13 +271,21 @@ func checkRepo(repos []Repo, r Repo) (*Repo, error) {
 				ErrRepoConflict, r.SystemVersion, old.Hash, r.Hash)
 		}
 		for _, a := range old.Artifacts {
-			seen[key{a.Kind, a.Name, a.Version}] = a.Hash
+			seen[key{a.Kind, a.Name, a.Version}] = held{a, old.SystemVersion}
+			byContent[kh{a.Kind, a.Hash}] = held{a, old.SystemVersion}
 		}
 	}
 	for _, a := range r.Artifacts {
-		if h, ok := seen[key{a.Kind, a.Name, a.Version}]; ok && h != a.Hash {
-			return nil, fmt.Errorf("%w: artifact %s %s (kind %s) is recorded with hash %s; this repository has %s",
-				ErrRepoConflict, a.Name, a.Version, a.Kind, h, a.Hash)
+		if h, ok := seen[key{a.Kind, a.Name, a.Version}]; ok && h.a.Hash != a.Hash {
+			return nil, fmt.Errorf("%w: artifact %s %s (kind %s) is recorded with hash %s (repository %s); this repository (%s) has %s",
+				ErrRepoConflict, a.Name, a.Version, a.Kind, h.a.Hash, h.repo, r.SystemVersion, a.Hash)
+		}
+		if r.Format == "" {
+			continue
+		}
+		if h, ok := byContent[kh{a.Kind, a.Hash}]; ok && (h.a.Name != a.Name || h.a.Version != a.Version) {
+			return nil, fmt.Errorf("%w: kind %s content %s is recorded as %s %s (repository %s); this repository (%s) names it %s %s",
+				ErrRepoConflict, a.Kind, a.Hash, h.a.Name, h.a.Version, h.repo, r.SystemVersion, a.Name, a.Version)
 		}
 	}
 	return nil, nil
@@ -347,59 +390,73 @@ func (c *Catalog) DeleteRepo(systemVersion string, e *AuditEntry) (Repo, uint64,
 func (c *Catalog) TrustRoots() ([]TrustRoot, error) {
 	var out []TrustRoot
 	err := c.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTrustRoots).ForEach(func(k, v []byte) error {
-			var r TrustRoot
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decode trust root %s: %w", k, err)
-			}
-			out = append(out, r)
-			return nil
-		})
+		var err error
+		out, err = trustRootsIn(tx)
+		return err
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].TimeCreated.Before(out[j].TimeCreated) })
 	return out, err
 }
 
 // AddTrustRoot records a root.json document (the caller has checked that
-// it parses as a TUF root). Adding the same document again returns the
-// existing record (created false) and records no audit entry: nothing
-// changed. An add appends e's audit record (target: the id).
+// it parses as a TUF root) under a new UUID. Adding the same document
+// (same sha256) again returns the existing record (created false) and
+// records no audit entry: nothing changed. An add appends e's audit
+// record (target: the id).
 func (c *Catalog) AddTrustRoot(doc []byte, source string, e *AuditEntry) (TrustRoot, bool, error) {
 	sum := sha256.Sum256(doc)
-	id := hex.EncodeToString(sum[:])
+	digest := hex.EncodeToString(sum[:])
 	var out TrustRoot
 	created := false
 	err := c.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTrustRoots)
-		if v := b.Get([]byte(id)); v != nil {
-			return json.Unmarshal(v, &out)
+		roots, err := trustRootsIn(tx)
+		if err != nil {
+			return err
 		}
-		out = TrustRoot{ID: id, TimeCreated: time.Now().UTC(), Source: source, Root: json.RawMessage(doc)}
+		for _, r := range roots {
+			if r.SHA256 == digest {
+				out = r
+				return nil
+			}
+		}
+		out = TrustRoot{ID: newUUID(), SHA256: digest, TimeCreated: time.Now().UTC(), Source: source, Root: json.RawMessage(doc)}
 		v, err := json.Marshal(out)
 		if err != nil {
 			return err
 		}
 		created = true
-		if err := b.Put([]byte(id), v); err != nil {
+		if err := tx.Bucket(bucketTrustRoots).Put([]byte(out.ID), v); err != nil {
 			return err
 		}
 		if e != nil {
-			e.Target = id
+			e.Target = out.ID
 		}
 		return c.appendAudit(tx, e)
 	})
 	return out, created, err
 }
 
+// TrustRoot returns the trusted root with this id; ErrTrustRootNotFound
+// if there is none.
+func (c *Catalog) TrustRoot(id string) (TrustRoot, error) {
+	var out TrustRoot
+	err := c.db.View(func(tx *bolt.Tx) error {
+		_, r, err := trustRootByID(tx, id)
+		out = r
+		return err
+	})
+	return out, err
+}
+
 // DeleteTrustRoot removes a trusted root; ErrTrustRootNotFound if absent.
 // The removal appends e's audit record.
 func (c *Catalog) DeleteTrustRoot(id string, e *AuditEntry) error {
 	return c.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTrustRoots)
-		if b.Get([]byte(id)) == nil {
-			return fmt.Errorf("%w: %q", ErrTrustRootNotFound, id)
+		key, _, err := trustRootByID(tx, id)
+		if err != nil {
+			return err
 		}
-		if err := b.Delete([]byte(id)); err != nil {
+		if err := tx.Bucket(bucketTrustRoots).Delete(key); err != nil {
 			return err
 		}
 		return c.appendAudit(tx, e)

@@ -102,11 +102,13 @@ func (c *Coordinator) syncLocalConfig(ctx context.Context) error {
 	if w.Generation == 0 {
 		return nil
 	}
-	if err := c.local.SetConfig(ctx, Config{Generation: w.Generation, Artifacts: w.Sorted()}); err != nil {
-		if errors.Is(err, ErrConfigGeneration) {
-			// The local sled is ahead of this catalog: another coordinator
-			// drives it. Keep going; replication will say the same.
-			c.log.Error("local sled's config is ahead of the catalog", "catalog_generation", w.Generation, "err", err)
+	if err := c.local.SetConfig(ctx, c.cat.configOf(w)); err != nil {
+		if errors.Is(err, ErrConfigGeneration) || errors.Is(err, ErrCatalogMismatch) {
+			// The local sled is ahead of this catalog, or serves another
+			// one: another coordinator drives it. Keep going; replication
+			// will say the same.
+			c.log.Error("local sled's config is ahead of the catalog or from another catalog",
+				"catalog_id", c.cat.ID(), "catalog_generation", w.Generation, "err", err)
 			return nil
 		}
 		return fmt.Errorf("set local config: %w", err)

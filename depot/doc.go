@@ -20,6 +20,8 @@ Sled service:
 	sled.go        Sled: options, lifecycle, config, artifact reads and writes, status
 	sledstore.go   Store and Peer: what the sled service needs from its store and peers
 	ledger.go      the config ledger on every mirror
+	configrule.go  CheckConfig: which config may replace which (catalog, generation)
+	adopt.go       AdoptCatalog: the admin move of a sled to another catalog
 	reconcile.go   the delete reconciler
 	copy.go        copy-from-depot jobs
 	protect.go     staging for uploads: protections the reconciler honours
@@ -28,6 +30,7 @@ Coordinator:
 
 	coordinator.go Coordinator: options, catalog changes, long-poll wake-ups
 	catalog.go     the bbolt catalog: repositories, trust roots, generation
+	catalogid.go   the catalog's id, made once, carried by every config
 	registry.go    registered sleds in the catalog
 	saga.go        the upload saga log in the catalog
 	audit.go       the hash-chained audit log in the catalog (package auditchain)
@@ -37,7 +40,7 @@ Coordinator:
 	recover.go     saga recovery: undo or carry on what a crash left
 	sleds.go       SledClient, and LocalSled for the coordinator's own sled
 	replicator.go  Replicator: options, the activation loop, one activation
-	collect.go     activation step 1: put the config on every sled, list it
+	collect.go     activation step 1: read every sled's config, then put ours and list
 	plan.go        activation step 2: the planner (pure)
 	execute.go     activation step 3: PUTs, then copies
 	replstatus.go  counters, the ring of recent requests, replication status
@@ -46,9 +49,16 @@ Coordinator:
 
 # Guarantees
 
-Generations only move forward: a sled refuses a config older than its own,
-and refuses writes at any generation but its current one, so a stale
-coordinator cannot delete what the current config wants. A write admitted
+A sled serves one catalog: every config carries its catalog's id, and a
+sled that has a config takes a new one only from the same catalog
+(CheckConfig; moving a sled is AdoptCatalog, an admin act). Within a
+catalog generations only move forward: a sled refuses a config older than
+its own, and refuses writes at any generation but its current one, so
+neither a stale coordinator nor a second one started by mistake can delete
+what the current config wants. Collect reads every sled's config before
+writing any, and writes to none when one serves another catalog or is
+ahead. Progress counts only what the last collect listed and the requests
+that succeeded since. A write admitted
 just before a config that drops its artifact may still land; the
 reconciler is triggered after it and removes it. The reconciler re-reads
 the config just before each unlink. An upload that fails or crashes before

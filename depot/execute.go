@@ -68,6 +68,9 @@ func (r *Replicator) execute(ctx context.Context, w Wanted, members map[string]m
 					err = r.copy(ctx, m.client, a, w.Generation)
 				}
 				results[i] = err
+				if err == nil {
+					r.gained(string(a.Sled), a.Hash)
+				}
 				r.record(act, rec, start, err)
 				if err != nil {
 					r.sledError(m.rec, err)

@@ -118,8 +118,10 @@ type Replicator struct {
 	ring        []RequestRecord
 	ringNext    int
 	sleds       map[string]*SledState
-	holders     map[store.Digest]map[string]bool // wanted hash → sleds holding it
-	inService   []string                         // sled ids of the last activation
+	// view is, per in-service sled of the last collect, the wanted
+	// artifacts it is known to hold; nil when its holdings are unknown.
+	view      map[string]map[store.Digest]bool
+	inService []string // sled ids of the last activation
 }
 
 // NewReplicator builds the loop; Run starts it.
@@ -216,18 +218,25 @@ func (r *Replicator) RunOnce(ctx context.Context) (act Activation) {
 	w, err := r.cat.Wanted()
 	if err != nil {
 		act.Error = err.Error()
+		r.unknownAll()
 		return act
 	}
 	act.Generation = w.Generation
 	members, err := r.members()
 	if err != nil {
 		act.Error = err.Error()
+		r.unknownAll()
 		return act
 	}
 	act.Sleds = len(members)
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m.rec.ID
+	}
 
 	// Collect.
-	invs, err := r.collect(ctx, w, members, &act)
+	invs, err := r.collect(ctx, r.cat.configOf(w), members, &act)
+	r.setView(w, ids, invs)
 	if err != nil {
 		act.Error = err.Error()
 		return act
@@ -276,8 +285,18 @@ func (r *Replicator) RunOnce(ctx context.Context) (act Activation) {
 		allOK = allOK && inv.OK
 	}
 	act.Converged = allOK && Converged(in)
-	r.recordHoldings(w, invs)
 	return act
+}
+
+// unknownAll marks every sled's holdings unknown: an activation that
+// failed before collect confirmed nothing.
+func (r *Replicator) unknownAll() {
+	r.mu.Lock()
+	for id := range r.view {
+		r.view[id] = nil
+	}
+	r.mu.Unlock()
+	r.coord.notify()
 }
 
 // members is the local sled plus every in-service registered sled.

@@ -86,6 +86,17 @@ func (p *rackPeer) Fetch(ctx context.Context, baseURL string, d store.Digest) (i
 	return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
 }
 
+func (p *rackPeer) Stat(ctx context.Context, baseURL string, d store.Digest) (int64, error) {
+	p.mu.Lock()
+	st := p.byURL[baseURL]
+	p.mu.Unlock()
+	if st == nil {
+		return 0, fmt.Errorf("no sled at %s", baseURL)
+	}
+	info, err := st.Stat(ctx, d)
+	return info.Size, err
+}
+
 func newRack(t testing.TB, remotes int, min int) *rack {
 	t.Helper()
 	r := &rack{t: t, peer: &rackPeer{byURL: map[string]*store.Store{}, corrupt: map[string]bool{}}, sleds: map[string]*env{}, ids: map[string]string{}, down: map[string]bool{}}
@@ -197,13 +208,15 @@ func TestReplicator_StaleCoordinatorCannotDelete(t *testing.T) {
 	r := newRack(t, 1, 1)
 	res := r.upload(t, "3.0.0", 3)
 	r.converge(5)
-	// Another coordinator moved sled-0 to generation 10 with the same set.
+	// Another coordinator of the same catalog moved sled-0 to generation
+	// 10 with the same set.
 	remote := r.sleds["http://sled-0"]
 	var hashes []store.Digest
 	for _, a := range res.Repo.Artifacts {
 		hashes = append(hashes, a.Hash)
 	}
-	if err := remote.sled.SetConfig(context.Background(), depot.Config{Generation: 10, Artifacts: hashes}); err != nil {
+	id := r.coord.cat.ID()
+	if err := remote.sled.SetConfig(context.Background(), depot.Config{CatalogID: id, Generation: 10, Artifacts: hashes}); err != nil {
 		t.Fatal(err)
 	}
 	// This (stale) coordinator now deletes the repository: generation 2.

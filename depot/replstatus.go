@@ -10,6 +10,7 @@ import (
 
 // Replication operations, as counted and recorded.
 const (
+	OpGetConfig = "get_config"
 	OpPutConfig = "put_config"
 	OpList      = "list"
 	OpPut       = "put"
@@ -26,7 +27,7 @@ type OpCounts struct {
 type Counters map[string]*OpCounts
 
 func newCounters() Counters {
-	return Counters{OpPutConfig: {}, OpList: {}, OpPut: {}, OpCopy: {}}
+	return Counters{OpGetConfig: {}, OpPutConfig: {}, OpList: {}, OpPut: {}, OpCopy: {}}
 }
 
 func (c Counters) add(op string, err error) {
@@ -78,10 +79,21 @@ type SledState struct {
 	LastInventory time.Time `json:"last_inventory,omitzero"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+	// CatalogID and ConfigGeneration are the sled's config as collect
+	// last read (or wrote) it; CatalogID is "" for a config that names no
+	// catalog, ConfigGeneration nil while the sled is unmanaged.
+	CatalogID        string  `json:"catalog_id,omitempty"`
+	ConfigGeneration *uint64 `json:"config_generation,omitempty"`
+	// Conflict is ConflictCatalog or ConflictGeneration when collect last
+	// found this sled driven by another coordinator (and so wrote to no
+	// sled); "" otherwise.
+	Conflict string `json:"conflict,omitempty"`
 }
 
 // ReplicationStatus is GET /v1/replication/status.
 type ReplicationStatus struct {
+	// CatalogID is this coordinator's catalog, the one its configs carry.
+	CatalogID   string          `json:"catalog_id"`
 	Generation  uint64          `json:"generation"`
 	Activations int64           `json:"activations"`
 	Running     bool            `json:"running"`
@@ -131,7 +143,23 @@ func (r *Replicator) sledError(rec SledRecord, err error) {
 	s.LastError, s.LastErrorTime = err.Error(), time.Now().UTC()
 }
 
-func (r *Replicator) sledSeen(rec SledRecord, inv SledInventory, w Wanted) {
+// sledConfig records the sled's config as collect read or wrote it, and
+// the conflict it makes (code "" for none).
+func (r *Replicator) sledConfig(rec SledRecord, cfg *Config, code string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.sledState(rec)
+	s.CatalogID, s.ConfigGeneration, s.Conflict = "", nil, code
+	if cfg != nil {
+		g := cfg.Generation
+		s.CatalogID, s.ConfigGeneration = cfg.CatalogID, &g
+	}
+	if err != nil {
+		s.LastError, s.LastErrorTime = err.Error(), time.Now().UTC()
+	}
+}
+
+func (r *Replicator) sledSeen(rec SledRecord, inv SledInventory, ours Config) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.sledState(rec)
@@ -140,7 +168,7 @@ func (r *Replicator) sledSeen(rec SledRecord, inv SledInventory, w Wanted) {
 	}
 	s.Mirrors, s.LastInventory = inv.Mirrors, time.Now().UTC()
 	n := 0
-	for d := range w.Artifacts {
+	for _, d := range ours.Artifacts {
 		if inv.Have[d] > 0 {
 			n++
 		}
@@ -148,40 +176,53 @@ func (r *Replicator) sledSeen(rec SledRecord, inv SledInventory, w Wanted) {
 	s.Artifacts = n
 }
 
-func (r *Replicator) recordHoldings(w Wanted, invs []SledInventory) {
-	holders := make(map[store.Digest]map[string]bool, len(w.Artifacts))
-	var ids []string
+// setView replaces what progress counts with what this activation's
+// collect confirmed: for each member, the wanted artifacts its listing
+// showed, or unknown (nil) when the sled could not be listed. Nothing of
+// an earlier activation survives, so a sled that stops answering, or
+// serves another catalog, is never counted on old news.
+func (r *Replicator) setView(w Wanted, ids []string, invs []SledInventory) {
+	view := make(map[string]map[store.Digest]bool, len(ids))
+	for _, id := range ids {
+		view[id] = nil
+	}
 	for _, inv := range invs {
-		ids = append(ids, string(inv.ID))
-		for d, n := range inv.Have {
-			if _, wanted := w.Artifacts[d]; !wanted || n == 0 {
-				continue
-			}
-			if holders[d] == nil {
-				holders[d] = make(map[string]bool)
-			}
-			holders[d][string(inv.ID)] = true
+		if !inv.OK {
+			continue
 		}
+		have := make(map[store.Digest]bool)
+		for d, n := range inv.Have {
+			if _, wanted := w.Artifacts[d]; wanted && n > 0 {
+				have[d] = true
+			}
+		}
+		view[string(inv.ID)] = have
 	}
 	r.mu.Lock()
-	r.holders, r.inService = holders, ids
-	for _, inv := range invs {
-		if s, ok := r.sleds[string(inv.ID)]; ok && inv.OK {
-			n := 0
-			for d := range w.Artifacts {
-				if inv.Have[d] > 0 {
-					n++
-				}
-			}
-			s.Artifacts = n // after this activation's requests
-		}
-	}
+	r.view, r.inService = view, ids
 	for id := range r.sleds {
 		if !slices.Contains(ids, id) {
 			delete(r.sleds, id) // expunged or removed
 		}
 	}
 	r.mu.Unlock()
+	r.coord.notify()
+}
+
+// gained records that a request put h on sled: progress counts it at
+// once, so a repository is durable as soon as its quorum's requests
+// succeed.
+func (r *Replicator) gained(sled string, h store.Digest) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	have := r.view[sled]
+	if have == nil || have[h] {
+		return // unknown (not a target), or a re-copy
+	}
+	have[h] = true
+	if s, ok := r.sleds[sled]; ok {
+		s.Artifacts++
+	}
 }
 
 // Status returns the replication status.
@@ -191,6 +232,7 @@ func (r *Replicator) Status() ReplicationStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := ReplicationStatus{
+		CatalogID:    r.cat.ID(),
 		SagaRecovery: recovery,
 		Generation:   w.Generation, Activations: r.activations, Running: r.running,
 		Lifetime: r.lifetime.clone(),

@@ -13,6 +13,9 @@ import (
 // coordinator's own. Errors map to this package's and store's sentinels
 // (ErrConfigGeneration, ErrTooManyCopies, store.ErrHashMismatch, ...).
 type SledClient interface {
+	// GetConfig returns the sled's artifact config (GET
+	// /artifacts-config), or ErrNoConfig while it is unmanaged.
+	GetConfig(ctx context.Context) (Config, error)
 	// PutConfig installs the artifact config (PUT /artifacts-config).
 	PutConfig(ctx context.Context, cfg Config) error
 	// List returns the artifacts the sled holds, with copies each.
@@ -41,6 +44,9 @@ type LocalSled struct {
 
 var _ SledClient = LocalSled{}
 
+func (l LocalSled) GetConfig(context.Context) (Config, error) {
+	return l.Sled.Config()
+}
 func (l LocalSled) PutConfig(ctx context.Context, cfg Config) error {
 	return l.Sled.SetConfig(ctx, cfg)
 }

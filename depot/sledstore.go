@@ -35,6 +35,12 @@ type copyStore interface {
 // ({baseURL}/artifact/sha256/{hex}). size is the declared length or -1. The
 // caller closes body. Implementations bound the connect time; the sled
 // service bounds stalls.
+//
+// Stat asks the peer whether it holds d without fetching it (a HEAD): its
+// size, an error matching store.ErrNotFound when the peer answers that it
+// does not hold d, another error when it cannot be asked. The same rules
+// as Fetch apply to the URL and the connection.
 type Peer interface {
 	Fetch(ctx context.Context, baseURL string, d store.Digest) (body io.ReadCloser, size int64, err error)
+	Stat(ctx context.Context, baseURL string, d store.Digest) (size int64, err error)
 }

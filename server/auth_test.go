@@ -122,7 +122,7 @@ func TestAuth_RouteTable(t *testing.T) {
 		return n
 	}
 	cases := map[string]routeCase{
-		"system_update_put_repository": {depot.RoleOperator, 200, func(t *testing.T, n int) (string, []byte, func() bool) {
+		"system_update_repository_upload": {depot.RoleOperator, 200, func(t *testing.T, n int) (string, []byte, func() bool) {
 			v := fmt.Sprintf("2.%d.0", n)
 			zip, root, _ := testRepo(t, v)
 			if _, _, err := e.coord.AddTrustRoot(root, "test", nil); err != nil {
@@ -131,7 +131,7 @@ func TestAuth_RouteTable(t *testing.T) {
 			return "/v1/system/update/repositories?file_name=r.zip", zip, func() bool { _, err := cat.Repo(v); return err == nil }
 		}},
 		"system_update_repository_list": {depot.RoleViewer, 200, read("/v1/system/update/repositories")},
-		"system_update_get_repository":  {depot.RoleViewer, 200, read("/v1/system/update/repositories/1.0.0")},
+		"system_update_repository_view": {depot.RoleViewer, 200, read("/v1/system/update/repositories/1.0.0")},
 		"system_update_delete_repository": {depot.RoleOperator, 204, func(t *testing.T, n int) (string, []byte, func() bool) {
 			v := fmt.Sprintf("3.%d.0", n)
 			upload(t, v)
@@ -148,6 +148,13 @@ func TestAuth_RouteTable(t *testing.T) {
 			}
 		}},
 		"system_update_trust_root_list": {depot.RoleViewer, 200, read("/v1/system/update/trust-roots")},
+		"system_update_trust_root_view": {depot.RoleViewer, 200, func(t *testing.T, n int) (string, []byte, func() bool) {
+			tr, _, err := e.coord.AddTrustRoot(tuftest.NewBuilder(t).RootJSON(), "test", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return "/v1/system/update/trust-roots/" + tr.ID, nil, nil
+		}},
 		"system_update_trust_root_delete": {depot.RoleAdmin, 204, func(t *testing.T, n int) (string, []byte, func() bool) {
 			tr, _, err := e.coord.AddTrustRoot(tuftest.NewBuilder(t).RootJSON(), "test", nil)
 			if err != nil {

@@ -103,6 +103,45 @@ func TestServer_Config_MalformedBodies(t *testing.T) {
 	}
 }
 
+// TestServer_Generation_Bounds: omicron's Generation fits in an i64;
+// 2^63 and above is 400 on the config, on PUT and on copy-from, and
+// changes nothing.
+func TestServer_Generation_Bounds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const top = "9223372036854775807" // 2^63-1
+	for _, g := range []string{"9223372036854775808", "18446744073709551615"} {
+		resp, body := do(t, "PUT", e.sledURL+"/artifacts-config", strings.NewReader(`{"generation":`+g+`,"artifacts":[]}`))
+		eb := wantError(t, resp, body, 400, "BAD_REQUEST")
+		if !strings.Contains(eb.Message, "generation") || !strings.Contains(eb.Message, top) {
+			t.Errorf("message %q does not name the field and the bound", eb.Message)
+		}
+	}
+	if _, err := e.sled.GetConfig(context.Background()); !errors.Is(err, api.ErrNoConfig) {
+		t.Fatalf("a refused config took effect: %v", err)
+	}
+	b, d := blob(t, 100)
+	upper := strings.ToUpper(d.String())
+	resp, body := do(t, "PUT", e.sledURL+"/artifacts-config", strings.NewReader(`{"generation":`+top+`,"artifacts":["`+upper+`"]}`))
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("config at 2^63-1 with an upper-case hash: %d %s", resp.StatusCode, body)
+	}
+	if cfg, err := e.sled.GetConfig(context.Background()); err != nil || len(cfg.Artifacts) != 1 || cfg.Artifacts[0] != d {
+		t.Fatalf("config = %+v, %v", cfg, err)
+	}
+	resp, body = do(t, "PUT", e.sledURL+"/artifacts/"+d.String()+"?generation=9223372036854775808", bytes.NewReader(b))
+	wantError(t, resp, body, 400, "BAD_REQUEST")
+	resp, body = do(t, "POST", e.sledURL+"/artifacts/"+d.String()+"/copy-from-depot?generation=9223372036854775808",
+		strings.NewReader(`{"depot_base_url":"http://127.0.0.1:1"}`))
+	wantError(t, resp, body, 400, "BAD_REQUEST")
+	e.checkMirrors(t)
+	resp, body = do(t, "PUT", e.sledURL+"/artifacts/"+upper+"?generation="+top, bytes.NewReader(b))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("put at 2^63-1: %d %s", resp.StatusCode, body)
+	}
+	e.checkMirrors(t, d)
+}
+
 func TestServer_PutArtifact_Generation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -14,6 +14,7 @@ import (
 	"depot/server"
 	"depot/server/api"
 	"depot/server/client"
+	"depot/server/servertest"
 	"depot/store"
 	"depot/tuf"
 )
@@ -307,7 +308,7 @@ func TestServer_PutArtifact_SizePassedToSled(t *testing.T) {
 func TestClient_StalledServer(t *testing.T) {
 	t.Parallel()
 	// A server that accepts and never answers.
-	ln := listen(t)
+	ln := servertest.Listen(t)
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -329,7 +330,7 @@ func TestClient_StalledServer(t *testing.T) {
 
 func TestClient_ConnectionRefused(t *testing.T) {
 	t.Parallel()
-	ln := listen(t)
+	ln := servertest.Listen(t)
 	addr := ln.Addr().String()
 	ln.Close()
 	_, err := client.New("http://"+addr, nil).Status(context.Background())
@@ -341,7 +342,7 @@ func TestClient_ConnectionRefused(t *testing.T) {
 
 func TestClient_NonJSONError(t *testing.T) {
 	t.Parallel()
-	ln := listen(t)
+	ln := servertest.Listen(t)
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		c, err := ln.Accept()

@@ -56,7 +56,7 @@ func isMaxBytes(err error) bool {
 //     both.
 var errorTable = []errorEntry{
 	{Code: api.CodeInvalidHash, Status: http.StatusBadRequest, Err: store.ErrInvalidDigest,
-		Message: "the sha256 in the path must be 64 lowercase hex digits"},
+		Message: "the sha256 in the path must be 64 hex digits"},
 	{Code: api.CodeTooLarge, Status: http.StatusRequestEntityTooLarge, Err: api.ErrTooLarge, Match: isMaxBytes,
 		Message: "the body is larger than this route accepts; nothing was stored"},
 	{Code: api.CodeTooLarge, Status: http.StatusRequestEntityTooLarge, Err: tuf.ErrTooLarge, Public: true,
@@ -114,6 +114,8 @@ var errorTable = []errorEntry{
 		Message: "no bytes of the body arrived for too long; nothing was stored: retry the upload"},
 	{Code: api.CodeConfigGeneration, Status: http.StatusConflict, Err: depot.ErrConfigGeneration, Public: true,
 		Message: "the config's generation is lower than the sled's, or equal with a different set"},
+	{Code: api.CodeCatalogMismatch, Status: http.StatusConflict, Err: depot.ErrCatalogMismatch, Public: true,
+		Message: "the config is from another catalog than the sled's; nothing changed"},
 	{Code: api.CodeGeneration, Status: http.StatusConflict, Err: depot.ErrGeneration, Public: true,
 		Message: "generation is missing or differs from the sled's config generation"},
 	{Code: api.CodeArtifactInConfig, Status: http.StatusConflict, Err: depot.ErrArtifactInConfig, Public: true,
@@ -121,6 +123,10 @@ var errorTable = []errorEntry{
 	{Code: api.CodeTooManyCopies, Status: http.StatusTooManyRequests, Err: depot.ErrTooManyCopies, Public: true,
 		RetryAfter: depot.RetryAfter,
 		Message:    "the sled runs as many copies as it allows; retry after Retry-After seconds"},
+	{Code: api.CodeSourceNotFound, Status: http.StatusBadGateway, Err: depot.ErrSourceNotFound,
+		Message: "the copy source answered that it does not hold this artifact; nothing was queued: copy from a sled that holds it"},
+	{Code: api.CodeSourceUnavailable, Status: http.StatusBadGateway, Err: depot.ErrSourceUnavailable,
+		Message: "the copy source could not be asked for this artifact (unreachable, too slow, or an unexpected answer); nothing was queued: retry, or copy from another sled"},
 	{Code: api.CodeNoMirrors, Status: http.StatusServiceUnavailable, Err: store.ErrNoMirrors,
 		Message: "no mirror on this sled can serve the request; see GET /status"},
 	{Code: api.CodeShuttingDown, Status: http.StatusServiceUnavailable, Err: store.ErrClosed,

@@ -99,6 +99,7 @@ func (s *Server) getConfig(c echo.Context) error {
 // putConfig: PUT /artifacts-config, 204.
 func (s *Server) putConfig(c echo.Context) error {
 	var body struct {
+		CatalogID  string          `json:"catalog_id"`
 		Generation *uint64         `json:"generation"`
 		Artifacts  *[]store.Digest `json:"artifacts"`
 	}
@@ -109,7 +110,13 @@ func (s *Server) putConfig(c echo.Context) error {
 		return withMessage(api.ErrBadRequest,
 			`the config needs both "generation" (an integer) and "artifacts" (an array of sha256s)`)
 	}
-	cfg := depot.Config{Generation: *body.Generation, Artifacts: *body.Artifacts}
+	if err := checkGeneration(*body.Generation, `"generation": `); err != nil {
+		return err
+	}
+	if body.CatalogID != "" && !depot.ValidCatalogID(body.CatalogID) {
+		return withMessage(api.ErrBadRequest, `"catalog_id", when given, must be 32 lowercase hex digits`)
+	}
+	cfg := depot.Config{CatalogID: body.CatalogID, Generation: *body.Generation, Artifacts: *body.Artifacts}
 	if err := s.sled.SetConfig(c.Request().Context(), cfg); err != nil {
 		return err
 	}
@@ -178,6 +185,7 @@ func (s *Server) status(c echo.Context) error {
 		Version:             s.cfg.Version,
 		Mirrors:             convert(mirrors, wireMirror),
 		Generation:          st.Generation,
+		CatalogID:           st.CatalogID,
 		ConfiguredArtifacts: st.Artifacts,
 		DepotURL:            s.depotURL,
 		UptimeSeconds:       time.Since(s.start).Seconds(),

@@ -26,6 +26,7 @@ import (
 	"depot/server/remote"
 	"depot/server/servertest"
 	"depot/store"
+	"depot/tuf"
 )
 
 // env is one running server on real loopback listeners.
@@ -56,6 +57,8 @@ type envConfig struct {
 	transport http.RoundTripper
 	// minReplication is the coordinator's quorum (0: 1).
 	minReplication int
+	// tuf is how the coordinator opens uploads.
+	tuf tuf.Options
 }
 
 type envOpt func(*envConfig)
@@ -77,8 +80,8 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	if ec.transport != nil {
 		hc = &http.Client{Transport: ec.transport}
 	}
-	sledLn := listen(t)
-	depotLn := listen(t)
+	sledLn := servertest.Listen(t)
+	depotLn := servertest.Listen(t)
 	e.sledAddr, e.depotAddr = sledLn.Addr().String(), depotLn.Addr().String()
 	e.sledURL, e.depotURL = "http://"+e.sledAddr, "http://"+e.depotAddr
 	var closers []func() error
@@ -120,7 +123,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 			}
 			closers = append(closers, cat.Close)
 			coord, err := depot.NewCoordinator(context.Background(), depot.CoordinatorOptions{
-				Catalog: cat, Local: svc, Spool: st, Logger: log,
+				Catalog: cat, Local: svc, Spool: st, Logger: log, TUF: ec.tuf,
 			})
 			if err != nil {
 				closeAll()
@@ -196,15 +199,6 @@ func withCoordinator() envOpt { return func(c *envConfig) { c.coordinator = true
 func withMetrics() envOpt     { return func(c *envConfig) { c.metrics = true } }
 func withTransport(rt http.RoundTripper) envOpt {
 	return func(c *envConfig) { c.transport = rt }
-}
-
-func listen(t testing.TB) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
 }
 
 // blob returns n random bytes and their digest.
@@ -378,6 +372,8 @@ func wantError(t testing.TB, resp *http.Response, body []byte, status int, code 
 
 func sha256sum(b []byte) [32]byte { return sha256.Sum256(b) }
 
+func withTUF(o tuf.Options) envOpt { return func(c *envConfig) { c.tuf = o } }
+
 func withMinReplication(n int) envOpt {
 	return func(c *envConfig) { c.minReplication = n }
 }
@@ -395,7 +391,8 @@ var operatorRequests = []operatorRequest{
 	{"DELETE", "/v1/system/update/repositories/1.0.0", ""},
 	{"POST", "/v1/system/update/trust-roots", `{"signed":{},"signatures":[]}`},
 	{"GET", "/v1/system/update/trust-roots", ""},
-	{"DELETE", "/v1/system/update/trust-roots/" + strings.Repeat("0", 64), ""},
+	{"GET", "/v1/system/update/trust-roots/3f2b9c1e-8d4a-4e1b-9f0a-6c2d7e8f9a0b", ""},
+	{"DELETE", "/v1/system/update/trust-roots/3f2b9c1e-8d4a-4e1b-9f0a-6c2d7e8f9a0b", ""},
 	{"GET", "/v1/sleds", ""},
 	{"GET", "/v1/sleds/b", ""},
 	{"PUT", "/v1/sleds/b", `{"control_url":"http://127.0.0.1:1"}`},

@@ -35,7 +35,7 @@ func TestOpenAPI_Conformance(t *testing.T) {
 
 	coord := newEnv(t, withCoordinator(), withMetrics(), withTransport(ct), withMinReplication(2),
 		withMaxSize(1<<20), withMaxRepoSize(1<<20))
-	b := newEnv(t, withTransport(ct), withSledOptions(depot.SledOptions{Peer: remote.Peer{HTTP: hc}, MaxConcurrentCopies: 1}))
+	b := newEnv(t, withTransport(ct), withSledOptions(depot.SledOptions{Peer: remote.Peer{HTTP: hc}, MaxConcurrentCopies: 1, MaxQueuedCopies: -1}))
 	c := newEnv(t, withTransport(ct), withSledOptions(depot.SledOptions{Peer: remote.Peer{HTTP: hc}}))
 	plain := newEnv(t, withTransport(ct))
 
@@ -188,7 +188,7 @@ func TestOpenAPI_Conformance(t *testing.T) {
 	resp, body = vdo("POST", coord.sledURL+"/v1/system/update/trust-roots", bytes.NewReader(root), "Content-Type", "application/json")
 	want("add trust root", resp, body, 201)
 	resp, body = vdo("POST", coord.sledURL+"/v1/system/update/trust-roots", bytes.NewReader(root), "Content-Type", "application/json")
-	want("add trust root again", resp, body, 200)
+	want("add trust root again", resp, body, 201)
 	if _, err := coord.sled.AddTrustRoot(ctx, []byte(`{"signed":{},"signatures":[]}`)); !errors.Is(err, api.ErrTrustRootInvalid) {
 		t.Fatalf("add a non-root: %v", err)
 	}
@@ -269,6 +269,8 @@ func TestOpenAPI_Conformance(t *testing.T) {
 	if err := coord.sled.DeleteRepo(ctx, "1.0.0"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("delete absent repo: %v", err)
 	}
+	_, err = coord.sled.TrustRoot(ctx, roots[0].ID)
+	must("get trust root", err)
 	must("delete trust root", coord.sled.DeleteTrustRoot(ctx, roots[0].ID))
 	if err := coord.sled.DeleteTrustRoot(ctx, roots[0].ID); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("delete absent root: %v", err)

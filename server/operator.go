@@ -6,11 +6,13 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"depot/depot"
+	"depot/depot/semver"
 	"depot/server/api"
 )
 
@@ -30,7 +32,8 @@ func (s *Server) operatorRoutes(e *echo.Echo) {
 	g.DELETE(repos+"/:system_version", s.deleteRepo)
 	g.POST(roots, s.addTrustRoot, s.limitBody(maxTrustRootBody, ""))
 	g.GET(roots, s.listTrustRoots)
-	g.DELETE(roots+"/:id", s.deleteTrustRoot)
+	g.GET(roots+"/:trust_root_id", s.getTrustRoot)
+	g.DELETE(roots+"/:trust_root_id", s.deleteTrustRoot)
 	g.GET("/sleds", s.listSleds)
 	g.GET("/sleds/:id", s.getSled)
 	g.PUT("/sleds/:id", s.putSled, s.limitBody(maxSmallJSONBody, ""))
@@ -85,13 +88,27 @@ func (s *Server) uploadRepo(c echo.Context) error {
 	return c.JSON(http.StatusOK, wireUploadResult(res))
 }
 
-// listRepos: GET /v1/system/update/repositories.
+// Sort modes of the operator API's lists (the first is the default).
+var (
+	repoSorts = []sortMode{
+		{"version_ascending", semver.CompareStrings},
+		{"version_descending", reversed(semver.CompareStrings)},
+	}
+	idSorts = []sortMode{{"id_ascending", strings.Compare}}
+)
+
+// listRepos: GET /v1/system/update/repositories, paginated.
 func (s *Server) listRepos(c echo.Context) error {
+	q, err := pageParam(c, repoSorts)
+	if err != nil {
+		return err
+	}
 	repos, err := s.coord.Catalog().Repos()
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.List[api.Repo]{Items: convert(nonNil(repos), wireRepo)})
+	page, next := paginate(repos, func(r depot.Repo) string { return r.SystemVersion }, q)
+	return c.JSON(http.StatusOK, api.Page[api.Repo]{Items: convert(page, wireRepo), NextPage: next})
 }
 
 // getRepo: GET /v1/system/update/repositories/{system_version}?wait=30s.
@@ -211,7 +228,8 @@ func (s *Server) deleteRepo(c echo.Context) error {
 }
 
 // addTrustRoot: POST /v1/system/update/trust-roots with a root.json body;
-// 201 when added, 200 when it was already trusted.
+// 201 with the record, also when the document was already trusted (the
+// existing record: omicron's document declares 201 only).
 func (s *Server) addTrustRoot(c echo.Context) error {
 	body := s.newBodyReader(c)
 	doc, err := io.ReadAll(body)
@@ -222,46 +240,65 @@ func (s *Server) addTrustRoot(c echo.Context) error {
 		return withMessage(fmt.Errorf("%w: trust root is not JSON", api.ErrBadRequest),
 			"the body is not JSON; send a TUF root.json document")
 	}
-	root, created, err := s.coord.AddTrustRoot(doc, "api", auditOf(c))
+	root, _, err := s.coord.AddTrustRoot(doc, "api", auditOf(c))
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.JSON(status, wireTrustRoot(root))
+	return c.JSON(http.StatusCreated, wireTrustRoot(root))
 }
 
-// listTrustRoots: GET /v1/system/update/trust-roots.
+// listTrustRoots: GET /v1/system/update/trust-roots, paginated.
 func (s *Server) listTrustRoots(c echo.Context) error {
+	q, err := pageParam(c, idSorts)
+	if err != nil {
+		return err
+	}
 	roots, err := s.coord.Catalog().TrustRoots()
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.List[api.TrustRoot]{Items: convert(nonNil(roots), wireTrustRoot)})
+	page, next := paginate(roots, func(r depot.TrustRoot) string { return r.ID }, q)
+	return c.JSON(http.StatusOK, api.Page[api.TrustRoot]{Items: convert(page, wireTrustRoot), NextPage: next})
 }
 
-// deleteTrustRoot: DELETE /v1/system/update/trust-roots/{id}, 204.
-func (s *Server) deleteTrustRoot(c echo.Context) error {
-	// The id is the document's sha256: check its form like any hash.
-	d, err := digestOf(c, "id")
+// getTrustRoot: GET /v1/system/update/trust-roots/{trust_root_id}.
+func (s *Server) getTrustRoot(c echo.Context) error {
+	id, err := uuidParam(c, "trust_root_id")
 	if err != nil {
 		return err
 	}
-	if err := s.coord.Catalog().DeleteTrustRoot(d, auditOf(c)); err != nil {
+	root, err := s.coord.Catalog().TrustRoot(id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, wireTrustRoot(root))
+}
+
+// deleteTrustRoot: DELETE /v1/system/update/trust-roots/{trust_root_id},
+// 204.
+func (s *Server) deleteTrustRoot(c echo.Context) error {
+	id, err := uuidParam(c, "trust_root_id")
+	if err != nil {
+		return err
+	}
+	if err := s.coord.Catalog().DeleteTrustRoot(id, auditOf(c)); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }
 
-// listSleds: GET /v1/sleds.
+// listSleds: GET /v1/sleds, paginated.
 func (s *Server) listSleds(c echo.Context) error {
+	q, err := pageParam(c, idSorts)
+	if err != nil {
+		return err
+	}
 	sleds, err := s.coord.Catalog().Sleds()
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.List[api.SledRecord]{Items: convert(nonNil(sleds), wireSledRecord)})
+	page, next := paginate(sleds, func(r depot.SledRecord) string { return r.ID }, q)
+	return c.JSON(http.StatusOK, api.Page[api.SledRecord]{Items: convert(page, wireSledRecord), NextPage: next})
 }
 
 // getSled: GET /v1/sleds/{id}.

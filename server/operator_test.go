@@ -66,17 +66,18 @@ func TestOperator_UploadRepo(t *testing.T) {
 	}
 	e.checkMirrors(t) // nothing staged, no spool left
 
-	// Trust roots: 201, then 200 for the same document.
+	// Trust roots: 201, and 201 with the same record for the same document.
 	resp, body = do(t, "POST", e.sledURL+"/v1/system/update/trust-roots", bytes.NewReader(root))
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("add trust root: %d %s", resp.StatusCode, body)
 	}
 	var tr api.TrustRoot
-	if err := json.Unmarshal(body, &tr); err != nil || tr.Source != "api" || len(tr.ID) != 64 {
+	if err := json.Unmarshal(body, &tr); err != nil || tr.Source != "api" || len(tr.ID) != 36 || len(tr.SHA256) != 64 {
 		t.Fatalf("trust root = %+v, %v", tr, err)
 	}
 	resp, body = do(t, "POST", e.sledURL+"/v1/system/update/trust-roots", bytes.NewReader(root))
-	if resp.StatusCode != http.StatusOK {
+	var dup api.TrustRoot
+	if resp.StatusCode != http.StatusCreated || json.Unmarshal(body, &dup) != nil || dup.ID != tr.ID {
 		t.Fatalf("add the same trust root: %d %s", resp.StatusCode, body)
 	}
 
@@ -129,7 +130,7 @@ func TestOperator_UploadRepo(t *testing.T) {
 	if repos, err := e.sled.Repos(ctx); err != nil || len(repos) != 0 {
 		t.Fatalf("repos after delete = %+v, %v", repos, err)
 	}
-	if _, body := do(t, "GET", e.sledURL+"/v1/system/update/repositories", nil); strings.TrimSpace(string(body)) != `{"items":[]}` {
+	if _, body := do(t, "GET", e.sledURL+"/v1/system/update/repositories", nil); strings.TrimSpace(string(body)) != `{"items":[],"next_page":null}` {
 		t.Errorf("empty list = %s", body)
 	}
 	// The local sled drops the artifacts with the next generation.
@@ -228,10 +229,22 @@ func TestOperator_TrustRoots(t *testing.T) {
 	resp, body = do(t, "POST", e.sledURL+"/v1/system/update/trust-roots", bytes.NewReader(make([]byte, 1<<20+1)))
 	wantError(t, resp, body, 413, "TOO_LARGE")
 
-	resp, body = do(t, "DELETE", e.sledURL+"/v1/system/update/trust-roots/nope", nil)
-	wantError(t, resp, body, 400, "INVALID_HASH")
-	if err := e.sled.DeleteTrustRoot(ctx, strings.Repeat("0", 64)); !errors.Is(err, api.ErrNotFound) {
+	got, err := e.sled.TrustRoot(ctx, strings.ToUpper(tr.ID))
+	if err != nil || got.ID != tr.ID || got.SHA256 != tr.SHA256 || !json.Valid(got.Root) {
+		t.Fatalf("get by id = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"nope", tr.SHA256, tr.ID[:35] + "g"} {
+		resp, body = do(t, "DELETE", e.sledURL+"/v1/system/update/trust-roots/"+bad, nil)
+		wantError(t, resp, body, 400, "BAD_REQUEST")
+		resp, body = do(t, "GET", e.sledURL+"/v1/system/update/trust-roots/"+bad, nil)
+		wantError(t, resp, body, 400, "BAD_REQUEST")
+	}
+	const unknown = "3f2b9c1e-8d4a-4e1b-9f0a-6c2d7e8f9a0b"
+	if err := e.sled.DeleteTrustRoot(ctx, unknown); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("delete of an unknown root: %v", err)
+	}
+	if _, err := e.sled.TrustRoot(ctx, unknown); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("get of an unknown root: %v", err)
 	}
 	if err := e.sled.DeleteTrustRoot(ctx, tr.ID); err != nil {
 		t.Fatal(err)

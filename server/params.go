@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -40,6 +42,28 @@ func digestOf(c echo.Context, name string) (string, error) {
 	return d.String(), nil
 }
 
+// uuidParam parses the path parameter name as a UUID (8-4-4-4-12 hex
+// digits, either case) and returns it in lower case; 400 BAD_REQUEST
+// otherwise.
+func uuidParam(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	ok := len(v) == 36
+	for i := 0; ok && i < len(v); i++ {
+		ch := v[i]
+		switch i {
+		case 8, 13, 18, 23:
+			ok = ch == '-'
+		default:
+			ok = ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'f' || ch >= 'A' && ch <= 'F'
+		}
+	}
+	if !ok {
+		return "", withMessage(fmt.Errorf("%w: %s is not a UUID", api.ErrBadRequest, name),
+			fmt.Sprintf("%s must be a UUID such as 3f2b9c1e-8d4a-4e1b-9f0a-6c2d7e8f9a0b", name))
+	}
+	return strings.ToLower(v), nil
+}
+
 // pathParam returns a path parameter unescaped. echo routes on the escaped
 // path when the URL has one that differs from the default encoding (say,
 // "%2F" in a segment), and then hands out parameters escaped.
@@ -56,6 +80,11 @@ func pathParam(c echo.Context, name string) (string, error) {
 	return u, nil
 }
 
+// MaxGeneration is the largest generation accepted: omicron's Generation
+// is a u64 that must fit in an i64, and one config above it would put a
+// sled ahead of every generation its coordinator can send.
+const MaxGeneration = math.MaxInt64
+
 // generationParam parses ?generation=G: nil when absent.
 func generationParam(c echo.Context) (*uint64, error) {
 	v := c.QueryParam("generation")
@@ -67,7 +96,20 @@ func generationParam(c echo.Context) (*uint64, error) {
 		return nil, withMessage(fmt.Errorf("%w: generation %q: %v", api.ErrBadRequest, v, err),
 			fmt.Sprintf("generation=%q is not a non-negative integer", v))
 	}
+	if err := checkGeneration(g, "generation="); err != nil {
+		return nil, err
+	}
 	return &g, nil
+}
+
+// checkGeneration refuses a generation above MaxGeneration; where names
+// the field for the message.
+func checkGeneration(g uint64, where string) error {
+	if g <= MaxGeneration {
+		return nil
+	}
+	return withMessage(fmt.Errorf("%w: %s%d is above 2^63-1", api.ErrBadRequest, where, g),
+		fmt.Sprintf("%s%d is out of range: a generation is at most %d (2^63-1)", where, g, uint64(MaxGeneration)))
 }
 
 // waitParam parses ?wait=30s: 0 when absent, at most api.MaxWait.

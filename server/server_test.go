@@ -21,12 +21,35 @@ import (
 
 const validHex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" // sha256("")
 
-func TestServer_PutArtifact_UppercaseHash(t *testing.T) {
+// TestServer_UppercaseHash: omicron's ArtifactHash accepts upper-case hex,
+// so paths do too; the artifact is stored and listed under lower case.
+func TestServer_UppercaseHash(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	resp, body := do(t, "PUT", "http://"+e.sledAddr+"/artifacts/"+strings.ToUpper(validHex), strings.NewReader(""))
+	if resp.StatusCode != 200 {
+		t.Fatalf("PUT upper case: %d %s", resp.StatusCode, body)
+	}
+	resp, body = do(t, "GET", "http://"+e.sledAddr+"/artifacts", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"`+validHex+`"`) {
+		t.Fatalf("list after PUT upper case: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = do(t, "HEAD", "http://"+e.depotAddr+"/artifact/sha256/"+strings.ToUpper(validHex), nil)
+	if resp.StatusCode != 200 || resp.Header.Get("ETag") != `"`+validHex+`"` {
+		t.Fatalf("HEAD upper case: %d, ETag %q", resp.StatusCode, resp.Header.Get("ETag"))
+	}
+	resp, body = do(t, "DELETE", "http://"+e.sledAddr+"/artifacts/"+strings.ToUpper(validHex), nil)
+	if resp.StatusCode != 204 {
+		t.Fatalf("DELETE upper case: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestServer_PutArtifact_BadCharacter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	resp, body := do(t, "PUT", "http://"+e.sledAddr+"/artifacts/"+validHex[:63]+"G", strings.NewReader(""))
 	eb := wantError(t, resp, body, 400, "INVALID_HASH")
-	if !strings.Contains(eb.Message, "lowercase") {
+	if !strings.Contains(eb.Message, "hex digits") {
 		t.Errorf("message %q does not say what is wrong", eb.Message)
 	}
 	e.checkMirrors(t)
@@ -64,7 +87,7 @@ func TestServer_GetArtifact_InvalidHash(t *testing.T) {
 func TestServer_DeleteArtifact_InvalidHash(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	resp, body := do(t, "DELETE", "http://"+e.sledAddr+"/artifacts/"+strings.ToUpper(validHex), nil)
+	resp, body := do(t, "DELETE", "http://"+e.sledAddr+"/artifacts/"+validHex[:62]+"zz", nil)
 	wantError(t, resp, body, 400, "INVALID_HASH")
 }
 

@@ -35,7 +35,7 @@ func wireCopyCounts(c depot.CopyCounts) api.CopyCounts { return api.CopyCounts(c
 func wireReconcile(r depot.ReconcileStatus) api.ReconcileStatus { return api.ReconcileStatus(r) }
 
 func wireConfig(c depot.Config) api.Config {
-	return api.Config{Generation: c.Generation, Artifacts: wireDigests(c.Artifacts)}
+	return api.Config{CatalogID: c.CatalogID, Generation: c.Generation, Artifacts: wireDigests(c.Artifacts)}
 }
 
 func wireCopyJob(j depot.CopyJob) api.CopyJob {
@@ -46,13 +46,20 @@ func wireCopyJob(j depot.CopyJob) api.CopyJob {
 }
 
 func wireRepoArtifact(a depot.RepoArtifact) api.RepoArtifact {
-	return api.RepoArtifact{Name: a.Name, Version: a.Version, Kind: a.Kind, Hash: api.Digest(a.Hash), Size: a.Size}
+	w := api.RepoArtifact{
+		Name: a.Name, Version: a.Version, Kind: a.Kind, Hash: api.Digest(a.Hash), Size: a.Size,
+		Tags: a.Tags, Board: a.Board, Sign: a.Sign,
+	}
+	if s := a.Source; s != nil {
+		w.Source = &api.ArtifactSource{Name: s.Name, Version: s.Version, Kind: s.Kind, Hash: api.Digest(s.Hash), Path: s.Path}
+	}
+	return w
 }
 
 func wireRepo(r depot.Repo) api.Repo {
 	return api.Repo{
 		Hash: api.Digest(r.Hash), SystemVersion: r.SystemVersion, FileName: r.FileName,
-		TimeCreated: r.TimeCreated, Artifacts: convert(r.Artifacts, wireRepoArtifact),
+		TimeCreated: r.TimeCreated, Artifacts: convert(r.Artifacts, wireRepoArtifact), Format: r.Format,
 	}
 }
 
@@ -63,6 +70,7 @@ func wireUploadResult(u depot.UploadResult) api.UploadResult {
 func wireRepoProgress(p depot.RepoProgress) api.RepoProgress {
 	return api.RepoProgress{
 		Repo: wireRepo(p.Repo), State: p.State, MinReplication: p.MinReplication, InService: p.InService,
+		UnknownSleds: p.UnknownSleds,
 		Artifacts: convert(p.Artifacts, func(a depot.ArtifactProgress) api.ArtifactProgress {
 			return api.ArtifactProgress{RepoArtifact: wireRepoArtifact(a.RepoArtifact), Sleds: a.Sleds}
 		}),
@@ -91,12 +99,13 @@ func wireCounters(c depot.Counters) api.Counters {
 
 func wireReplicationStatus(st depot.ReplicationStatus) api.ReplicationStatus {
 	out := api.ReplicationStatus{
-		Generation: st.Generation, Activations: st.Activations, Running: st.Running,
+		CatalogID: st.CatalogID, Generation: st.Generation, Activations: st.Activations, Running: st.Running,
 		Lifetime: wireCounters(st.Lifetime),
 		Sleds: convert(st.Sleds, func(s depot.SledState) api.SledState {
 			return api.SledState{
 				SledRecord: wireSledRecord(s.SledRecord), Mirrors: s.Mirrors, Artifacts: s.Artifacts,
 				LastInventory: s.LastInventory, LastError: s.LastError, LastErrorTime: s.LastErrorTime,
+				CatalogID: s.CatalogID, ConfigGeneration: s.ConfigGeneration, Conflict: s.Conflict,
 			}
 		}),
 		Recent: convert(st.Recent, func(r depot.RequestRecord) api.RequestRecord {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,7 +65,7 @@ func startDaemon(t testing.TB) *daemon {
 	if err != nil {
 		t.Fatalf("new coordinator: %v", err)
 	}
-	sledLn, depotLn := listen(t), listen(t)
+	sledLn, depotLn := servertest.Listen(t), servertest.Listen(t)
 	d.url, d.depotURL = "http://"+sledLn.Addr().String(), "http://"+depotLn.Addr().String()
 	rep := depot.NewReplicator(coord, depot.ReplicationOptions{
 		Local:      depot.LocalSled{Sled: sled, DepotURL: d.depotURL},
@@ -109,15 +108,6 @@ func startDaemon(t testing.TB) *daemon {
 		}
 	})
 	return d
-}
-
-func listen(t testing.TB) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
 }
 
 // result is one depotctl run.
@@ -259,7 +249,7 @@ func TestUpload_WaitTimesOut(t *testing.T) {
 	d := startDaemon(t)
 	// A second in-service sled that is down: the repository becomes
 	// durable (on the local sled) but never complete.
-	down := listen(t)
+	down := servertest.Listen(t)
 	downURL := "http://" + down.Addr().String()
 	down.Close()
 	ok(t, d, "sleds", "add", "sled-down", "--control", downURL)
@@ -510,7 +500,7 @@ func TestStatusReplicationScrubCopies(t *testing.T) {
 }
 
 func TestDaemonDown(t *testing.T) {
-	ln := listen(t)
+	ln := servertest.Listen(t)
 	url := "http://" + ln.Addr().String()
 	ln.Close() // nothing listens there now
 	for _, args := range [][]string{{"status"}, {"repos", "ls"}, {"artifacts", "get", strings.Repeat("a", 64), "-o", "-"}} {

@@ -97,7 +97,7 @@ func replicationTable(w io.Writer, st api.ReplicationStatus, all, failed bool, n
 		last = st.Last.Counters
 	}
 	// The known operations in pipeline order, then any others by name.
-	ops := []string{api.OpPutConfig, api.OpList, api.OpPut, api.OpCopy}
+	ops := []string{api.OpGetConfig, api.OpPutConfig, api.OpList, api.OpPut, api.OpCopy}
 	for _, op := range slices.Sorted(maps.Keys(st.Lifetime)) {
 		if !slices.Contains(ops, op) {
 			ops = append(ops, op)

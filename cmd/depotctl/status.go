@@ -108,8 +108,8 @@ func scrubTable(w io.Writer, s api.ScrubStatus) {
 }
 
 func copyCountsTable(w io.Writer, c api.CopyCounts) {
-	row(w, "RUNNING", "LIMIT", "SUCCEEDED", "FAILED", "REJECTED")
-	row(w, c.Running, c.Limit, c.Succeeded, c.Failed, c.Rejected)
+	row(w, "RUNNING", "LIMIT", "QUEUED", "QUEUE LIMIT", "SUCCEEDED", "FAILED", "REJECTED")
+	row(w, c.Running, c.Limit, c.Queued, c.QueueLimit, c.Succeeded, c.Failed, c.Rejected)
 }
 
 func reconcilerTable(w io.Writer, r api.ReconcileStatus) {

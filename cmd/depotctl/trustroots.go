@@ -49,7 +49,7 @@ func (a *app) trustRootsCmd() *cobra.Command {
 	}
 	rm := &cobra.Command{
 		Use:   "rm ID",
-		Short: "Stop trusting a root",
+		Short: "Stop trusting a root (ID is the UUID that ls shows)",
 		Args:  exactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
 			if err := a.client().DeleteTrustRoot(cmd.Context(), args[0]); err != nil {
@@ -63,10 +63,14 @@ func (a *app) trustRootsCmd() *cobra.Command {
 }
 
 func trustRootTable(w io.Writer, trs []api.TrustRoot) {
-	row(w, "ID", "ROOT VERSION", "EXPIRES", "ADDED", "SOURCE")
+	row(w, "ID", "SHA256", "ROOT VERSION", "EXPIRES", "ADDED", "SOURCE")
 	for _, tr := range trs {
 		version, expires := rootSummary(tr.Root)
-		row(w, tr.ID, version, expires, formatTime(tr.TimeCreated), dash(tr.Source))
+		sum := tr.SHA256
+		if len(sum) > 12 {
+			sum = sum[:12]
+		}
+		row(w, tr.ID, dash(sum), version, expires, formatTime(tr.TimeCreated), dash(tr.Source))
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"depot/depot"
 	"depot/server/api"
 	"depot/server/client"
+	"depot/server/servertest"
 	"depot/tuf/tuftest"
 )
 
@@ -478,8 +478,13 @@ func TestE2E_StaleCoordinatorCannotDelete(t *testing.T) {
 	ctx := context.Background()
 	uploadFile(t, coord.sled, repo)
 	waitRepoState(t, coord.sled, "5.0.0", api.RepoComplete, 60*time.Second)
-	// A newer coordinator took the sled to generation 50 with the same set.
-	if err := sleds[0].sled.PutConfig(ctx, api.Config{Generation: 50, Artifacts: digests}); err != nil {
+	// A newer coordinator of the same catalog took the sled to generation
+	// 50 with the same set.
+	cur, err := sleds[0].sled.GetConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sleds[0].sled.PutConfig(ctx, api.Config{CatalogID: cur.CatalogID, Generation: 50, Artifacts: digests}); err != nil {
 		t.Fatal(err)
 	}
 	// The stale one deletes the repository (its generation 2 < 50).
@@ -519,19 +524,23 @@ type lyingSled struct {
 func startLyingSled(t testing.TB, sizes map[api.Digest]int64) *lyingSled {
 	t.Helper()
 	l := &lyingSled{sizes: sizes}
-	cl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, dl := servertest.Listen(t), servertest.Listen(t)
 	l.controlURL, l.depotURL = "http://"+cl.Addr().String(), "http://"+dl.Addr().String()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{"version": "liar", "depot_url": l.depotURL,
 			"mirrors": []map[string]any{{"path": "a", "healthy": true}, {"path": "b", "healthy": true}}})
+	})
+	mux.HandleFunc("GET /artifacts-config", func(w http.ResponseWriter, r *http.Request) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.cfg.Artifacts == nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(map[string]string{"request_id": "liar", "error_code": "NO_CONFIG", "message": "none"})
+			return
+		}
+		json.NewEncoder(w).Encode(l.cfg)
 	})
 	mux.HandleFunc("PUT /artifacts-config", func(w http.ResponseWriter, r *http.Request) {
 		var c api.Config

@@ -60,11 +60,14 @@ type options struct {
 	maxPuts            int
 
 	maxConcurrentCopies int
+	maxQueuedCopies     int
 	copyStallTimeout    time.Duration
 	scrubInterval       time.Duration
 	scrubRate           byteSize
 
-	tokensFile string
+	tokensFile       string
+	adoptCatalog     string
+	adoptCatalogFrom string
 }
 
 // run is main without the exit, so its status is testable. It returns 0
@@ -95,11 +98,14 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&o.minSledReplication, "min-sled-replication", 1, "sleds that must hold every artifact before a repository is durable (3 for a rack)")
 	fs.IntVar(&o.maxRequests, "replication-max-requests", depot.DefaultMaxRequests, "most put and copy requests one replication activation sends")
 	fs.IntVar(&o.maxPuts, "replication-max-puts", depot.DefaultMaxPuts, "most PUTs (from the coordinator's own copies) one replication activation sends")
-	fs.IntVar(&o.maxConcurrentCopies, "max-concurrent-copies", 4, "copy-from-depot jobs running at once; more are refused with 429")
+	fs.IntVar(&o.maxConcurrentCopies, "max-concurrent-copies", 4, "copy-from-depot jobs running at once; more wait in the queue")
+	fs.IntVar(&o.maxQueuedCopies, "max-queued-copies", 64, "accepted copy-from-depot jobs waiting for a running slot; more are refused with 429 (0: none wait)")
 	fs.DurationVar(&o.copyStallTimeout, "copy-stall-timeout", time.Minute, "a copy that receives no bytes for this long fails")
 	fs.DurationVar(&o.scrubInterval, "scrub-interval", 24*time.Hour, "time between background scrubs that re-hash every artifact (0: only on POST /scrub)")
 	fs.Var(&o.scrubRate, "scrub-rate", "scrub read rate in bytes per second (`size`)")
 	fs.StringVar(&o.tokensFile, "tokens-file", "", "operator tokens `file`: one \"NAME ROLE sha256:HEX\" a line, re-read when it changes (without any token the operator API is open, on loopback only)")
+	fs.StringVar(&o.adoptCatalog, "adopt-catalog", "", "admin act at start-up: move this sled to the catalog with this `id` (see GET /v1/replication/status of its coordinator); needs --adopt-catalog-from")
+	fs.StringVar(&o.adoptCatalogFrom, "adopt-catalog-from", "", "the catalog `id` the sled serves now, or none for a config that names no catalog; a sled that serves another is left alone and depotd exits")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: depotd [flags]\n\nServes a sled's artifact depot and, unless --coordinator=false, the coordinator role.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -113,6 +119,10 @@ func run(args []string, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "depotd: unexpected arguments: %q\n", fs.Args())
 		fs.Usage()
+		return 2
+	}
+	if (o.adoptCatalog == "") != (o.adoptCatalogFrom == "") {
+		fmt.Fprintf(stderr, "depotd: --adopt-catalog and --adopt-catalog-from go together\n")
 		return 2
 	}
 	if !o.coordinator && (len(o.sleds) > 0 || len(o.trustedRoots) > 0 || o.tokensFile != "") {
@@ -176,7 +186,8 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 	hc := client.DefaultHTTPClient()
 	sled, err := depot.NewSled(ctx, depot.SledOptions{
 		Store: st, Peer: remote.Peer{HTTP: hc}, Logger: log,
-		MaxConcurrentCopies: o.maxConcurrentCopies, CopyStallTimeout: o.copyStallTimeout,
+		MaxConcurrentCopies: o.maxConcurrentCopies, MaxQueuedCopies: queuedCopies(o.maxQueuedCopies),
+		CopyStallTimeout: o.copyStallTimeout,
 		// A coordinator restores the local config from its catalog before
 		// the reconciler may delete anything.
 		HoldReconciler: o.coordinator,
@@ -186,6 +197,11 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 	}
 	// Runs after the server has drained: cancels copies still running.
 	defer sled.Close()
+	if o.adoptCatalog != "" {
+		if err := sled.AdoptCatalog(ctx, o.adoptCatalogFrom, o.adoptCatalog); err != nil {
+			return fmt.Errorf("--adopt-catalog: %w", err)
+		}
+	}
 
 	sledLn, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -504,4 +520,13 @@ func operatorAuth(ctx context.Context, o options, log *slog.Logger, cat *depot.C
 	log.Warn("operator API authentication disabled: no token is configured and the operator listener is on loopback (dev mode)",
 		"listen", o.listen)
 	return tokens, nil
+}
+
+// queuedCopies maps --max-queued-copies to SledOptions.MaxQueuedCopies,
+// where 0 means the default and a negative number no queue.
+func queuedCopies(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }

@@ -61,11 +61,12 @@ type daemon struct {
 	mirrors           []string
 }
 
-var listeningLine = regexp.MustCompile(`msg=listening sled=(\S+) depot=(\S+)`)
+// listeningLine matches the "listening" line in either --log-format.
+var listeningLine = regexp.MustCompile(`msg=listening sled=(\S+) depot=(\S+)|"msg":"listening","sled":"([^"]+)","depot":"([^"]+)"`)
 
 // startDaemon runs depotd on --data dir with ports chosen by the kernel and
-// waits (bounded) for its "listening" line. Cleanup kills it if the test
-// did not stop it.
+// waits (bounded) for its "listening" line, text or JSON. Cleanup kills it
+// if the test did not stop it.
 func startDaemon(t testing.TB, dir string, extra ...string) *daemon {
 	t.Helper()
 	return startDaemonEnv(t, dir, nil, extra...)
@@ -78,7 +79,11 @@ func startDaemonEnv(t testing.TB, dir string, env []string, extra ...string) *da
 	deadline := time.After(15 * time.Second)
 	for {
 		if m := listeningLine.FindStringSubmatch(d.log.String()); m != nil {
-			d.sledURL, d.depotURL = "http://"+m[1], "http://"+m[2]
+			sled, depot := m[1], m[2]
+			if sled == "" {
+				sled, depot = m[3], m[4]
+			}
+			d.sledURL, d.depotURL = "http://"+sled, "http://"+depot
 			break
 		}
 		select {
@@ -272,13 +277,13 @@ func TestDepotd_MaxArtifactSizeFlag(t *testing.T) {
 }
 
 func TestDepotd_JSONLogs(t *testing.T) {
-	d := launch(t, t.TempDir(), "--log-format", "json")
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(d.log.String(), `"msg":"listening"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no JSON listening line:\n%s", d.log)
-		}
-		time.Sleep(10 * time.Millisecond)
+	d := startDaemon(t, t.TempDir(), "--log-format", "json")
+	if log := d.log.String(); !strings.Contains(log, `"msg":"listening"`) || strings.Contains(log, "msg=listening") {
+		t.Fatalf("no JSON listening line:\n%s", log)
+	}
+	// The daemon answers on the addresses its JSON line gave.
+	if _, err := d.sled.Status(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	d.cmd.Process.Signal(syscall.SIGINT)
 	if code := d.wait(t, 10*time.Second); code != 0 {

@@ -12,7 +12,10 @@ func TestParseDigest(t *testing.T) {
 	if err != nil || d.String() != good || d[0] != 0x0a {
 		t.Fatalf("ParseDigest(%q) = %v, %v", good, d, err)
 	}
-	for _, bad := range []string{"", "abc", strings.ToUpper(good), good[:63] + "g", good + "0"} {
+	if u, err := ParseDigest(strings.ToUpper(good)); err != nil || u != d || u.String() != good {
+		t.Fatalf("ParseDigest(upper) = %v, %v, want %s", u, err, good)
+	}
+	for _, bad := range []string{"", "abc", good[:63] + "g", good + "0", good[:63] + "G"} {
 		if _, err := ParseDigest(bad); err == nil {
 			t.Errorf("ParseDigest(%q) accepted it", bad)
 		}

@@ -44,11 +44,13 @@ type ScrubStatus struct {
 
 // CopyCounts sums up copy jobs in GET /status.
 type CopyCounts struct {
-	Running   int   `json:"running"`
-	Limit     int   `json:"limit"`
-	Succeeded int64 `json:"succeeded"`
-	Failed    int64 `json:"failed"`
-	Rejected  int64 `json:"rejected"`
+	Running    int   `json:"running"`
+	Limit      int   `json:"limit"`
+	Queued     int   `json:"queued"`
+	QueueLimit int   `json:"queue_limit"`
+	Succeeded  int64 `json:"succeeded"`
+	Failed     int64 `json:"failed"`
+	Rejected   int64 `json:"rejected"`
 }
 
 // ReconcileStatus is the delete reconciler's last pass and totals in GET
@@ -70,12 +72,16 @@ type ReconcileStatus struct {
 
 // Config is a sled's artifact config: GET and PUT /artifacts-config.
 type Config struct {
+	// CatalogID names the catalog the config comes from; omicron's
+	// clients neither send nor read it.
+	CatalogID  string   `json:"catalog_id,omitempty"`
 	Generation uint64   `json:"generation"`
 	Artifacts  []Digest `json:"artifacts"`
 }
 
 // Copy job states.
 const (
+	CopyQueued    = "queued"
 	CopyRunning   = "running"
 	CopySucceeded = "succeeded"
 	CopyFailed    = "failed"
@@ -100,15 +106,36 @@ type Repo struct {
 	FileName      string         `json:"file_name"`
 	TimeCreated   time.Time      `json:"time_created"`
 	Artifacts     []RepoArtifact `json:"artifacts"`
+	// Format is "tufaceous-v1" or "tufaceous-v2" for an Oxide repository,
+	// empty for any other.
+	Format string `json:"format,omitempty"`
 }
 
-// RepoArtifact is one artifact of a repository's manifest.
+// RepoArtifact is one artifact of a repository: an artifact of its
+// manifest, or a part split out of one of its composites.
 type RepoArtifact struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Kind    string `json:"kind"` // for a part, the kind Nexus derives
+	Hash    Digest `json:"hash"`
+	Size    int64  `json:"size"`
+	// Tags are a v2 artifact's tags, as its manifest gives them.
+	Tags map[string]string `json:"tags,omitempty"`
+	// Board and Sign are a Hubris image's caboose BORD and SIGN.
+	Board string `json:"board,omitempty"`
+	Sign  string `json:"sign,omitempty"`
+	// Source is the composite a part was split from.
+	Source *ArtifactSource `json:"source,omitempty"`
+}
+
+// ArtifactSource names the composite artifact a part was split from and
+// the part's path inside it.
+type ArtifactSource struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
 	Kind    string `json:"kind"`
 	Hash    Digest `json:"hash"`
-	Size    int64  `json:"size"`
+	Path    string `json:"path"`
 }
 
 // Upload statuses.
@@ -140,18 +167,23 @@ type ArtifactProgress struct {
 // /v1/system/update/repositories/{system_version}.
 type RepoProgress struct {
 	Repo
-	State          string             `json:"state"`
-	MinReplication int                `json:"min_replication"`
-	InService      int                `json:"in_service_sleds"`
-	Artifacts      []ArtifactProgress `json:"artifacts"`
+	State          string `json:"state"`
+	MinReplication int    `json:"min_replication"`
+	InService      int    `json:"in_service_sleds"`
+	// UnknownSleds are the in-service sleds whose holdings the last
+	// collect could not confirm: they count as holding nothing.
+	UnknownSleds []string           `json:"unknown_sleds,omitempty"`
+	Artifacts    []ArtifactProgress `json:"artifacts"`
 }
 
-// TrustRoot is a trusted root.json document.
+// TrustRoot is a trusted root.json document: omicron's UpdatesTrustRoot
+// (id, root_role, time_created) plus the document's sha256 and source.
 type TrustRoot struct {
-	ID          string          `json:"id"` // sha256 of the document
+	ID          string          `json:"id"`     // a UUID
+	SHA256      string          `json:"sha256"` // of the document
 	TimeCreated time.Time       `json:"time_created"`
 	Source      string          `json:"source"` // "api" or the file it came from
-	Root        json.RawMessage `json:"root"`
+	Root        json.RawMessage `json:"root_role"`
 }
 
 // Sled states in the registry.
@@ -171,6 +203,7 @@ type SledRecord struct {
 
 // Replication operations, as counted and recorded.
 const (
+	OpGetConfig = "get_config"
 	OpPutConfig = "put_config"
 	OpList      = "list"
 	OpPut       = "put"
@@ -218,6 +251,12 @@ type SledState struct {
 	LastInventory time.Time `json:"last_inventory,omitzero"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+	// CatalogID and ConfigGeneration are the sled's config as collect last
+	// read or wrote it; Conflict says why collect wrote to no sled
+	// (another catalog, or a higher generation of this one), "" otherwise.
+	CatalogID        string  `json:"catalog_id,omitempty"`
+	ConfigGeneration *uint64 `json:"config_generation,omitempty"`
+	Conflict         string  `json:"conflict,omitempty"`
 }
 
 // RecoveryPass is one pass of upload saga recovery.
@@ -243,6 +282,7 @@ type RecoveryStatus struct {
 
 // ReplicationStatus is GET /v1/replication/status.
 type ReplicationStatus struct {
+	CatalogID    string          `json:"catalog_id"`
 	Generation   uint64          `json:"generation"`
 	Activations  int64           `json:"activations"`
 	Running      bool            `json:"running"`

@@ -6,21 +6,23 @@ import (
 	"fmt"
 )
 
-// Digest is the SHA-256 of an artifact, as it travels on the wire: 64
-// lowercase hex digits in paths and JSON (strings and map keys).
+// Digest is the SHA-256 of an artifact, as it travels on the wire: 64 hex
+// digits in paths and JSON (strings and map keys), sent in lower case and
+// accepted in either case.
 type Digest [32]byte
 
 // errDigest is what a malformed digest wraps.
-var errDigest = errors.New("want 64 lowercase hex digits")
+var errDigest = errors.New("want 64 hex digits")
 
-// ParseDigest parses 64 lowercase hex digits; anything else is an error.
+// ParseDigest parses 64 hex digits in either case; anything else is an
+// error.
 func ParseDigest(s string) (Digest, error) {
 	var d Digest
 	if len(s) != 2*len(d) {
 		return d, fmt.Errorf("sha256 is %d characters: %w", len(s), errDigest)
 	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
 			return d, fmt.Errorf("sha256 has %q at offset %d: %w", c, i, errDigest)
 		}
 	}

@@ -21,11 +21,14 @@ const (
 	CodeInternal            = "INTERNAL"
 	CodeNoConfig            = "NO_CONFIG"
 	CodeConfigGeneration    = "CONFIG_GENERATION"
+	CodeCatalogMismatch     = "CATALOG_MISMATCH"
 	CodeGeneration          = "GENERATION"
 	CodeNotInConfig         = "NOT_IN_CONFIG"
 	CodeArtifactInConfig    = "ARTIFACT_IN_CONFIG"
 	CodeTooManyCopies       = "TOO_MANY_COPIES"
 	CodeInvalidDepotURL     = "INVALID_DEPOT_URL"
+	CodeSourceUnavailable   = "SOURCE_UNAVAILABLE"
+	CodeSourceNotFound      = "SOURCE_NOT_FOUND"
 	CodeRepositoryInvalid   = "REPOSITORY_INVALID"
 	CodeRepositoryConflict  = "REPOSITORY_CONFLICT"
 	CodeTrustRootInvalid    = "TRUST_ROOT_INVALID"
@@ -59,11 +62,14 @@ var (
 	ErrInternal           = errors.New("internal error")
 	ErrNoConfig           = errors.New("no artifact config")
 	ErrConfigGeneration   = errors.New("config generation conflict")
+	ErrCatalogMismatch    = errors.New("config from another catalog")
 	ErrGeneration         = errors.New("generation mismatch")
 	ErrNotInConfig        = errors.New("artifact not in config")
 	ErrArtifactInConfig   = errors.New("artifact in config")
 	ErrTooManyCopies      = errors.New("too many copies")
 	ErrInvalidDepotURL    = errors.New("invalid depot URL")
+	ErrSourceUnavailable  = errors.New("copy source unavailable")
+	ErrSourceNotFound     = errors.New("copy source does not hold the artifact")
 	ErrRepositoryInvalid  = errors.New("repository invalid")
 	ErrRepositoryConflict = errors.New("repository conflict")
 	ErrTrustRootInvalid   = errors.New("trust root invalid")
@@ -96,11 +102,14 @@ var codeErrs = map[string]error{
 	CodeInternal:            ErrInternal,
 	CodeNoConfig:            ErrNoConfig,
 	CodeConfigGeneration:    ErrConfigGeneration,
+	CodeCatalogMismatch:     ErrCatalogMismatch,
 	CodeGeneration:          ErrGeneration,
 	CodeNotInConfig:         ErrNotInConfig,
 	CodeArtifactInConfig:    ErrArtifactInConfig,
 	CodeTooManyCopies:       ErrTooManyCopies,
 	CodeInvalidDepotURL:     ErrInvalidDepotURL,
+	CodeSourceUnavailable:   ErrSourceUnavailable,
+	CodeSourceNotFound:      ErrSourceNotFound,
 	CodeRepositoryInvalid:   ErrRepositoryInvalid,
 	CodeRepositoryConflict:  ErrRepositoryConflict,
 	CodeTrustRootInvalid:    ErrTrustRootInvalid,

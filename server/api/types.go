@@ -23,6 +23,9 @@ type StatusResponse struct {
 	Version    string         `json:"version"`
 	Mirrors    []MirrorStatus `json:"mirrors"`
 	Generation *uint64        `json:"generation"`
+	// CatalogID is the catalog the config comes from ("" when it names
+	// none, or while unmanaged).
+	CatalogID string `json:"catalog_id,omitempty"`
 	// ConfiguredArtifacts is the number of artifacts in the config (nil
 	// while the sled is unmanaged).
 	ConfiguredArtifacts *int `json:"configured_artifacts,omitempty"`
@@ -42,6 +45,14 @@ type StatusResponse struct {
 // /copies: {"items": [...]}, never null.
 type List[T any] struct {
 	Items []T `json:"items"`
+}
+
+// Page is one page of a paginated list of the operator API, as omicron's
+// ResultsPage: items, and next_page, the page_token for the rest (null
+// on the last page).
+type Page[T any] struct {
+	Items    []T     `json:"items"`
+	NextPage *string `json:"next_page"`
 }
 
 // CopyFromDepotRequest is the body of POST

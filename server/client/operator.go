@@ -3,9 +3,11 @@ package client
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"depot/server/api"
@@ -42,11 +44,40 @@ func (c *Client) UploadRepo(ctx context.Context, fileName, systemVersion string,
 	return res, err
 }
 
-// Repos returns every recorded repository, oldest first.
+// listPageSize is the limit the client asks for when it walks a list.
+const listPageSize = 1000
+
+// maxListPages bounds the pages one walk follows, so that a server whose
+// next_page never ends cannot keep a caller forever.
+const maxListPages = 10000
+
+// listAll walks every page of a paginated list of the operator API,
+// following next_page, with the given sort_by ("" for the default).
+func listAll[T any](ctx context.Context, c *Client, path, sortBy string) ([]T, error) {
+	var out []T
+	q := url.Values{"limit": {strconv.Itoa(listPageSize)}}
+	if sortBy != "" {
+		q.Set("sort_by", sortBy)
+	}
+	for range maxListPages {
+		var page api.Page[T]
+		err := c.do(ctx, call{method: http.MethodGet, path: path, query: q, want: []int{http.StatusOK}, onOK: decodeInto(&page)})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Items...)
+		if page.NextPage == nil {
+			return out, nil
+		}
+		q = url.Values{"limit": {strconv.Itoa(listPageSize)}, "page_token": {*page.NextPage}}
+	}
+	return nil, fmt.Errorf("GET %s: more than %d pages", path, maxListPages)
+}
+
+// Repos returns every recorded repository, by ascending semantic version
+// (every page).
 func (c *Client) Repos(ctx context.Context) ([]api.Repo, error) {
-	var res api.List[api.Repo]
-	err := c.do(ctx, call{method: http.MethodGet, path: reposPath, want: []int{http.StatusOK}, onOK: decodeInto(&res)})
-	return res.Items, err
+	return listAll[api.Repo](ctx, c, reposPath, "version_ascending")
 }
 
 // Repo returns a repository with its replication progress. With wait > 0
@@ -85,11 +116,20 @@ func (c *Client) DeleteRepo(ctx context.Context, systemVersion string) error {
 	})
 }
 
-// TrustRoots returns every trusted root.json, oldest first.
+// TrustRoots returns every trusted root.json, by id (every page).
 func (c *Client) TrustRoots(ctx context.Context) ([]api.TrustRoot, error) {
-	var res api.List[api.TrustRoot]
-	err := c.do(ctx, call{method: http.MethodGet, path: rootsPath, want: []int{http.StatusOK}, onOK: decodeInto(&res)})
-	return res.Items, err
+	return listAll[api.TrustRoot](ctx, c, rootsPath, "")
+}
+
+// TrustRoot returns the trusted root with this id (a UUID);
+// api.ErrNotFound if there is none.
+func (c *Client) TrustRoot(ctx context.Context, id string) (api.TrustRoot, error) {
+	var res api.TrustRoot
+	err := c.do(ctx, call{
+		method: http.MethodGet, path: rootsPath + "/" + url.PathEscape(id),
+		want: []int{http.StatusOK}, onOK: decodeInto(&res),
+	})
+	return res, err
 }
 
 // AddTrustRoot trusts a root.json document (a second add of the same
@@ -99,13 +139,13 @@ func (c *Client) AddTrustRoot(ctx context.Context, doc []byte) (api.TrustRoot, e
 	var res api.TrustRoot
 	err := c.do(ctx, call{
 		method: http.MethodPost, path: rootsPath, body: bytes.NewReader(doc), size: int64(len(doc)), contentType: "application/json",
-		want: []int{http.StatusCreated, http.StatusOK}, onOK: decodeInto(&res),
+		want: []int{http.StatusCreated}, onOK: decodeInto(&res),
 	})
 	return res, err
 }
 
-// DeleteTrustRoot stops trusting the root with this id (the sha256 of the
-// document). api.ErrNotFound if there is none.
+// DeleteTrustRoot stops trusting the root with this id (a UUID).
+// api.ErrNotFound if there is none.
 func (c *Client) DeleteTrustRoot(ctx context.Context, id string) error {
 	return c.do(ctx, call{
 		method: http.MethodDelete, path: rootsPath + "/" + url.PathEscape(id),
@@ -113,12 +153,10 @@ func (c *Client) DeleteTrustRoot(ctx context.Context, id string) error {
 	})
 }
 
-// Sleds returns the sled registry, sorted by id (the coordinator's own
-// sled, "local", is not in it).
+// Sleds returns the sled registry, sorted by id (every page; the
+// coordinator's own sled, "local", is not in it).
 func (c *Client) Sleds(ctx context.Context) ([]api.SledRecord, error) {
-	var res api.List[api.SledRecord]
-	err := c.do(ctx, call{method: http.MethodGet, path: sledsPath, want: []int{http.StatusOK}, onOK: decodeInto(&res)})
-	return res.Items, err
+	return listAll[api.SledRecord](ctx, c, sledsPath, "")
 }
 
 // Sled returns one registered sled; api.ErrNotFound if there is none.

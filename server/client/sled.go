@@ -109,7 +109,8 @@ func (c *Client) Status(ctx context.Context) (StatusResponse, error) {
 	return res, err
 }
 
-// GetConfig returns the sled's artifact config: GET /artifacts-config.
+// GetConfig returns the sled's artifact config: GET /artifacts-config,
+// with the catalog it comes from (CatalogID "" when it names none).
 // api.ErrNoConfig while the sled is unmanaged.
 func (c *Client) GetConfig(ctx context.Context) (api.Config, error) {
 	var cfg api.Config
@@ -117,9 +118,11 @@ func (c *Client) GetConfig(ctx context.Context) (api.Config, error) {
 	return cfg, err
 }
 
-// PutConfig installs cfg: PUT /artifacts-config. The same generation with
-// the same set again is nil; a lower generation, or the same with another
-// set, is api.ErrConfigGeneration.
+// PutConfig installs cfg: PUT /artifacts-config, with cfg.CatalogID as
+// catalog_id when set. The same generation with the same set again is
+// nil; a lower generation, or the same with another set, is
+// api.ErrConfigGeneration; a config from another catalog than the
+// sled's is api.ErrCatalogMismatch.
 func (c *Client) PutConfig(ctx context.Context, cfg api.Config) error {
 	if cfg.Artifacts == nil {
 		cfg.Artifacts = []api.Digest{}

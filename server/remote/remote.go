@@ -50,6 +50,34 @@ func (p Peer) Fetch(ctx context.Context, baseURL string, d store.Digest) (io.Rea
 	return body, size, domainError(err, store.ErrNotFound)
 }
 
+// Stat HEADs {baseURL}/artifact/sha256/{hex} through the same client as
+// Fetch and returns the Content-Length. A 404 unwraps to store.ErrNotFound.
+// A peer that does not serve HEAD (405, 501: omicron's repo depot
+// documents GET only) is asked with a GET whose body is closed unread.
+func (p Peer) Stat(ctx context.Context, baseURL string, d store.Digest) (int64, error) {
+	hc := p.HTTP
+	if hc == nil {
+		hc = defaultHTTP()
+	}
+	c := client.New(baseURL, hc)
+	c.StallTimeout = 0 // the caller bounds the whole request
+	size, err := c.HeadArtifact(ctx, api.Digest(d))
+	var ae *client.APIError
+	if errors.As(err, &ae) && (ae.Status == http.StatusMethodNotAllowed || ae.Status == http.StatusNotImplemented) {
+		var body io.ReadCloser
+		body, size, err = c.GetArtifact(ctx, api.Digest(d))
+		if err == nil {
+			body.Close()
+		}
+	}
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound && ae.Code == "" {
+		// A peer that is not Depot (omicron's repo depot) says 404 without
+		// Depot's error code.
+		return 0, &mapped{err: err, sentinel: store.ErrNotFound}
+	}
+	return size, domainError(err, store.ErrNotFound)
+}
+
 // sledClient adapts a Client on a sled's control URL to depot.SledClient.
 type sledClient struct{ c *client.Client }
 
@@ -66,12 +94,26 @@ func NewSledClient(controlURL string, hc *http.Client) depot.SledClient {
 	return sledClient{client.New(controlURL, hc)}
 }
 
+// GetConfig returns the sled's config; depot.ErrNoConfig while it is
+// unmanaged.
+func (s sledClient) GetConfig(ctx context.Context) (depot.Config, error) {
+	cfg, err := s.c.GetConfig(ctx)
+	if err != nil {
+		return depot.Config{}, domainError(err, nil)
+	}
+	ds := make([]store.Digest, len(cfg.Artifacts))
+	for i, d := range cfg.Artifacts {
+		ds[i] = store.Digest(d)
+	}
+	return depot.Config{CatalogID: cfg.CatalogID, Generation: cfg.Generation, Artifacts: ds}, nil
+}
+
 func (s sledClient) PutConfig(ctx context.Context, cfg depot.Config) error {
 	ds := make([]api.Digest, len(cfg.Artifacts))
 	for i, d := range cfg.Artifacts {
 		ds[i] = api.Digest(d)
 	}
-	return domainError(s.c.PutConfig(ctx, api.Config{Generation: cfg.Generation, Artifacts: ds}), nil)
+	return domainError(s.c.PutConfig(ctx, api.Config{CatalogID: cfg.CatalogID, Generation: cfg.Generation, Artifacts: ds}), nil)
 }
 
 func (s sledClient) List(ctx context.Context) (map[store.Digest]int, error) {
@@ -123,11 +165,14 @@ var domainErrs = map[string]error{
 	api.CodeTruncatedBody:       store.ErrSizeMismatch,
 	api.CodeNoConfig:            depot.ErrNoConfig,
 	api.CodeConfigGeneration:    depot.ErrConfigGeneration,
+	api.CodeCatalogMismatch:     depot.ErrCatalogMismatch,
 	api.CodeGeneration:          depot.ErrGeneration,
 	api.CodeNotInConfig:         depot.ErrNotInConfig,
 	api.CodeArtifactInConfig:    depot.ErrArtifactInConfig,
 	api.CodeTooManyCopies:       depot.ErrTooManyCopies,
 	api.CodeInvalidDepotURL:     depot.ErrInvalidSource,
+	api.CodeSourceUnavailable:   depot.ErrSourceUnavailable,
+	api.CodeSourceNotFound:      depot.ErrSourceNotFound,
 	api.CodeNoMirrors:           store.ErrNoMirrors,
 	api.CodeShuttingDown:        store.ErrClosed,
 	api.CodeInsufficientStorage: store.ErrNoSpace,

@@ -26,12 +26,18 @@ type Validator struct {
 	ops    []string // every operationId, sorted
 }
 
-// NewValidator loads the document and builds a router over its paths.
+// NewValidator loads Depot's document and builds a router over its paths.
 func NewValidator() (*Validator, error) {
 	doc, err := Load()
 	if err != nil {
 		return nil, err
 	}
+	return NewValidatorFor(doc)
+}
+
+// NewValidatorFor builds a Validator over another document, such as one
+// of omicron's (LoadOmicron). The Validator owns doc from then on.
+func NewValidatorFor(doc *openapi3.T) (*Validator, error) {
 	// Match on the path alone: the server URLs are the default listen
 	// addresses, tests listen elsewhere, and the three APIs' paths do not
 	// overlap. This copy of the document is ours to change.

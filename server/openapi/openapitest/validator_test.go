@@ -69,7 +69,7 @@ const (
 	statusJSON  = `{"version":"dev","uptime_seconds":1.5,"mirrors":[{"path":"/m2a","healthy":true,"artifacts":1,"bytes":5,"free":100},` +
 		`{"path":"/m2b","healthy":false,"artifacts":0,"bytes":0,"free":0,"last_error":"EIO","last_error_time":"2025-01-02T03:04:05Z"}],` +
 		`"generation":3,"configured_artifacts":1,"depot_url":"http://127.0.0.1:12348",` +
-		`"copies":{"running":0,"limit":4,"succeeded":1,"failed":0,"rejected":0},` +
+		`"copies":{"running":0,"limit":4,"queued":0,"queue_limit":64,"succeeded":1,"failed":0,"rejected":0},` +
 		`"reconciler":{"running":false,"generation":3,"found":0,"deleted":0,"skipped":0,"failed":0,"passes":2,"total_deleted":1,"total_failed":0},` +
 		`"scrub":` + scrubJSON + `,"coordinator":{"anything":true}}`
 	repoJSON = `{"hash":"` + hashB + `","system_version":"1.0.0","file_name":"repo.zip","time_created":"2025-01-02T03:04:05Z",` +
@@ -83,7 +83,7 @@ const (
 		`"last_activation":{"started":"2025-01-02T03:04:05Z","finished":"2025-01-02T03:04:06Z","generation":4,"sleds":3,"planned":3,"counters":` + counters + `,"converged":true},` +
 		`"lifetime":` + counters + `,"sleds":[{"id":"local","control_url":"http://127.0.0.1:12345","state":"in_service","added":"2025-01-02T03:04:05Z","mirrors":2,"artifacts":1}],` +
 		`"recent_requests":[{"time":"2025-01-02T03:04:05Z","sled":"local","op":"copy","hash":"` + hashA + `","source":"http://10.0.0.2:12348","generation":4,"duration_ms":12,"error":"peer: 404"}]}`
-	trustRootJSON = `{"id":"` + hashB + `","time_created":"2025-01-02T03:04:05Z","source":"api","root":{"signed":{"_type":"root"},"signatures":[]}}`
+	trustRootJSON = `{"id":"3f2b9c1e-8d4a-4e1b-9f0a-6c2d7e8f9a0b","sha256":"` + hashB + `","time_created":"2025-01-02T03:04:05Z","source":"api","root_role":{"signed":{"_type":"root"},"signatures":[]}}`
 )
 
 func TestValidator_Check_Accepts(t *testing.T) {
@@ -213,7 +213,7 @@ func TestValidator_Check_Accepts(t *testing.T) {
 		},
 		"GET repositories": {
 			method: "GET", target: "/v1/system/update/repositories",
-			status: 200, respHeader: jsonHdr, respBody: `{"items":[` + repoJSON + `]}`,
+			status: 200, respHeader: jsonHdr, respBody: `{"items":[` + repoJSON + `],"next_page":null}`,
 		},
 		"GET repository progress": {
 			method: "GET", target: "/v1/system/update/repositories/1.0.0?wait=1m30s",
@@ -235,7 +235,7 @@ func TestValidator_Check_Accepts(t *testing.T) {
 		},
 		"GET trust roots": {
 			method: "GET", target: "/v1/system/update/trust-roots",
-			status: 200, respHeader: jsonHdr, respBody: `{"items":[` + trustRootJSON + `]}`,
+			status: 200, respHeader: jsonHdr, respBody: `{"items":[` + trustRootJSON + `],"next_page":"eyJzb3J0IjoiaWRfYXNjZW5kaW5nIn0"}`,
 		},
 		"PUT sled": {
 			method: "PUT", target: "/v1/sleds/sled-0a1b2c3d",
@@ -362,7 +362,7 @@ func TestValidator_Check_Rejects(t *testing.T) {
 		},
 		"copy job with a bad state": {
 			x: exchange{method: "GET", target: "/copies/" + hashA,
-				status: 200, respHeader: jsonHdr, respBody: strings.Replace(copyJobJSON, `"running"`, `"queued"`, 1)},
+				status: 200, respHeader: jsonHdr, respBody: strings.Replace(copyJobJSON, `"running"`, `"paused"`, 1)},
 			is: openapitest.ErrMismatch, mention: []string{"copy_get", "state"},
 		},
 		"time that is not RFC 3339": {
@@ -378,7 +378,7 @@ func TestValidator_Check_Rejects(t *testing.T) {
 		"progress artifact without sleds": {
 			x: exchange{method: "GET", target: "/v1/system/update/repositories/1.0.0",
 				status: 200, respHeader: jsonHdr, respBody: strings.Replace(progressJSON, `,"sleds":["local","sled-0a1b2c3d"]`, "", 1)},
-			is: openapitest.ErrMismatch, mention: []string{"system_update_get_repository", "sleds"},
+			is: openapitest.ErrMismatch, mention: []string{"system_update_repository_view", "sleds"},
 		},
 		"body on 204": {
 			x:  exchange{method: "DELETE", target: "/artifacts/" + hashA, status: 204, respHeader: jsonHdr, respBody: `{}`},
@@ -410,8 +410,8 @@ func TestValidator_Check_Rejects(t *testing.T) {
 func TestValidator_Operations(t *testing.T) {
 	v := newValidator(t)
 	ops := v.Operations()
-	if len(ops) != 33 {
-		t.Errorf("%d operations, want 33: %v", len(ops), ops)
+	if len(ops) != 34 {
+		t.Errorf("%d operations, want 34: %v", len(ops), ops)
 	}
 	ops[0] = "changed"
 	if v.Operations()[0] == "changed" {
