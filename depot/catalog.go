@@ -81,8 +81,9 @@ type TrustRoot struct {
 
 // Catalog is the coordinator's durable state. Safe for concurrent use.
 type Catalog struct {
-	db *bolt.DB
-	id string // see catalogid.go
+	db    *bolt.DB
+	id    string        // see catalogid.go
+	audit auditNotifier // wakes audit long-polls (audit.go)
 }
 
 // OpenCatalog opens (creating) the catalog at path. Another process
@@ -99,7 +100,8 @@ func OpenCatalog(path string, lockTimeout time.Duration) (*Catalog, error) {
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRepos, bucketTrustRoots, bucketSagas, bucketSleds, bucketMeta} {
+		for _, b := range [][]byte{bucketRepos, bucketTrustRoots, bucketSagas, bucketSleds, bucketMeta,
+			bucketAudit, bucketTokens, bucketTokenHashes} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -302,8 +304,9 @@ func (c *Catalog) CheckRepo(r Repo) (*Repo, error) {
 // InsertRepo records r and, in the same transaction, raises the generation
 // if the wanted set grows and moves the saga (if any) to the record step.
 // It returns the existing repository (inserted false) when the same archive
-// is already recorded; conflicts as CheckRepo.
-func (c *Catalog) InsertRepo(r Repo, sagaID string) (rec Repo, inserted bool, gen uint64, err error) {
+// is already recorded; conflicts as CheckRepo. An insert appends e's audit
+// record (its target set to the system version) in the same transaction.
+func (c *Catalog) InsertRepo(r Repo, sagaID string, e *AuditEntry) (rec Repo, inserted bool, gen uint64, err error) {
 	err = c.db.Update(func(tx *bolt.Tx) error {
 		repos, err := reposIn(tx)
 		if err != nil {
@@ -337,15 +340,18 @@ func (c *Catalog) InsertRepo(r Repo, sagaID string) (rec Repo, inserted bool, ge
 			}
 		}
 		rec, inserted = r, true
-		return nil
+		if e != nil {
+			e.Target = r.SystemVersion
+		}
+		return c.appendAudit(tx, e)
 	})
 	return rec, inserted, gen, err
 }
 
 // DeleteRepo removes a repository; the generation rises if the wanted set
 // shrinks (artifacts no other repository references). ErrRepoNotFound if
-// there is no such repository.
-func (c *Catalog) DeleteRepo(systemVersion string) (Repo, uint64, error) {
+// there is no such repository. The delete appends e's audit record.
+func (c *Catalog) DeleteRepo(systemVersion string, e *AuditEntry) (Repo, uint64, error) {
 	var gone Repo
 	var gen uint64
 	err := c.db.Update(func(tx *bolt.Tx) error {
@@ -371,9 +377,11 @@ func (c *Catalog) DeleteRepo(systemVersion string) (Repo, uint64, error) {
 		gen = getGeneration(tx)
 		if !sameKeys(wantedOf(before), wantedOf(after)) {
 			gen++
-			return putGeneration(tx, gen)
+			if err := putGeneration(tx, gen); err != nil {
+				return err
+			}
 		}
-		return nil
+		return c.appendAudit(tx, e)
 	})
 	return gone, gen, err
 }
@@ -392,8 +400,10 @@ func (c *Catalog) TrustRoots() ([]TrustRoot, error) {
 
 // AddTrustRoot records a root.json document (the caller has checked that
 // it parses as a TUF root) under a new UUID. Adding the same document
-// (same sha256) again returns the existing record (created false).
-func (c *Catalog) AddTrustRoot(doc []byte, source string) (TrustRoot, bool, error) {
+// (same sha256) again returns the existing record (created false) and
+// records no audit entry: nothing changed. An add appends e's audit
+// record (target: the id).
+func (c *Catalog) AddTrustRoot(doc []byte, source string, e *AuditEntry) (TrustRoot, bool, error) {
 	sum := sha256.Sum256(doc)
 	digest := hex.EncodeToString(sum[:])
 	var out TrustRoot
@@ -415,7 +425,13 @@ func (c *Catalog) AddTrustRoot(doc []byte, source string) (TrustRoot, bool, erro
 			return err
 		}
 		created = true
-		return tx.Bucket(bucketTrustRoots).Put([]byte(out.ID), v)
+		if err := tx.Bucket(bucketTrustRoots).Put([]byte(out.ID), v); err != nil {
+			return err
+		}
+		if e != nil {
+			e.Target = out.ID
+		}
+		return c.appendAudit(tx, e)
 	})
 	return out, created, err
 }
@@ -433,12 +449,16 @@ func (c *Catalog) TrustRoot(id string) (TrustRoot, error) {
 }
 
 // DeleteTrustRoot removes a trusted root; ErrTrustRootNotFound if absent.
-func (c *Catalog) DeleteTrustRoot(id string) error {
+// The removal appends e's audit record.
+func (c *Catalog) DeleteTrustRoot(id string, e *AuditEntry) error {
 	return c.db.Update(func(tx *bolt.Tx) error {
 		key, _, err := trustRootByID(tx, id)
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(bucketTrustRoots).Delete(key)
+		if err := tx.Bucket(bucketTrustRoots).Delete(key); err != nil {
+			return err
+		}
+		return c.appendAudit(tx, e)
 	})
 }

@@ -229,7 +229,7 @@ func strayCoordinator(t *testing.T, r *rack) (*coordEnv, *depot.Replicator) {
 	t.Helper()
 	b := newCoordEnv(t)
 	for url, id := range r.ids {
-		if _, err := b.cat.PutSled(depot.SledRecord{ID: id, ControlURL: url, DepotURL: url}); err != nil {
+		if _, err := b.cat.PutSled(depot.SledRecord{ID: id, ControlURL: url, DepotURL: url}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -254,7 +254,7 @@ func TestReplicator_StrayCatalogWritesToNoSled(t *testing.T) {
 	// B reaches A's generation + 1 with repositories of its own.
 	for i, v := range []string{"8.0.0", "8.1.0"} {
 		zip, root, _ := repoArchive(t, v, byte(200+i))
-		if _, _, err := b.coord.AddTrustRoot(root, "test"); err != nil {
+		if _, _, err := b.coord.AddTrustRoot(root, "test", nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := b.upload(t, zip); err != nil {

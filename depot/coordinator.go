@@ -156,9 +156,9 @@ func (c *Coordinator) wantedChanged(ctx context.Context) {
 
 // DeleteRepo prunes a repository: artifacts no other repository
 // references leave the wanted set (the generation rises) and the sleds'
-// reconcilers delete them.
-func (c *Coordinator) DeleteRepo(ctx context.Context, systemVersion string) (Repo, error) {
-	r, _, err := c.cat.DeleteRepo(systemVersion)
+// reconcilers delete them. e, if not nil, is the request's audit entry.
+func (c *Coordinator) DeleteRepo(ctx context.Context, systemVersion string, e *AuditEntry) (Repo, error) {
+	r, _, err := c.cat.DeleteRepo(systemVersion, e)
 	if err != nil {
 		return Repo{}, err
 	}
@@ -168,11 +168,12 @@ func (c *Coordinator) DeleteRepo(ctx context.Context, systemVersion string) (Rep
 }
 
 // AddTrustRoot checks that doc is a self-signed TUF root and records it.
-func (c *Coordinator) AddTrustRoot(doc []byte, source string) (TrustRoot, bool, error) {
+// e, if not nil, is the request's audit entry.
+func (c *Coordinator) AddTrustRoot(doc []byte, source string, e *AuditEntry) (TrustRoot, bool, error) {
 	if _, err := tuf.CheckRootDocument(doc); err != nil {
 		return TrustRoot{}, false, fmt.Errorf("%w: %w", ErrTrustRootInvalid, err)
 	}
-	r, created, err := c.cat.AddTrustRoot(doc, source)
+	r, created, err := c.cat.AddTrustRoot(doc, source, e)
 	if err == nil && created {
 		c.log.Info("trust root added", "id", r.ID, "source", source)
 		c.notify()

@@ -33,6 +33,9 @@ Coordinator:
 	catalogid.go   the catalog's id, made once, carried by every config
 	registry.go    registered sleds in the catalog
 	saga.go        the upload saga log in the catalog
+	audit.go       the hash-chained audit log in the catalog (package auditchain)
+	tokens.go      operator tokens in the catalog, roles, the tokens file format
+	tokenfile.go   the --tokens-file token set, re-read when it changes
 	upload.go      an upload, step by step
 	recover.go     saga recovery: undo or carry on what a crash left
 	sleds.go       SledClient, and LocalSled for the coordinator's own sled

@@ -83,7 +83,7 @@ func BenchmarkUpload_HostComposite(b *testing.B) {
 				e.trust(b, bl.RootJSON())
 				rf, _ := os.Open(repo)
 				b.StartTimer()
-				res, err := e.coord.Upload(context.Background(), "repo.zip", "", rf, ri.Size())
+				res, err := e.coord.Upload(context.Background(), "repo.zip", "", rf, ri.Size(), nil)
 				b.StopTimer()
 				rf.Close()
 				if err != nil {

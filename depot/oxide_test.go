@@ -72,7 +72,7 @@ func fakeRepo(t testing.TB) (archive, root []byte) {
 
 func (e *coordEnv) trust(t testing.TB, root []byte) {
 	t.Helper()
-	if _, _, err := e.coord.AddTrustRoot(root, "test"); err != nil {
+	if _, _, err := e.coord.AddTrustRoot(root, "test", nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -570,7 +570,7 @@ func TestReplicator_Oxide_PartsNotComposites(t *testing.T) {
 		tuftest.Entry{Name: "zones/nexus.tar.gz", Data: tuftest.Zone(t, "nexus", "1.0.0")},
 		tuftest.Entry{Name: "zones/oximeter.tar.gz", Data: tuftest.Zone(t, "oximeter", "1.0.0")})
 	archive, root := v1Repo(t, "1.0.0", v1art{"host", "host", host}, v1art{"control_plane", "cp", cp})
-	if _, _, err := r.coord.coord.AddTrustRoot(root, "test"); err != nil {
+	if _, _, err := r.coord.coord.AddTrustRoot(root, "test", nil); err != nil {
 		t.Fatal(err)
 	}
 	res, err := r.coord.upload(t, archive)
@@ -635,7 +635,7 @@ func TestReplicator_TufaceousFixture_PartsReachEverySled(t *testing.T) {
 		url := "http://sled-" + string(rune('a'+i))
 		e := newEnv(t, depot.SledOptions{Peer: r.peer})
 		r.sleds[url], r.peer.byURL[url] = e, e.st
-		if _, err := r.coord.cat.PutSled(depot.SledRecord{ID: "sled-" + string(rune('a'+i)), ControlURL: url, DepotURL: url}); err != nil {
+		if _, err := r.coord.cat.PutSled(depot.SledRecord{ID: "sled-" + string(rune('a'+i)), ControlURL: url, DepotURL: url}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -109,7 +109,7 @@ func newRack(t testing.TB, remotes int, min int) *rack {
 		e := newEnv(t, depot.SledOptions{Peer: r.peer})
 		r.sleds[url] = e
 		r.peer.byURL[url] = e.st
-		rec, err := r.coord.cat.PutSled(depot.SledRecord{ID: fmt.Sprintf("sled-%d", i), ControlURL: url, DepotURL: url})
+		rec, err := r.coord.cat.PutSled(depot.SledRecord{ID: fmt.Sprintf("sled-%d", i), ControlURL: url, DepotURL: url}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +146,7 @@ func (r *rack) converge(n int) []depot.Activation {
 func (r *rack) upload(t testing.TB, version string, seed byte) depot.UploadResult {
 	t.Helper()
 	zip, root, _ := repoArchive(t, version, seed)
-	if _, _, err := r.coord.coord.AddTrustRoot(root, "test"); err != nil {
+	if _, _, err := r.coord.coord.AddTrustRoot(root, "test", nil); err != nil {
 		t.Fatal(err)
 	}
 	res, err := r.coord.upload(t, zip)
@@ -191,7 +191,7 @@ func TestReplicator_DeleteRepoLeavesEverySled(t *testing.T) {
 	r := newRack(t, 2, 1)
 	res := r.upload(t, "2.0.0", 2)
 	r.converge(5)
-	if _, err := r.coord.coord.DeleteRepo(context.Background(), "2.0.0"); err != nil {
+	if _, err := r.coord.coord.DeleteRepo(context.Background(), "2.0.0", nil); err != nil {
 		t.Fatal(err)
 	}
 	r.converge(3)
@@ -220,7 +220,7 @@ func TestReplicator_StaleCoordinatorCannotDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	// This (stale) coordinator now deletes the repository: generation 2.
-	if _, err := r.coord.coord.DeleteRepo(context.Background(), "3.0.0"); err != nil {
+	if _, err := r.coord.coord.DeleteRepo(context.Background(), "3.0.0", nil); err != nil {
 		t.Fatal(err)
 	}
 	act := r.rep.RunOnce(context.Background())
@@ -249,7 +249,7 @@ func TestReplicator_CorruptPeerIsReportedAndRackConverges(t *testing.T) {
 		list = append(list, tuftest.Artifact{Name: name, Version: "4.0.0", Kind: "file", Target: name})
 	}
 	b.SetManifest("4.0.0", list)
-	if _, _, err := r.coord.coord.AddTrustRoot(b.RootJSON(), "test"); err != nil {
+	if _, _, err := r.coord.coord.AddTrustRoot(b.RootJSON(), "test", nil); err != nil {
 		t.Fatal(err)
 	}
 	res, err := r.coord.upload(t, b.Archive(tuftest.Zip))
@@ -299,7 +299,7 @@ func TestReplicator_CorruptPeerIsReportedAndRackConverges(t *testing.T) {
 
 func TestReplicator_ExpungedSledIsNotContacted(t *testing.T) {
 	r := newRack(t, 2, 1)
-	if _, err := r.coord.cat.ExpungeSled("sled-1"); err != nil {
+	if _, err := r.coord.cat.ExpungeSled("sled-1", nil); err != nil {
 		t.Fatal(err)
 	}
 	r.upload(t, "5.0.0", 5)
@@ -312,7 +312,7 @@ func TestReplicator_ExpungedSledIsNotContacted(t *testing.T) {
 			t.Fatalf("expunged sled contacted: %+v", rec)
 		}
 	}
-	if _, err := r.coord.cat.PutSled(depot.SledRecord{ID: "sled-1", ControlURL: "http://sled-1"}); !errors.Is(err, depot.ErrInvalidSled) {
+	if _, err := r.coord.cat.PutSled(depot.SledRecord{ID: "sled-1", ControlURL: "http://sled-1"}, nil); !errors.Is(err, depot.ErrInvalidSled) {
 		t.Fatalf("re-adding an expunged sled: %v", err)
 	}
 }

@@ -15,7 +15,7 @@ func TestCoordinator_Upload_SystemVersionMustBeSemver(t *testing.T) {
 	e := newCoordEnv(t)
 	for _, v := range []string{"1.0", "v1.0.0", "release-7", "1.0.0.0"} {
 		zip, root, _ := repoArchive(t, v, 1)
-		if _, _, err := e.coord.AddTrustRoot(root, "test"); err != nil {
+		if _, _, err := e.coord.AddTrustRoot(root, "test", nil); err != nil {
 			t.Fatal(err)
 		}
 		_, err := e.upload(t, zip)

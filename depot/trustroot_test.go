@@ -24,11 +24,11 @@ func TestCatalog_TrustRoots(t *testing.T) {
 	defer cat.Close()
 	doc := []byte(`{"signed":{"_type":"root"},"signatures":[]}`)
 	sum := sha256.Sum256(doc)
-	a, created, err := cat.AddTrustRoot(doc, "api")
+	a, created, err := cat.AddTrustRoot(doc, "api", nil)
 	if err != nil || !created || !uuidForm.MatchString(a.ID) || a.SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("add = %+v, %v, %v", a, created, err)
 	}
-	again, created, err := cat.AddTrustRoot(doc, "api")
+	again, created, err := cat.AddTrustRoot(doc, "api", nil)
 	if err != nil || created || again.ID != a.ID {
 		t.Fatalf("second add = %+v, %v, %v; want the first record", again, created, err)
 	}
@@ -39,10 +39,10 @@ func TestCatalog_TrustRoots(t *testing.T) {
 	if _, err := cat.TrustRoot(newUUID()); !errors.Is(err, ErrTrustRootNotFound) {
 		t.Fatalf("get unknown: %v", err)
 	}
-	if err := cat.DeleteTrustRoot(a.ID); err != nil {
+	if err := cat.DeleteTrustRoot(a.ID, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := cat.DeleteTrustRoot(a.ID); !errors.Is(err, ErrTrustRootNotFound) {
+	if err := cat.DeleteTrustRoot(a.ID, nil); !errors.Is(err, ErrTrustRootNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 }
@@ -71,10 +71,10 @@ func TestCatalog_TrustRoots_Legacy(t *testing.T) {
 	if !uuidForm.MatchString(r.ID) || r.SHA256 != sha || string(r.Root) != string(doc) {
 		t.Fatalf("legacy root read as %+v", r)
 	}
-	if again, created, err := cat.AddTrustRoot(doc, "api"); err != nil || created || again.ID != r.ID {
+	if again, created, err := cat.AddTrustRoot(doc, "api", nil); err != nil || created || again.ID != r.ID {
 		t.Fatalf("re-adding a legacy root = %+v, %v, %v", again, created, err)
 	}
-	if err := cat.DeleteTrustRoot(r.ID); err != nil {
+	if err := cat.DeleteTrustRoot(r.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	if roots, _ := cat.TrustRoots(); len(roots) != 0 {

@@ -38,7 +38,10 @@ type UploadResult struct {
 // failed), ErrRepoConflict, tuf.ErrTooLarge, store errors. A failed upload
 // leaves nothing behind: no spool file, no staged artifacts that no
 // repository references, no catalog rows (its saga is marked undone).
-func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string, body io.Reader, size int64) (UploadResult, error) {
+//
+// e, if not nil, is the request's audit entry: recording the repository
+// appends its record in the same transaction.
+func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string, body io.Reader, size int64, e *AuditEntry) (UploadResult, error) {
 	id := randid.New()
 	spool, err := c.spool.CreateSpool("upload-")
 	if err != nil {
@@ -62,7 +65,7 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 	}
 
 	start := time.Now()
-	res, staged, err := c.runUpload(ctx, &s, spool, systemVersion, body, size)
+	res, staged, err := c.runUpload(ctx, &s, spool, systemVersion, body, size, e)
 	spool.Close()
 	if rerr := os.Remove(spool.Name()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 		c.log.Warn("remove upload spool", "path", spool.Name(), "err", rerr)
@@ -90,7 +93,7 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 
 // runUpload does the saga's steps; s is kept up to date with the log.
 // staged is what it protected in the local sled (the caller releases it).
-func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, systemVersion string, body io.Reader, size int64) (_ UploadResult, staged []store.Digest, _ error) {
+func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, systemVersion string, body io.Reader, size int64, e *AuditEntry) (_ UploadResult, staged []store.Digest, _ error) {
 	// Spool: hash while writing, never hold the archive in memory.
 	c.reached(StepSpool)
 	n, hash, err := store.SpoolFrom(ctx, spool, body)
@@ -203,7 +206,7 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 
 	// Record: repository, generation and saga step in one transaction.
 	rec.TimeCreated = time.Now().UTC()
-	got, inserted, gen, err := c.cat.InsertRepo(rec, s.ID)
+	got, inserted, gen, err := c.cat.InsertRepo(rec, s.ID, e)
 	if err != nil {
 		return UploadResult{}, staged, err
 	}

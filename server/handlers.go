@@ -192,6 +192,7 @@ func (s *Server) status(c echo.Context) error {
 		Copies:              wireCopyCounts(st.Copies),
 		Reconciler:          wireReconcile(st.Reconciler),
 		Scrub:               wireScrub(st.Scrub),
+		Auth:                s.AuthMode(),
 	})
 }
 

@@ -399,4 +399,8 @@ var operatorRequests = []operatorRequest{
 	{"DELETE", "/v1/sleds/b", ""},
 	{"GET", "/v1/replication/status", ""},
 	{"POST", "/v1/replication/activate", ""},
+	{"GET", "/v1/audit", ""},
+	{"GET", "/v1/tokens", ""},
+	{"POST", "/v1/tokens", `{"name":"x","role":"viewer"}`},
+	{"DELETE", "/v1/tokens/x", ""},
 }

@@ -301,6 +301,48 @@ func TestOpenAPI_Conformance(t *testing.T) {
 		}
 	}
 
+	// --- authentication: the first token ends dev mode -----------------
+	page, err := coord.sled.Audit(ctx, 0, 0, 0)
+	must("audit", err)
+	if _, err := coord.sled.Audit(ctx, page.HeadSeq, 10, 50*time.Millisecond); err != nil {
+		t.Fatalf("audit long-poll: %v", err)
+	}
+	resp, body = vdo("GET", coord.sledURL+"/v1/audit?since=x", nil)
+	want("audit with a bad since", resp, body, 400)
+	admin, err := coord.sled.CreateToken(ctx, "admin", "admin") // dev mode: open
+	must("create the first token", err)
+	resp, body = vdo("GET", coord.sledURL+"/v1/audit", nil)
+	want("audit without a token", resp, body, 401)
+	resp, body = vdo("GET", coord.sledURL+"/v1/audit", nil, "Authorization", "Bearer nope")
+	want("audit with a wrong token", resp, body, 401)
+	adminC := client.New(coord.sledURL, hc)
+	adminC.Token = admin.Secret
+	viewer, err := adminC.CreateToken(ctx, "viewer", "viewer")
+	must("create a viewer token", err)
+	if _, err := adminC.CreateToken(ctx, "viewer", "viewer"); !errors.Is(err, api.ErrTokenExists) {
+		t.Fatalf("create a token twice: %v", err)
+	}
+	resp, body = vdo("POST", coord.sledURL+"/v1/tokens", strings.NewReader(`{"name":"x","role":"root"}`),
+		"Content-Type", "application/json", "Authorization", "Bearer "+admin.Secret)
+	want("create a token with a bad role", resp, body, 400)
+	resp, body = vdo("POST", coord.sledURL+"/v1/tokens", strings.NewReader(`{"name":"x","role":"viewer"}`),
+		"Content-Type", "application/json", "Authorization", "Bearer "+viewer.Secret)
+	want("create a token as a viewer", resp, body, 403)
+	_, err = adminC.Tokens(ctx)
+	must("tokens", err)
+	must("revoke", adminC.RevokeToken(ctx, "viewer"))
+	if err := adminC.RevokeToken(ctx, "viewer"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("revoke twice: %v", err)
+	}
+	limited := false
+	for i := 0; i < 100 && !limited; i++ {
+		resp, _ = vdo("GET", coord.sledURL+"/v1/sleds", nil, "Authorization", "Bearer wrong")
+		limited = resp.StatusCode == http.StatusTooManyRequests
+	}
+	if !limited {
+		t.Error("100 failed authentications in a row were never refused with 429")
+	}
+
 	for _, err := range ct.Errors() {
 		t.Errorf("document mismatch: %v", err)
 	}

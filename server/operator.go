@@ -20,23 +20,30 @@ import (
 // on every daemon; without the coordinator role each answers 404
 // NOT_COORDINATOR.
 func (s *Server) operatorRoutes(e *echo.Echo) {
-	const repos = "/v1/system/update/repositories"
-	const roots = "/v1/system/update/trust-roots"
-	co := s.requireCoordinator
-	e.PUT(repos, s.uploadRepo, co, s.limitBody(s.cfg.MaxRepoSize, "--max-repo-size"))
-	e.GET(repos, s.listRepos, co)
-	e.GET(repos+"/:system_version", s.getRepo, co)
-	e.DELETE(repos+"/:system_version", s.deleteRepo, co)
-	e.POST(roots, s.addTrustRoot, co, s.limitBody(maxTrustRootBody, ""))
-	e.GET(roots, s.listTrustRoots, co)
-	e.GET(roots+"/:trust_root_id", s.getTrustRoot, co)
-	e.DELETE(roots+"/:trust_root_id", s.deleteTrustRoot, co)
-	e.GET("/v1/sleds", s.listSleds, co)
-	e.GET("/v1/sleds/:id", s.getSled, co)
-	e.PUT("/v1/sleds/:id", s.putSled, co, s.limitBody(maxSmallJSONBody, ""))
-	e.DELETE("/v1/sleds/:id", s.expungeSled, co)
-	e.GET("/v1/replication/status", s.replicationStatus, co)
-	e.POST("/v1/replication/activate", s.activateReplication, co)
+	const repos = "/system/update/repositories"
+	const roots = "/system/update/trust-roots"
+	// Every operator route is in this group. requireCoordinator and then
+	// authorize (auth.go) run before any of a body is read; authorize
+	// refuses routes missing from its table.
+	g := e.Group("/v1", s.requireCoordinator, s.authorize)
+	g.PUT(repos, s.uploadRepo, s.limitBody(s.cfg.MaxRepoSize, "--max-repo-size"))
+	g.GET(repos, s.listRepos)
+	g.GET(repos+"/:system_version", s.getRepo)
+	g.DELETE(repos+"/:system_version", s.deleteRepo)
+	g.POST(roots, s.addTrustRoot, s.limitBody(maxTrustRootBody, ""))
+	g.GET(roots, s.listTrustRoots)
+	g.GET(roots+"/:trust_root_id", s.getTrustRoot)
+	g.DELETE(roots+"/:trust_root_id", s.deleteTrustRoot)
+	g.GET("/sleds", s.listSleds)
+	g.GET("/sleds/:id", s.getSled)
+	g.PUT("/sleds/:id", s.putSled, s.limitBody(maxSmallJSONBody, ""))
+	g.DELETE("/sleds/:id", s.expungeSled)
+	g.GET("/replication/status", s.replicationStatus)
+	g.POST("/replication/activate", s.activateReplication)
+	g.GET("/audit", s.getAudit)
+	g.GET("/tokens", s.listTokens)
+	g.POST("/tokens", s.createToken, s.limitBody(maxSmallJSONBody, ""))
+	g.DELETE("/tokens/:name", s.revokeToken)
 }
 
 // requireCoordinator answers 404 NOT_COORDINATOR, before any of the body
@@ -69,10 +76,14 @@ func (s *Server) uploadRepo(c echo.Context) error {
 	}
 	r := c.Request()
 	body := s.newBodyReader(c)
-	res, err := s.coord.Upload(r.Context(), fileName, c.QueryParam("system_version"), body, r.ContentLength)
+	audit := auditOf(c)
+	res, err := s.coord.Upload(r.Context(), fileName, c.QueryParam("system_version"), body, r.ContentLength, audit)
 	c.Set(ctxBytesIn, body.n)
 	if err != nil {
 		return body.explain(err)
+	}
+	if audit != nil {
+		audit.Target = res.Repo.SystemVersion // for an archive already recorded, which changes nothing
 	}
 	return c.JSON(http.StatusOK, wireUploadResult(res))
 }
@@ -210,7 +221,7 @@ func (s *Server) deleteRepo(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.coord.DeleteRepo(c.Request().Context(), sv); err != nil {
+	if _, err := s.coord.DeleteRepo(c.Request().Context(), sv, auditOf(c)); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -229,7 +240,7 @@ func (s *Server) addTrustRoot(c echo.Context) error {
 		return withMessage(fmt.Errorf("%w: trust root is not JSON", api.ErrBadRequest),
 			"the body is not JSON; send a TUF root.json document")
 	}
-	root, _, err := s.coord.AddTrustRoot(doc, "api")
+	root, _, err := s.coord.AddTrustRoot(doc, "api", auditOf(c))
 	if err != nil {
 		return err
 	}
@@ -270,7 +281,7 @@ func (s *Server) deleteTrustRoot(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.coord.Catalog().DeleteTrustRoot(id); err != nil {
+	if err := s.coord.Catalog().DeleteTrustRoot(id, auditOf(c)); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -314,7 +325,7 @@ func (s *Server) putSled(c echo.Context) error {
 	if err := s.decodeJSON(c, &body, `{"control_url": "http://host:port", "depot_url": "http://host:port"}`); err != nil {
 		return err
 	}
-	rec, err := s.coord.Catalog().PutSled(depot.SledRecord{ID: id, ControlURL: body.ControlURL, DepotURL: body.DepotURL})
+	rec, err := s.coord.Catalog().PutSled(depot.SledRecord{ID: id, ControlURL: body.ControlURL, DepotURL: body.DepotURL}, auditOf(c))
 	if err != nil {
 		return err
 	}
@@ -331,7 +342,7 @@ func (s *Server) expungeSled(c echo.Context) error {
 	if id == depot.LocalSledID {
 		return fmt.Errorf("%w: %q is the coordinator's own sled, which is always a member and cannot be expunged", depot.ErrInvalidSled, id)
 	}
-	rec, err := s.coord.Catalog().ExpungeSled(id)
+	rec, err := s.coord.Catalog().ExpungeSled(id, auditOf(c))
 	if err != nil {
 		return err
 	}

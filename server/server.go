@@ -104,6 +104,17 @@ type Config struct {
 	// reported by GET /status; "" = "http://" + the depot listener's
 	// address (right unless that is a wildcard or behind NAT).
 	DepotURL string
+	// Tokens is the --tokens-file's token set; nil: none (tokens may still
+	// come from the catalog). With a tokens file there is no dev mode.
+	Tokens *depot.TokenFile
+	// OperatorAddr is the operator listener's address, for dev mode (open
+	// when no token is configured and it is loopback); "" = the address of
+	// the listener the operator routes are mounted on.
+	OperatorAddr string
+	// AuthFailureRate is how many failed authentications per second a
+	// source address may make before it gets 429; 0 =
+	// DefaultAuthFailureRate.
+	AuthFailureRate float64
 }
 
 // Server serves the sled API and the repo-depot API. Create it with New.
@@ -131,6 +142,10 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+
+	authFails *failLimiter
+	addrMu    sync.Mutex
+	sledAddr  string // guarded by addrMu; the sled listener's address, set by Serve
 }
 
 // New builds a Server; it listens nowhere until Serve. It panics when
@@ -170,6 +185,7 @@ func newServer(cfg Config, sled sledService) *Server {
 	s := &Server{
 		cfg: cfg, sled: sled, coord: cfg.Coordinator, rep: cfg.Replicator,
 		log: cfg.Logger, start: time.Now(), depotURL: cfg.DepotURL,
+		authFails: newFailLimiter(cfg.AuthFailureRate),
 	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.stopping, s.stopLongPoll = context.WithCancel(context.Background())
@@ -257,6 +273,9 @@ func (s *Server) Serve(ctx context.Context, sledLn, depotLn net.Listener) error 
 		// started below), so handlers read it without a lock.
 		s.depotURL = "http://" + depotLn.Addr().String()
 	}
+	s.addrMu.Lock()
+	s.sledAddr = sledLn.Addr().String()
+	s.addrMu.Unlock()
 	errc := make(chan error, 2)
 	go func() { errc <- serveErr("sled", s.sledHTTP.Serve(sledLn)) }()
 	go func() { errc <- serveErr("depot", s.depotHTTP.Serve(depotLn)) }()

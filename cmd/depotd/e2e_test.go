@@ -403,6 +403,14 @@ func TestE2E_RackReplicatesUploadAndDelete(t *testing.T) {
 			return len(storedOnDisk(t, s)) == 0
 		})
 	}
+	// Dev mode: each change is recorded with the anonymous loopback caller.
+	var got []string
+	for _, r := range auditRecords(t, coord.sled) {
+		got = append(got, r.Action+" "+r.Target+" "+r.Actor)
+	}
+	if !slices.Contains(got, "repo.upload 2.0.0 anonymous (loopback)") || !slices.Contains(got, "repo.prune 2.0.0 anonymous (loopback)") {
+		t.Errorf("audit log: %q", got)
+	}
 }
 
 func TestE2E_SledKilledDuringReplicationConverges(t *testing.T) {

@@ -65,6 +65,7 @@ type options struct {
 	scrubInterval       time.Duration
 	scrubRate           byteSize
 
+	tokensFile       string
 	adoptCatalog     string
 	adoptCatalogFrom string
 }
@@ -102,6 +103,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.copyStallTimeout, "copy-stall-timeout", time.Minute, "a copy that receives no bytes for this long fails")
 	fs.DurationVar(&o.scrubInterval, "scrub-interval", 24*time.Hour, "time between background scrubs that re-hash every artifact (0: only on POST /scrub)")
 	fs.Var(&o.scrubRate, "scrub-rate", "scrub read rate in bytes per second (`size`)")
+	fs.StringVar(&o.tokensFile, "tokens-file", "", "operator tokens `file`: one \"NAME ROLE sha256:HEX\" a line, re-read when it changes (without any token the operator API is open, on loopback only)")
 	fs.StringVar(&o.adoptCatalog, "adopt-catalog", "", "admin act at start-up: move this sled to the catalog with this `id` (see GET /v1/replication/status of its coordinator); needs --adopt-catalog-from")
 	fs.StringVar(&o.adoptCatalogFrom, "adopt-catalog-from", "", "the catalog `id` the sled serves now, or none for a config that names no catalog; a sled that serves another is left alone and depotd exits")
 	fs.Usage = func() {
@@ -123,9 +125,13 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "depotd: --adopt-catalog and --adopt-catalog-from go together\n")
 		return 2
 	}
-	if !o.coordinator && (len(o.sleds) > 0 || len(o.trustedRoots) > 0) {
-		fmt.Fprintf(stderr, "depotd: --sled and --trusted-root need the coordinator role (drop --coordinator=false)\n")
+	if !o.coordinator && (len(o.sleds) > 0 || len(o.trustedRoots) > 0 || o.tokensFile != "") {
+		fmt.Fprintf(stderr, "depotd: --sled, --trusted-root and --tokens-file need the coordinator role (drop --coordinator=false)\n")
 		return 2
+	}
+	if err := checkOperatorAuth(o); err != nil {
+		fmt.Fprintf(stderr, "depotd: %v\n", err)
+		return 1
 	}
 	var h slog.Handler
 	switch o.logFormat {
@@ -230,6 +236,15 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 		defer stopCoord()
 	}
 
+	var tokens *depot.TokenFile
+	if o.coordinator {
+		if tokens, err = operatorAuth(ctx, o, log, coord.Catalog()); err != nil {
+			sledLn.Close()
+			depotLn.Close()
+			return err
+		}
+	}
+
 	srv := server.New(server.Config{
 		Sled:            sled,
 		Coordinator:     coord,
@@ -241,6 +256,10 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 		MaxRepoSize:     int64(o.maxRepoSize),
 		ShutdownTimeout: o.shutdownTimeout,
 		DepotURL:        depotURL,
+		Tokens:          tokens,
+		// The operator API is served on --listen until it has a listener
+		// of its own.
+		OperatorAddr: o.listen,
 	})
 	// Tests parse this line for the ports when listening on port 0.
 	log.Info("listening", "sled", sledLn.Addr().String(), "depot", depotLn.Addr().String(),
@@ -290,7 +309,7 @@ func startCoordinator(ctx context.Context, o options, log *slog.Logger, st *stor
 		if err != nil {
 			return fail(fmt.Errorf("--trusted-root: %w", err))
 		}
-		if _, _, err := coord.AddTrustRoot(doc, file); err != nil {
+		if _, _, err := coord.AddTrustRoot(doc, file, nil); err != nil {
 			return fail(fmt.Errorf("--trusted-root %s: %w", file, err))
 		}
 	}
@@ -299,7 +318,7 @@ func startCoordinator(ctx context.Context, o options, log *slog.Logger, st *stor
 		if err != nil {
 			return fail(err)
 		}
-		if _, err := cat.PutSled(rec); err != nil {
+		if _, err := cat.PutSled(rec, nil); err != nil {
 			return fail(fmt.Errorf("--sled %s: %w", flagValue, err))
 		}
 	}
@@ -438,6 +457,69 @@ func formatSize(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// checkOperatorAuth refuses, before anything is bound, an operator API on
+// a non-loopback address with no token configured: neither --tokens-file
+// nor a token in the catalog.
+func checkOperatorAuth(o options) error {
+	if !o.coordinator || o.tokensFile != "" || server.IsLoopback(o.listen) {
+		return nil
+	}
+	path := o.catalog
+	if path == "" {
+		path = filepath.Join(o.data, "catalog.db")
+	}
+	has, err := depot.CatalogHasTokensAt(path)
+	if err != nil {
+		return fmt.Errorf("read tokens from the catalog: %w", err)
+	}
+	if !has {
+		return errNoTokens(o.listen)
+	}
+	return nil
+}
+
+func errNoTokens(addr string) error {
+	return fmt.Errorf("the operator API would listen on %s, which is not loopback, with no token configured: "+
+		"give --tokens-file (lines \"NAME ROLE sha256:HEX\"; depotctl tokens file-line makes one), or listen on 127.0.0.1", addr)
+}
+
+// tokensFilePoll is how often the tokens file is checked for changes.
+const tokensFilePoll = 250 * time.Millisecond
+
+// operatorAuth reads --tokens-file (and keeps re-reading it until ctx is
+// done) and decides how the operator API authenticates: with tokens from
+// the file or the catalog; with none on a loopback operator listener, it
+// is open (dev mode, with a warning); with none elsewhere, depotd refuses
+// to start.
+func operatorAuth(ctx context.Context, o options, log *slog.Logger, cat *depot.Catalog) (*depot.TokenFile, error) {
+	var tokens *depot.TokenFile
+	if o.tokensFile != "" {
+		var err error
+		tokens, err = depot.OpenTokenFile(o.tokensFile, log)
+		if err != nil {
+			return nil, fmt.Errorf("--tokens-file: %w", err)
+		}
+		go tokens.Watch(ctx, tokensFilePoll)
+	}
+	inCatalog, err := cat.HasTokens()
+	if err != nil {
+		return nil, fmt.Errorf("read tokens from the catalog: %w", err)
+	}
+	if (tokens != nil && tokens.Len() > 0) || inCatalog {
+		return tokens, nil
+	}
+	if !server.IsLoopback(o.listen) {
+		return nil, errNoTokens(o.listen)
+	}
+	if tokens != nil {
+		log.Warn("the tokens file holds no token: every operator request is refused until one is added", "path", o.tokensFile)
+		return tokens, nil
+	}
+	log.Warn("operator API authentication disabled: no token is configured and the operator listener is on loopback (dev mode)",
+		"listen", o.listen)
+	return tokens, nil
 }
 
 // queuedCopies maps --max-queued-copies to SledOptions.MaxQueuedCopies,

@@ -34,6 +34,10 @@ const (
 	CodeTrustRootInvalid    = "TRUST_ROOT_INVALID"
 	CodeInvalidSled         = "INVALID_SLED"
 	CodeNotCoordinator      = "NOT_COORDINATOR"
+	CodeUnauthenticated     = "UNAUTHENTICATED"
+	CodeForbidden           = "FORBIDDEN"
+	CodeAuthRateLimited     = "AUTH_RATE_LIMITED"
+	CodeTokenExists         = "TOKEN_EXISTS"
 )
 
 // One sentinel per error code. The server returns the HTTP-layer ones
@@ -71,6 +75,15 @@ var (
 	ErrTrustRootInvalid   = errors.New("trust root invalid")
 	ErrInvalidSled        = errors.New("invalid sled")
 	ErrNotCoordinator     = errors.New("not the coordinator")
+	// ErrUnauthenticated: no credentials, or credentials that identify
+	// nobody (unknown or revoked token).
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrForbidden: the identity's role is below the one the route needs.
+	ErrForbidden = errors.New("forbidden")
+	// ErrAuthRateLimited: too many failed authentications from this
+	// source address; retry after Retry-After.
+	ErrAuthRateLimited = errors.New("too many failed authentications")
+	ErrTokenExists     = errors.New("token exists")
 )
 
 // codeErrs maps every code to its sentinel.
@@ -102,6 +115,10 @@ var codeErrs = map[string]error{
 	CodeTrustRootInvalid:    ErrTrustRootInvalid,
 	CodeInvalidSled:         ErrInvalidSled,
 	CodeNotCoordinator:      ErrNotCoordinator,
+	CodeUnauthenticated:     ErrUnauthenticated,
+	CodeForbidden:           ErrForbidden,
+	CodeAuthRateLimited:     ErrAuthRateLimited,
+	CodeTokenExists:         ErrTokenExists,
 }
 
 // ErrForCode returns the sentinel of an error_code, or nil for a code this

@@ -35,6 +35,10 @@ type StatusResponse struct {
 	Copies        CopyCounts      `json:"copies"`
 	Reconciler    ReconcileStatus `json:"reconciler"`
 	Scrub         ScrubStatus     `json:"scrub"`
+	// Auth says how the operator API authenticates callers: "bearer
+	// tokens", or "disabled (loopback)" in dev mode; absent without the
+	// coordinator role.
+	Auth string `json:"auth,omitempty"`
 }
 
 // List is the body of every listing of the operator API and of GET

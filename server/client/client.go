@@ -70,6 +70,9 @@ type Client struct {
 	// StallTimeout bounds the time without progress (waiting for the
 	// response counts as no progress); <= 0 disables the check.
 	StallTimeout time.Duration
+	// Token, if set, is sent as "Authorization: Bearer <Token>" with every
+	// request: set it only on a Client of the operator API.
+	Token string
 }
 
 // New returns a Client for baseURL ("http://host:port"). A nil httpClient
@@ -173,6 +176,9 @@ func (c *Client) do(ctx context.Context, k call) (err error) {
 	req, err := http.NewRequestWithContext(ctx, k.method, u, nil)
 	if err != nil {
 		return err
+	}
+	if c.Token != "" {
+		req.Header.Set(api.AuthorizationHeader, "Bearer "+c.Token)
 	}
 	body, size, ctype := k.body, k.size, k.contentType
 	if k.json != nil {

@@ -73,6 +73,10 @@ func TestLoad_Operations(t *testing.T) {
 		"DELETE /v1/sleds/{id}":                                  "sled_expunge",
 		"GET /v1/replication/status":                             "replication_status_get",
 		"POST /v1/replication/activate":                          "replication_activate",
+		"GET /v1/audit":                                          "audit_list",
+		"GET /v1/tokens":                                         "token_list",
+		"POST /v1/tokens":                                        "token_create",
+		"DELETE /v1/tokens/{name}":                               "token_revoke",
 	}
 	got := map[string]string{}
 	for path, item := range doc.Paths.Map() {
@@ -153,6 +157,7 @@ func TestErrorCodes_Contract(t *testing.T) {
 		"NOT_IN_CONFIG", "ARTIFACT_IN_CONFIG", "TOO_MANY_COPIES", "INVALID_DEPOT_URL",
 		"REPOSITORY_INVALID", "REPOSITORY_CONFLICT", "TRUST_ROOT_INVALID", "INVALID_SLED",
 		"NOT_COORDINATOR", "SOURCE_UNAVAILABLE", "SOURCE_NOT_FOUND",
+		"UNAUTHENTICATED", "FORBIDDEN", "AUTH_RATE_LIMITED", "TOKEN_EXISTS",
 	}
 	if !slices.Equal(codes, want) {
 		t.Errorf("ErrorCodes() = %v\nwant %v", codes, want)

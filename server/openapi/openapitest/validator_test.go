@@ -410,8 +410,8 @@ func TestValidator_Check_Rejects(t *testing.T) {
 func TestValidator_Operations(t *testing.T) {
 	v := newValidator(t)
 	ops := v.Operations()
-	if len(ops) != 30 {
-		t.Errorf("%d operations, want 30: %v", len(ops), ops)
+	if len(ops) != 34 {
+		t.Errorf("%d operations, want 34: %v", len(ops), ops)
 	}
 	ops[0] = "changed"
 	if v.Operations()[0] == "changed" {
