@@ -1,5 +1,7 @@
 package depot
 
+import "context"
+
 // WriteSlots bounds the writes into a sled's store that run at once:
 // artifact PUTs, copies and repository uploads share one set of slots, so
 // that no mix of them can hold more files, buffers and disk bandwidth than
@@ -30,7 +32,21 @@ func (w *WriteSlots) TryAcquire() bool {
 	}
 }
 
-// Release returns a slot taken by TryAcquire.
+// Acquire waits for a slot until ctx is done (then ctx's error). Every nil
+// must be paired with one Release.
+func (w *WriteSlots) Acquire(ctx context.Context) error {
+	if w == nil {
+		return nil
+	}
+	select {
+	case w.ch <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Release returns a slot taken by TryAcquire or Acquire.
 func (w *WriteSlots) Release() {
 	if w != nil {
 		<-w.ch

@@ -179,7 +179,7 @@ func needRole(role transport.Role) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if !transport.HasRole(c.Request(), role) {
-				return api.WithMessage(fmt.Errorf("%w: needs role %s", api.ErrForbidden, role), fmt.Sprintf(
+				return withMessage(fmt.Errorf("%w: needs role %s", api.ErrForbidden, role), fmt.Sprintf(
 					"this route needs a client certificate with the %s role (URI SAN %s); yours has %v",
 					role, transport.RoleURI(role), transport.RolesOf(c.Request().TLS)))
 			}

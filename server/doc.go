@@ -20,13 +20,21 @@
 // Handlers parse (a hex digest becomes a store.Digest here and nowhere
 // else; generation and wait parameters, small JSON bodies), call the
 // domain, and return its error; the error handler maps it through
-// api.ForError. Without a Coordinator every /v1 route answers 404
+// forError (errtable.go). Without a Coordinator every /v1 route answers 404
 // NOT_COORDINATOR; on the sled listener /v1 always answers 404.
-// Config.OperatorAuth is the place for the operator API's authentication.
+//
+// Every operator route sits in one /v1 group behind authorize (auth.go):
+// the caller is known by a bearer token (tokens file or catalog) or a
+// verified client certificate with a depot://role/<role> URI SAN, and
+// needs the route's role from operatorRules (routes missing from it are
+// refused). Changes carry a depot.AuditEntry down to the catalog, which
+// appends the audit record in the transaction of the change; refusals and
+// requests that change nothing are recorded by authorize itself.
 //
 // Long-polls (GET /copies/{sha256}, GET
 // /v1/system/update/repositories/{system_version}, GET
-// /v1/replication/status, each with ?wait=, at most api.MaxWait) answer as
+// /v1/replication/status, GET /v1/audit, each with ?wait=, at most
+// api.MaxWait) answer as
 // soon as their object changes, when the wait ends, or at once when
 // shutdown begins.
 //

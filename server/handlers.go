@@ -77,9 +77,9 @@ func (s *Server) listArtifacts(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list := make(map[store.Digest]int, len(infos))
+	list := make(map[api.Digest]int, len(infos))
 	for _, in := range infos {
-		list[in.Digest] = in.Copies
+		list[api.Digest(in.Digest)] = in.Copies
 	}
 	return c.JSON(http.StatusOK, api.ListResponse{Generation: gen, List: list})
 }
@@ -93,12 +93,13 @@ func (s *Server) getConfig(c echo.Context) error {
 	if cfg.Artifacts == nil {
 		cfg.Artifacts = []store.Digest{}
 	}
-	return c.JSON(http.StatusOK, cfg)
+	return c.JSON(http.StatusOK, wireConfig(cfg))
 }
 
 // putConfig: PUT /artifacts-config, 204.
 func (s *Server) putConfig(c echo.Context) error {
 	var body struct {
+		CatalogID  string          `json:"catalog_id"`
 		Generation *uint64         `json:"generation"`
 		Artifacts  *[]store.Digest `json:"artifacts"`
 	}
@@ -106,10 +107,16 @@ func (s *Server) putConfig(c echo.Context) error {
 		return err
 	}
 	if body.Generation == nil || body.Artifacts == nil {
-		return api.WithMessage(api.ErrBadRequest,
+		return withMessage(api.ErrBadRequest,
 			`the config needs both "generation" (an integer) and "artifacts" (an array of sha256s)`)
 	}
-	cfg := depot.Config{Generation: *body.Generation, Artifacts: *body.Artifacts}
+	if err := checkGeneration(*body.Generation, `"generation": `); err != nil {
+		return err
+	}
+	if body.CatalogID != "" && !depot.ValidCatalogID(body.CatalogID) {
+		return withMessage(api.ErrBadRequest, `"catalog_id", when given, must be 32 lowercase hex digits`)
+	}
+	cfg := depot.Config{CatalogID: body.CatalogID, Generation: *body.Generation, Artifacts: *body.Artifacts}
 	if err := s.sled.SetConfig(c.Request().Context(), cfg); err != nil {
 		return err
 	}
@@ -139,7 +146,7 @@ func (s *Server) listCopies(c echo.Context) error {
 	if jobs == nil {
 		jobs = []depot.CopyJob{}
 	}
-	return c.JSON(http.StatusOK, api.List[depot.CopyJob]{Items: jobs})
+	return c.JSON(http.StatusOK, api.List[api.CopyJob]{Items: convert(jobs, wireCopyJob)})
 }
 
 // getCopy: GET /copies/{sha256}?wait=30s, a long-poll with wait.
@@ -158,13 +165,13 @@ func (s *Server) getCopy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, job)
+	return c.JSON(http.StatusOK, wireCopyJob(job))
 }
 
 // startScrub: POST /scrub, 202 with the scrub status.
 func (s *Server) startScrub(c echo.Context) error {
 	s.sled.StartScrub()
-	return c.JSON(http.StatusAccepted, s.sled.Status().Scrub)
+	return c.JSON(http.StatusAccepted, wireScrub(s.sled.Status().Scrub))
 }
 
 // status: GET /status.
@@ -176,14 +183,16 @@ func (s *Server) status(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, api.StatusResponse{
 		Version:             s.cfg.Version,
-		Mirrors:             mirrors,
+		Mirrors:             convert(mirrors, wireMirror),
 		Generation:          st.Generation,
+		CatalogID:           st.CatalogID,
 		ConfiguredArtifacts: st.Artifacts,
 		DepotURL:            s.depotURL,
 		UptimeSeconds:       time.Since(s.start).Seconds(),
-		Copies:              st.Copies,
-		Reconciler:          st.Reconciler,
-		Scrub:               st.Scrub,
+		Copies:              wireCopyCounts(st.Copies),
+		Reconciler:          wireReconcile(st.Reconciler),
+		Scrub:               wireScrub(st.Scrub),
+		Auth:                s.AuthMode(),
 	})
 }
 
@@ -261,15 +270,15 @@ func (b *bodyReader) explain(putErr error) error {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(b.err, &mbe):
-		return api.WithMessage(
+		return withMessage(
 			fmt.Errorf("%w: body over %d bytes (store: %v)", api.ErrTooLarge, mbe.Limit, putErr),
 			fmt.Sprintf("the body exceeds this route's limit of %d bytes%s; nothing was stored", mbe.Limit, flagNote(b.flag)))
 	case errors.Is(b.err, errBodyTooSlow):
-		return api.WithMessage(
+		return withMessage(
 			fmt.Errorf("%w: %w after %d bytes (store: %v)", api.ErrBodyTimeout, b.err, b.n, putErr),
 			"the body arrived slower than this daemon's minimum rate (--min-body-rate); nothing was stored: retry the upload")
 	case errors.Is(b.err, os.ErrDeadlineExceeded):
-		return api.WithMessage(
+		return withMessage(
 			fmt.Errorf("%w: no body bytes for %s after %d bytes (store: %v)", api.ErrBodyTimeout, b.stall, b.n, putErr),
 			fmt.Sprintf("no bytes of the body arrived for %s; nothing was stored: retry the upload", b.stall))
 	default:

@@ -15,14 +15,13 @@ import (
 
 	"depot/depot"
 	"depot/server/api"
-	"depot/store"
 	"depot/tuf/tuftest"
 )
 
 // testRepo builds a signed repository of system version version with two
 // random artifacts of about 40 KiB and returns the zip, its root and the
 // artifacts' digests.
-func testRepo(t testing.TB, version string) (zip, root []byte, arts []store.Digest) {
+func testRepo(t testing.TB, version string) (zip, root []byte, arts []api.Digest) {
 	t.Helper()
 	b := tuftest.NewBuilder(t)
 	var list []tuftest.Artifact
@@ -44,7 +43,7 @@ func (e *env) putRepo(t testing.TB, query string, archive []byte) (*http.Respons
 	return do(t, "PUT", e.opURL+"/v1/system/update/repositories?"+query, bytes.NewReader(archive), "Expect", "100-continue")
 }
 
-func (e *env) trust(t testing.TB, root []byte) depot.TrustRoot {
+func (e *env) trust(t testing.TB, root []byte) api.TrustRoot {
 	t.Helper()
 	tr, err := e.op.AddTrustRoot(context.Background(), root)
 	if err != nil {
@@ -67,17 +66,18 @@ func TestOperator_UploadRepo(t *testing.T) {
 	}
 	e.checkMirrors(t) // nothing staged, no spool left
 
-	// Trust roots: 201, then 200 for the same document.
+	// Trust roots: 201, and 201 with the same record for the same document.
 	resp, body = do(t, "POST", e.opURL+"/v1/system/update/trust-roots", bytes.NewReader(root))
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("add trust root: %d %s", resp.StatusCode, body)
 	}
-	var tr depot.TrustRoot
-	if err := json.Unmarshal(body, &tr); err != nil || tr.Source != "api" || len(tr.ID) != 64 {
+	var tr api.TrustRoot
+	if err := json.Unmarshal(body, &tr); err != nil || tr.Source != "api" || len(tr.ID) != 36 || len(tr.SHA256) != 64 {
 		t.Fatalf("trust root = %+v, %v", tr, err)
 	}
 	resp, body = do(t, "POST", e.opURL+"/v1/system/update/trust-roots", bytes.NewReader(root))
-	if resp.StatusCode != http.StatusOK {
+	var dup api.TrustRoot
+	if resp.StatusCode != http.StatusCreated || json.Unmarshal(body, &dup) != nil || dup.ID != tr.ID {
 		t.Fatalf("add the same trust root: %d %s", resp.StatusCode, body)
 	}
 
@@ -86,16 +86,16 @@ func TestOperator_UploadRepo(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("upload: %d %s", resp.StatusCode, body)
 	}
-	var res depot.UploadResult
+	var res api.UploadResult
 	if err := json.Unmarshal(body, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != depot.UploadInserted || res.Repo.SystemVersion != "1.0.0" || res.Repo.FileName != "repo.zip" ||
-		len(res.Repo.Artifacts) != 2 || res.Repo.Hash != store.Digest(sha256sum(zip)) {
+	if res.Status != api.UploadInserted || res.Repo.SystemVersion != "1.0.0" || res.Repo.FileName != "repo.zip" ||
+		len(res.Repo.Artifacts) != 2 || res.Repo.Hash != api.Digest(sha256sum(zip)) {
 		t.Fatalf("upload result = %+v", res)
 	}
 	again, err := e.op.UploadRepo(ctx, "again.zip", "", bytes.NewReader(zip), int64(len(zip)))
-	if err != nil || again.Status != depot.UploadAlreadyExists || again.Repo.FileName != "repo.zip" {
+	if err != nil || again.Status != api.UploadAlreadyExists || again.Repo.FileName != "repo.zip" {
 		t.Fatalf("second upload = %+v, %v", again, err)
 	}
 	e.checkMirrors(t, arts...)
@@ -110,13 +110,13 @@ func TestOperator_UploadRepo(t *testing.T) {
 		t.Fatalf("repos = %+v, %v", repos, err)
 	}
 	p, err := e.op.Repo(ctx, "1.0.0", 0)
-	if err != nil || p.State != depot.RepoReplicating || len(p.Artifacts) != 2 || p.Artifacts[0].Sleds == nil {
+	if err != nil || p.State != api.RepoReplicating || len(p.Artifacts) != 2 || p.Artifacts[0].Sleds == nil {
 		t.Fatalf("progress before replication = %+v, %v", p, err)
 	}
-	if _, err := e.op.Repo(ctx, "9.9.9", 0); !errors.Is(err, depot.ErrRepoNotFound) {
+	if _, err := e.op.Repo(ctx, "9.9.9", 0); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("Repo of an unknown version: %v", err)
 	}
-	if err := e.op.DeleteRepo(ctx, "9.9.9"); !errors.Is(err, depot.ErrRepoNotFound) {
+	if err := e.op.DeleteRepo(ctx, "9.9.9"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("DeleteRepo of an unknown version: %v", err)
 	}
 	resp, body = do(t, "GET", e.opURL+"/v1/system/update/repositories/9.9.9", nil)
@@ -130,7 +130,7 @@ func TestOperator_UploadRepo(t *testing.T) {
 	if repos, err := e.op.Repos(ctx); err != nil || len(repos) != 0 {
 		t.Fatalf("repos after delete = %+v, %v", repos, err)
 	}
-	if _, body := do(t, "GET", e.opURL+"/v1/system/update/repositories", nil); strings.TrimSpace(string(body)) != `{"items":[]}` {
+	if _, body := do(t, "GET", e.opURL+"/v1/system/update/repositories", nil); strings.TrimSpace(string(body)) != `{"items":[],"next_page":null}` {
 		t.Errorf("empty list = %s", body)
 	}
 	// The local sled drops the artifacts with the next generation.
@@ -223,16 +223,28 @@ func TestOperator_TrustRoots(t *testing.T) {
 	if !strings.Contains(eb.Message, "root") {
 		t.Errorf("message %q", eb.Message)
 	}
-	if _, err := e.op.AddTrustRoot(ctx, []byte(`{}`)); !errors.Is(err, depot.ErrTrustRootInvalid) {
+	if _, err := e.op.AddTrustRoot(ctx, []byte(`{}`)); !errors.Is(err, api.ErrTrustRootInvalid) {
 		t.Fatalf("client add of a non-root: %v", err)
 	}
 	resp, body = do(t, "POST", e.opURL+"/v1/system/update/trust-roots", bytes.NewReader(make([]byte, 1<<20+1)))
 	wantError(t, resp, body, 413, "TOO_LARGE")
 
-	resp, body = do(t, "DELETE", e.opURL+"/v1/system/update/trust-roots/nope", nil)
-	wantError(t, resp, body, 400, "INVALID_HASH")
-	if err := e.op.DeleteTrustRoot(ctx, strings.Repeat("0", 64)); !errors.Is(err, depot.ErrTrustRootNotFound) {
+	got, err := e.op.TrustRoot(ctx, strings.ToUpper(tr.ID))
+	if err != nil || got.ID != tr.ID || got.SHA256 != tr.SHA256 || !json.Valid(got.Root) {
+		t.Fatalf("get by id = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"nope", tr.SHA256, tr.ID[:35] + "g"} {
+		resp, body = do(t, "DELETE", e.opURL+"/v1/system/update/trust-roots/"+bad, nil)
+		wantError(t, resp, body, 400, "BAD_REQUEST")
+		resp, body = do(t, "GET", e.opURL+"/v1/system/update/trust-roots/"+bad, nil)
+		wantError(t, resp, body, 400, "BAD_REQUEST")
+	}
+	const unknown = "3f2b9c1e-8d4a-4e1b-9f0a-6c2d7e8f9a0b"
+	if err := e.op.DeleteTrustRoot(ctx, unknown); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("delete of an unknown root: %v", err)
+	}
+	if _, err := e.op.TrustRoot(ctx, unknown); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("get of an unknown root: %v", err)
 	}
 	if err := e.op.DeleteTrustRoot(ctx, tr.ID); err != nil {
 		t.Fatal(err)
@@ -259,7 +271,7 @@ func TestOperator_Repo_LongPoll(t *testing.T) {
 	start := time.Now()
 	p, err := e.op.Repo(ctx, "4.0.0", 30*time.Second)
 	took := time.Since(start)
-	if err != nil || p.State != depot.RepoComplete || p.InService != 1 || len(p.Artifacts[0].Sleds) != 1 {
+	if err != nil || p.State != api.RepoComplete || p.InService != 1 || len(p.Artifacts[0].Sleds) != 1 {
 		t.Fatalf("progress = %+v, %v", p, err)
 	}
 	if took < 50*time.Millisecond || took > 5*time.Second {
@@ -272,14 +284,14 @@ func TestOperator_Repo_LongPoll(t *testing.T) {
 	// Nothing changes any more: the wait runs out.
 	start = time.Now()
 	p, err = e.op.Repo(ctx, "4.0.0", 300*time.Millisecond)
-	if err != nil || p.State != depot.RepoComplete || time.Since(start) < 250*time.Millisecond {
+	if err != nil || p.State != api.RepoComplete || time.Since(start) < 250*time.Millisecond {
 		t.Fatalf("idle long-poll = %+v, %v after %v", p, err, time.Since(start))
 	}
 	// Waiting for a state already reached answers at once, not at the end
 	// of the wait (the state may have changed between two polls).
 	start = time.Now()
-	p, err = e.op.RepoUntil(ctx, "4.0.0", 30*time.Second, depot.RepoDurable)
-	if err != nil || p.State != depot.RepoComplete || time.Since(start) > 5*time.Second {
+	p, err = e.op.RepoUntil(ctx, "4.0.0", 30*time.Second, api.RepoDurable)
+	if err != nil || p.State != api.RepoComplete || time.Since(start) > 5*time.Second {
 		t.Fatalf("until=durable on a complete repository = %+v, %v after %v", p, err, time.Since(start))
 	}
 	resp, body := do(t, "GET", e.opURL+"/v1/system/update/repositories/4.0.0?wait=-1s", nil)
@@ -295,12 +307,12 @@ func TestOperator_Sleds(t *testing.T) {
 	if sleds, err := e.op.Sleds(ctx); err != nil || len(sleds) != 0 {
 		t.Fatalf("sleds = %+v, %v", sleds, err)
 	}
-	rec, err := e.op.PutSled(ctx, depot.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:1/", DepotURL: "http://127.0.0.1:2"})
-	if err != nil || rec.ID != "b" || rec.State != depot.SledInService || rec.ControlURL != "http://127.0.0.1:1" || rec.Added.IsZero() {
+	rec, err := e.op.PutSled(ctx, api.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:1/", DepotURL: "http://127.0.0.1:2"})
+	if err != nil || rec.ID != "b" || rec.State != api.SledInService || rec.ControlURL != "http://127.0.0.1:1" || rec.Added.IsZero() {
 		t.Fatalf("put sled = %+v, %v", rec, err)
 	}
 	// Changing the URLs keeps the record.
-	rec2, err := e.op.PutSled(ctx, depot.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:3"})
+	rec2, err := e.op.PutSled(ctx, api.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:3"})
 	if err != nil || !rec2.Added.Equal(rec.Added) || rec2.DepotURL != "" {
 		t.Fatalf("update sled = %+v, %v", rec2, err)
 	}
@@ -308,7 +320,7 @@ func TestOperator_Sleds(t *testing.T) {
 	if err != nil || got.ControlURL != "http://127.0.0.1:3" {
 		t.Fatalf("get sled = %+v, %v", got, err)
 	}
-	if _, err := e.op.Sled(ctx, "zz"); !errors.Is(err, depot.ErrSledNotFound) {
+	if _, err := e.op.Sled(ctx, "zz"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("get unknown sled: %v", err)
 	}
 	for _, c := range []struct{ id, body string }{
@@ -327,19 +339,19 @@ func TestOperator_Sleds(t *testing.T) {
 	}
 
 	gone, err := e.op.ExpungeSled(ctx, "b")
-	if err != nil || gone.State != depot.SledExpunged {
+	if err != nil || gone.State != api.SledExpunged {
 		t.Fatalf("expunge = %+v, %v", gone, err)
 	}
-	if _, err := e.op.PutSled(ctx, depot.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:1"}); !errors.Is(err, depot.ErrInvalidSled) {
+	if _, err := e.op.PutSled(ctx, api.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:1"}); !errors.Is(err, api.ErrInvalidSled) {
 		t.Fatalf("bringing an expunged sled back: %v", err)
 	}
-	if _, err := e.op.ExpungeSled(ctx, "zz"); !errors.Is(err, depot.ErrSledNotFound) {
+	if _, err := e.op.ExpungeSled(ctx, "zz"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("expunge unknown: %v", err)
 	}
 	resp, body = do(t, "DELETE", e.opURL+"/v1/sleds/local", nil)
 	wantError(t, resp, body, 400, "INVALID_SLED")
 	// Ids with reserved characters travel escaped.
-	if _, err := e.op.Sled(ctx, "a/b c"); !errors.Is(err, depot.ErrSledNotFound) {
+	if _, err := e.op.Sled(ctx, "a/b c"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("get escaped id: %v", err)
 	}
 }
@@ -362,7 +374,7 @@ func TestOperator_Replication(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []*env{b, c} {
-		if _, err := e.op.PutSled(ctx, depot.SledRecord{ID: strings.TrimPrefix(s.sledURL, "http://127.0.0.1:"), ControlURL: s.sledURL}); err != nil {
+		if _, err := e.op.PutSled(ctx, api.SledRecord{ID: strings.TrimPrefix(s.sledURL, "http://127.0.0.1:"), ControlURL: s.sledURL}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -387,10 +399,10 @@ func TestOperator_Replication(t *testing.T) {
 		t.Fatalf("status long-poll = %v after %v", err, time.Since(start))
 	}
 	p, err := e.op.Repo(ctx, "5.0.0", 0)
-	for i := 0; err == nil && p.State != depot.RepoComplete && i < 50; i++ {
+	for i := 0; err == nil && p.State != api.RepoComplete && i < 50; i++ {
 		p, err = e.op.Repo(ctx, "5.0.0", 10*time.Second)
 	}
-	if err != nil || p.State != depot.RepoComplete || p.InService != 3 {
+	if err != nil || p.State != api.RepoComplete || p.InService != 3 {
 		t.Fatalf("progress = %+v, %v", p, err)
 	}
 	for _, s := range []*env{b, c} {
@@ -404,10 +416,10 @@ func TestOperator_Replication(t *testing.T) {
 	if err != nil || st.Generation != 1 || st.Activations < 1 || len(st.Sleds) != 3 {
 		t.Fatalf("status = %+v, %v", st, err)
 	}
-	if n := st.Lifetime[depot.OpCopy].OK + st.Lifetime[depot.OpPut].OK; n != int64(2*len(arts)) {
+	if n := st.Lifetime[api.OpCopy].OK + st.Lifetime[api.OpPut].OK; n != int64(2*len(arts)) {
 		t.Fatalf("puts+copies = %d, want %d: %+v", n, 2*len(arts), st.Recent)
 	}
-	if st.Lifetime[depot.OpCopy].Err+st.Lifetime[depot.OpPut].Err != 0 {
+	if st.Lifetime[api.OpCopy].Err+st.Lifetime[api.OpPut].Err != 0 {
 		t.Fatalf("replication errors: %+v", st.Recent)
 	}
 }
@@ -434,10 +446,10 @@ func TestOperator_NotCoordinator(t *testing.T) {
 			t.Errorf("%s %s took %v", r.method, r.path, time.Since(start))
 		}
 	}
-	if _, err := e.op.Repos(context.Background()); !errors.Is(err, depot.ErrNotCoordinator) {
+	if _, err := e.op.Repos(context.Background()); !errors.Is(err, api.ErrNotCoordinator) {
 		t.Fatalf("client: %v", err)
 	}
-	if _, err := e.op.UploadRepo(context.Background(), "r.zip", "", strings.NewReader("zip"), 3); !errors.Is(err, depot.ErrNotCoordinator) {
+	if _, err := e.op.UploadRepo(context.Background(), "r.zip", "", strings.NewReader("zip"), 3); !errors.Is(err, api.ErrNotCoordinator) {
 		t.Fatalf("client upload: %v", err)
 	}
 }

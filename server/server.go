@@ -14,7 +14,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"depot/depot"
-	"depot/server/api"
 	"depot/server/metrics"
 	"depot/server/openapi"
 	"depot/server/transport"
@@ -112,11 +111,6 @@ type Config struct {
 	// coordinator role (403 FORBIDDEN otherwise). Set it when the sled
 	// listener requires client certificates.
 	RequireCoordinatorRole bool
-	// OperatorAuth, if set, runs before every operator-API handler (after
-	// request ids and logging), to authenticate and authorise the caller.
-	// transport.HasRole(r, transport.RoleOperator) tells a verified
-	// operator certificate.
-	OperatorAuth echo.MiddlewareFunc
 	// WriteSlots bounds concurrent writes into the store, shared with the
 	// sled service's copies; nil = NewWriteSlots(MaxConcurrentWrites).
 	WriteSlots *depot.WriteSlots
@@ -132,6 +126,17 @@ type Config struct {
 	// downloadChunk bytes for this long; 0 = DefaultDownloadStallTimeout,
 	// < 0 = never.
 	DownloadStallTimeout time.Duration
+	// Tokens is the --tokens-file's token set; nil: none (tokens may still
+	// come from the catalog). With a tokens file there is no dev mode.
+	Tokens *depot.TokenFile
+	// OperatorAddr is the operator listener's address, for dev mode (open
+	// when no token is configured and it is loopback); "" = the address of
+	// the listener the operator routes are mounted on.
+	OperatorAddr string
+	// AuthFailureRate is how many failed authentications per second a
+	// source address may make before it gets 429; 0 =
+	// DefaultAuthFailureRate.
+	AuthFailureRate float64
 }
 
 // Server serves the sled API and the repo-depot API. Create it with New.
@@ -160,6 +165,10 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+
+	authFails    *failLimiter
+	addrMu       sync.Mutex
+	opListenAddr string // guarded by addrMu; the operator listener's address, set by Serve
 }
 
 // New builds a Server; it listens nowhere until Serve. It panics when
@@ -214,6 +223,7 @@ func newServer(cfg Config, sled sledService) *Server {
 	s := &Server{
 		cfg: cfg, sled: sled, coord: cfg.Coordinator, rep: cfg.Replicator,
 		log: cfg.Logger, start: time.Now(), depotURL: cfg.DepotURL, writes: cfg.WriteSlots,
+		authFails: newFailLimiter(cfg.AuthFailureRate),
 	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.stopping, s.stopLongPoll = context.WithCancel(context.Background())
@@ -225,9 +235,6 @@ func newServer(cfg Config, sled sledService) *Server {
 	s.depotEcho = s.newEcho("depot")
 	s.depotRoutes(s.depotEcho)
 	s.operatorEcho = s.newEcho("operator")
-	if cfg.OperatorAuth != nil {
-		s.operatorEcho.Use(cfg.OperatorAuth)
-	}
 	s.operatorRoutes(s.operatorEcho)
 
 	s.sledHTTP = s.newHTTPServer(s.sledEcho, "sled")
@@ -242,7 +249,7 @@ func (s *Server) operatorElsewhere(c echo.Context) error {
 	if s.coord == nil {
 		return notCoordinator(nil)
 	}
-	return api.WithMessage(fmt.Errorf("%w: operator API on the sled listener", store.ErrNotFound),
+	return withMessage(fmt.Errorf("%w: operator API on the sled listener", store.ErrNotFound),
 		"the operator API (/v1) is served on the coordinator's --operator-listen address (default 127.0.0.1:12346), not on the sled API")
 }
 
@@ -332,6 +339,11 @@ func (s *Server) Serve(ctx context.Context, sledLn, depotLn, operatorLn net.List
 		// Written before any handler can run (they run in goroutines
 		// started below), so handlers read it without a lock.
 		s.depotURL = "http://" + depotLn.Addr().String()
+	}
+	if operatorLn != nil {
+		s.addrMu.Lock()
+		s.opListenAddr = operatorLn.Addr().String()
+		s.addrMu.Unlock()
 	}
 	errc := make(chan error, 3)
 	pending := 2

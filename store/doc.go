@@ -1,11 +1,13 @@
 /*
-Package store is one sled's content-addressed blob store, kept on N mirror
-directories (two M.2 devices on a real sled).
+Package store keeps one sled's artifacts, named by SHA-256, durably on N
+mirror directories (two M.2 devices on a real sled).
 
-Every artifact is named by its SHA-256 and stored whole on every healthy
-mirror, each mirror with its own bbolt index (digest → size, time added,
-time last verified), so any one mirror alone can bring the sled back. An
-operator can check a mirror with sha256sum: the file
+Every artifact is stored whole on every healthy mirror, each mirror with its
+own bbolt index (digest → size, time added, time last verified), so each
+mirror holds a complete copy. Open still needs every configured mirror: a
+mirror whose folder cannot be created or whose index cannot be opened (held
+by another process, or corrupt) fails start-up rather than being left out.
+An operator can check a mirror with sha256sum: the file
 <mirror>/artifacts/<xx>/<sha256> always hashes to its name.
 
 # Guarantees
@@ -18,7 +20,8 @@ a file without an entry is re-hashed and adopted or removed, an entry
 without a file dropped. Memory stays flat whatever the artifact size (a
 few 1 MiB chunks in flight per write).
 
-A write succeeds when at least one mirror holds a verified copy. A mirror
+Put and scrub's repair share one write path (writeCopies). A write succeeds
+when at least one mirror holds a verified copy. A mirror
 that fails an I/O is marked unhealthy (logged once) and the others carry
 on; a background check re-opens it when it comes back and a refill pass
 copies what it lacks. Scrub re-hashes every copy at a bounded rate, removes
@@ -36,6 +39,9 @@ corrupt ones and repairs them from a copy that verifies.
 Each mirror's index is locked (flock) while the store is open: a second
 process fails with ErrLocked. Reads verify sizes, not hashes; a corrupt copy
 of the right size is served until a scrub finds it, so readers that care
-(peers copying) hash what they receive.
+(peers copying) hash what they receive. A delete a failing mirror missed is
+remembered in memory only; after a restart that mirror serves the artifact
+again. Hashing goes through NewHash (digest.go), the one place that picks
+the SHA-256 implementation.
 */
 package store

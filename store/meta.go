@@ -11,8 +11,8 @@ import (
 )
 
 // Small documents (the artifact config ledger) are kept beside the
-// artifacts on every mirror, so that any one mirror alone can bring the sled
-// back. The store only writes and reads them atomically; what they mean and
+// artifacts on every mirror, so each mirror holds its own copy (Open still
+// needs every mirror to open; see the package doc). The store only writes and reads them atomically; what they mean and
 // which copy wins is the caller's business.
 
 var metaName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)

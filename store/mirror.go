@@ -2,12 +2,8 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,8 +16,10 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
-// Mirror layout. Everything a mirror needs to bring the sled back lives
-// under its root, so any one mirror alone is enough:
+// Mirror layout. Everything a mirror holds lives under its root: files,
+// index and meta documents, a complete copy of the sled's artifacts. Open
+// still needs every configured mirror (see Open): one whose index cannot be
+// opened stops start-up.
 //
 //	<root>/index.db                 bbolt index (also the mirror's lock)
 //	<root>/artifacts/<xx>/<sha256>  artifact files, xx = first two hex digits
@@ -54,8 +52,10 @@ type mirror struct {
 	lastErrAt time.Time
 	dbInode   uint64
 	// pending are deletes this mirror missed while it was failing; they
-	// are applied before it serves again, so a flaky mirror cannot bring
-	// back (or refill the others with) what was deleted.
+	// are applied before it serves again in this process, so it cannot
+	// refill the others with what was deleted meanwhile. They are kept in
+	// memory only: after a restart the mirror still holds what it missed,
+	// serves it, and a refill pass copies it back to the other mirrors.
 	pending map[Digest]bool
 }
 
@@ -64,39 +64,6 @@ func (m *mirror) setHealthy() {
 	m.mu.Lock()
 	m.healthy, m.lastErr, m.lastErrAt = true, "", time.Time{}
 	m.mu.Unlock()
-}
-
-// deferDelete remembers a delete the mirror could not do now.
-func (m *mirror) deferDelete(d Digest) {
-	m.mu.Lock()
-	if m.pending == nil {
-		m.pending = make(map[Digest]bool)
-	}
-	m.pending[d] = true
-	m.mu.Unlock()
-}
-
-// applyPending does the deletes the mirror missed. The caller holds no
-// digest lock; each delete takes its own.
-func (m *mirror) applyPending(locks *[256]sync.Mutex) error {
-	m.mu.RLock()
-	ds := make([]Digest, 0, len(m.pending))
-	for d := range m.pending {
-		ds = append(ds, d)
-	}
-	m.mu.RUnlock()
-	for _, d := range ds {
-		locks[d[0]].Lock()
-		err := m.remove(d)
-		locks[d[0]].Unlock()
-		if err != nil {
-			return err
-		}
-		m.mu.Lock()
-		delete(m.pending, d)
-		m.mu.Unlock()
-	}
-	return nil
 }
 
 func (m *mirror) artifactPath(d Digest) string {
@@ -193,145 +160,6 @@ func (m *mirror) clearTemp() error {
 	return nil
 }
 
-// reconcile makes index and files agree: a file without an entry is
-// re-hashed and adopted, or removed if it does not hash to its name (or its
-// size differs from the entry); an entry without a file is dropped. Files
-// whose names do not fit the layout are reported and left alone.
-func (m *mirror) reconcile(ctx context.Context, db *bolt.DB) (map[Digest]record, error) {
-	index := make(map[Digest]record)
-	if err := db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketArtifacts).ForEach(func(k, v []byte) error {
-			r, err := decodeRecord(v)
-			if err != nil || len(k) != len(Digest{}) {
-				m.log.Warn("dropping malformed index entry", "mirror", m.root, "key", hex.EncodeToString(k))
-				return nil
-			}
-			index[Digest(k)] = r
-			return nil
-		})
-	}); err != nil {
-		return nil, fmt.Errorf("read index of mirror %s: %w", m.root, err)
-	}
-
-	onDisk := make(map[Digest]int64)
-	base := filepath.Join(m.root, artifactsDir)
-	fans, err := m.fs.ReadDir(base)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", base, err)
-	}
-	for _, fan := range fans {
-		if !fan.IsDir() || !fanoutName.MatchString(fan.Name()) {
-			m.log.Warn("unexpected entry in mirror, left alone", "path", filepath.Join(base, fan.Name()))
-			continue
-		}
-		files, err := m.fs.ReadDir(filepath.Join(base, fan.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", filepath.Join(base, fan.Name()), err)
-		}
-		for _, f := range files {
-			name := f.Name()
-			if !f.Type().IsRegular() || !artifactName.MatchString(name) || name[:2] != fan.Name() {
-				m.log.Warn("unexpected entry in mirror, left alone", "path", filepath.Join(base, fan.Name(), name))
-				continue
-			}
-			info, err := f.Info()
-			if err != nil {
-				continue // removed while we looked
-			}
-			d, _ := ParseDigest(name)
-			onDisk[d] = info.Size()
-		}
-	}
-
-	var adopted, removed, dropped int
-	now := time.Now()
-	put := make(map[Digest]record)
-	var del []Digest
-	for d, size := range onDisk {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		r, ok := index[d]
-		if ok && r.Size == size {
-			continue
-		}
-		// Not indexed (a crash between rename and index), or not the size
-		// that was indexed: only the bytes can say what it is.
-		path := m.artifactPath(d)
-		got, n, err := hashFile(ctx, m.fs, path, nil)
-		if err != nil {
-			return nil, fmt.Errorf("re-hash %s: %w", path, err)
-		}
-		if got == d && (!ok || n == r.Size) {
-			put[d] = record{Size: n, Added: now, Verified: now}
-			adopted++
-			continue
-		}
-		if err := m.fs.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove %s: %w", path, err)
-		}
-		m.log.Warn("removed artifact file that does not hash to its name", "path", path)
-		if ok {
-			del = append(del, d)
-		}
-		removed++
-	}
-	for d := range index {
-		if _, ok := onDisk[d]; !ok {
-			del = append(del, d)
-			dropped++
-		}
-	}
-	if len(put) > 0 || len(del) > 0 {
-		if err := db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketArtifacts)
-			for d, r := range put {
-				if err := b.Put(d[:], r.encode()); err != nil {
-					return err
-				}
-			}
-			for _, d := range del {
-				if err := b.Delete(d[:]); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			return nil, fmt.Errorf("update index of mirror %s: %w", m.root, err)
-		}
-		for d, r := range put {
-			index[d] = r
-		}
-		for _, d := range del {
-			delete(index, d)
-		}
-		for _, dir := range []string{base} {
-			_ = syncDir(m.fs, dir)
-		}
-	}
-	m.log.Info("mirror ready", "mirror", m.root, "artifacts", len(index),
-		"adopted", adopted, "removed", removed, "dropped_entries", dropped)
-	return index, nil
-}
-
-// hashFile returns the digest and length of the file at path.
-// pace (may be nil) bounds the read rate.
-func hashFile(ctx context.Context, fsys FS, path string, pace *pacer) (Digest, int64, error) {
-	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
-	if err != nil {
-		return Digest{}, 0, err
-	}
-	defer f.Close()
-	h := NewHash()
-	n, err := io.Copy(h, pace.reader(ctx, f))
-	if err != nil {
-		return Digest{}, n, err
-	}
-	var d Digest
-	h.Sum(d[:0])
-	return d, n, nil
-}
-
 // isHealthy reports whether the mirror takes reads and writes.
 func (m *mirror) isHealthy() bool {
 	m.mu.RLock()
@@ -365,49 +193,6 @@ func (m *mirror) fail(op string, err error) {
 	}
 }
 
-// createTemp makes a new temp file for a write of d. O_EXCL and a random
-// suffix keep concurrent writers of the same digest apart.
-func (m *mirror) createTemp(d Digest) (File, error) {
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	name := filepath.Join(m.root, tmpDir, d.String()+"."+hex.EncodeToString(rnd[:]))
-	return m.fs.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-}
-
-// publish makes a verified temp file the artifact: fsync, rename into place,
-// fsync the folder, then index. The caller holds the digest's lock.
-func (m *mirror) publish(f File, d Digest, size int64) error {
-	tmp := f.Name()
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("fsync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	final := m.artifactPath(d)
-	err := m.fs.Rename(tmp, final)
-	if errors.Is(err, fs.ErrNotExist) {
-		// First artifact of this fan-out folder: make it, durably.
-		dir := filepath.Dir(final)
-		if err := m.fs.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", dir, err)
-		}
-		if err := syncDir(m.fs, filepath.Dir(dir)); err != nil {
-			return fmt.Errorf("fsync %s: %w", filepath.Dir(dir), err)
-		}
-		err = m.fs.Rename(tmp, final)
-	}
-	if err != nil {
-		return fmt.Errorf("rename %s: %w", tmp, err)
-	}
-	if err := syncDir(m.fs, filepath.Dir(final)); err != nil {
-		return fmt.Errorf("fsync folder of %s: %w", final, err)
-	}
-	now := time.Now()
-	return m.putRecord(d, record{Size: size, Added: now, Verified: now})
-}
-
 func (m *mirror) putRecord(d Digest, r record) error {
 	m.mu.RLock()
 	db := m.db
@@ -426,45 +211,6 @@ func (m *mirror) putRecord(d Digest, r record) error {
 	}
 	m.index[d] = r
 	m.bytes += r.Size
-	m.mu.Unlock()
-	return nil
-}
-
-// remove deletes d: the file first, then the entry, so a crash in between
-// leaves an entry without a file, which start-up drops (the other order
-// would leave a file that start-up adopts again). The caller holds the
-// digest's lock.
-func (m *mirror) remove(d Digest) error {
-	path := m.artifactPath(d)
-	err := m.fs.Remove(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", path, err)
-	}
-	if err == nil {
-		if err := syncDir(m.fs, filepath.Dir(path)); err != nil {
-			return fmt.Errorf("fsync folder of %s: %w", path, err)
-		}
-	}
-	m.mu.RLock()
-	db := m.db
-	_, indexed := m.index[d]
-	m.mu.RUnlock()
-	if !indexed {
-		return nil
-	}
-	if db == nil {
-		return ErrClosed
-	}
-	if err := db.Batch(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketArtifacts).Delete(d[:])
-	}); err != nil {
-		return fmt.Errorf("unindex %s in mirror %s: %w", d, m.root, err)
-	}
-	m.mu.Lock()
-	if old, ok := m.index[d]; ok {
-		m.bytes -= old.Size
-		delete(m.index, d)
-	}
 	m.mu.Unlock()
 	return nil
 }

@@ -10,7 +10,12 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"depot/store/trigger"
+
+	"golang.org/x/time/rate"
 )
 
 // ScrubStatus is the progress of the scrub in flight (or the last one) and
@@ -39,10 +44,14 @@ type ScrubStatus struct {
 // scrubber holds the scrub state; mu guards st.
 type scrubber struct {
 	rate  int64 // bytes per second, 0 = unbounded
-	kick  chan bool
+	kick  trigger.Trigger
 	runMu sync.Mutex // held for a whole pass: one pass at a time
 	mu    sync.Mutex
 	st    ScrubStatus
+
+	// verify is set by a verify request and taken by the pass the kick
+	// starts: a refill request queued with it folds into the verify pass.
+	verify atomic.Bool
 }
 
 // ScrubStatus returns a copy of the scrub state.
@@ -56,21 +65,10 @@ func (s *Store) ScrubStatus() ScrubStatus {
 // every copy, otherwise only missing copies are filled. It never blocks; a
 // request while a pass is queued is folded into it (a verify request wins).
 func (s *Store) StartScrub(verify bool) {
-	select {
-	case s.scrub.kick <- verify:
-	default:
-		if verify {
-			// A refill is queued; replace it with a verify pass.
-			select {
-			case <-s.scrub.kick:
-			default:
-			}
-			select {
-			case s.scrub.kick <- true:
-			default:
-			}
-		}
+	if verify {
+		s.scrub.verify.Store(true)
 	}
+	s.scrub.kick.Fire()
 }
 
 func (s *Store) scrubLoop(ctx context.Context, every time.Duration) {
@@ -87,7 +85,8 @@ func (s *Store) scrubLoop(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-tick:
-		case verify = <-s.scrub.kick:
+		case <-s.scrub.kick.C():
+			verify = s.scrub.verify.Swap(false)
 		}
 		if _, err := s.Scrub(ctx, verify); err != nil && ctx.Err() == nil {
 			s.log.Error("scrub failed", "err", err)
@@ -113,13 +112,13 @@ func (s *Store) Scrub(ctx context.Context, verify bool) (ScrubStatus, error) {
 	st.Corrupt, st.Missing, st.Repaired, st.Failed, st.LastError = 0, 0, 0, 0, ""
 	s.scrub.mu.Unlock()
 
-	pace := newPacer(s.scrub.rate)
+	lim := newLimiter(s.scrub.rate)
 	var err error
 	for _, d := range digests {
 		if err = ctx.Err(); err != nil {
 			break
 		}
-		s.scrubOne(ctx, d, verify, pace)
+		s.scrubOne(ctx, d, verify, lim)
 		s.scrub.mu.Lock()
 		st.Checked++
 		s.scrub.mu.Unlock()
@@ -167,7 +166,7 @@ func (s *Store) allDigests() []Digest {
 	return out
 }
 
-func (s *Store) scrubOne(ctx context.Context, d Digest, verify bool, pace *pacer) {
+func (s *Store) scrubOne(ctx context.Context, d Digest, verify bool, lim *rate.Limiter) {
 	var good, lacking []*mirror
 	var size int64
 	for _, m := range s.mirrors {
@@ -184,7 +183,7 @@ func (s *Store) scrubOne(ctx context.Context, d Digest, verify bool, pace *pacer
 			good = append(good, m)
 			continue
 		}
-		got, n, err := hashFile(ctx, m.fs, m.artifactPath(d), pace)
+		got, n, err := hashFile(ctx, m.fs, m.artifactPath(d), lim)
 		s.note(func(st *ScrubStatus) { st.Bytes += n })
 		switch {
 		case ctx.Err() != nil:
@@ -212,7 +211,7 @@ func (s *Store) scrubOne(ctx context.Context, d Digest, verify bool, pace *pacer
 	for len(good) > 0 {
 		src := good[0]
 		good = good[1:]
-		n, err := s.repair(ctx, d, size, src, lacking, pace)
+		n, err := s.repair(ctx, d, size, src, lacking, lim)
 		s.note(func(st *ScrubStatus) { st.Bytes += n })
 		if err == nil {
 			s.note(func(st *ScrubStatus) { st.Repaired += len(lacking) })
@@ -248,11 +247,12 @@ func (s *Store) dropCopy(m *mirror, d Digest) {
 	}
 }
 
-// repair copies d from src to every mirror in dst through the normal write
-// path (temp, hash, fsync, rename, index). The copy is written without the
-// digest's lock and published under it, after checking that d was not
-// deleted meanwhile: scrub never brings back what a delete removed.
-func (s *Store) repair(ctx context.Context, d Digest, size int64, src *mirror, dst []*mirror, pace *pacer) (int64, error) {
+// repair copies d from src to every mirror in dst through the store's one
+// write path (writeCopies: temp, hash, fsync, rename, index). The copy is
+// written without the digest's lock and published under it, after checking
+// that d was not deleted meanwhile: scrub never brings back what a delete
+// removed in this process.
+func (s *Store) repair(ctx context.Context, d Digest, size int64, src *mirror, dst []*mirror, lim *rate.Limiter) (int64, error) {
 	in, err := src.fs.OpenFile(src.artifactPath(d), os.O_RDONLY, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -261,105 +261,49 @@ func (s *Store) repair(ctx context.Context, d Digest, size int64, src *mirror, d
 		return 0, fmt.Errorf("repair %s from %s: %w", d, src.root, err)
 	}
 	defer in.Close()
-	var files []File
-	var targets []*mirror
-	for _, m := range dst {
-		f, err := m.createTemp(d)
-		if err != nil {
-			m.fail("create temp file", err)
-			continue
-		}
-		files = append(files, f)
-		targets = append(targets, m)
-	}
-	committed := make([]bool, len(files))
-	defer func() {
-		for i, f := range files {
-			if !committed[i] {
-				f.Close()
-				_ = targets[i].fs.Remove(f.Name())
-			}
-		}
-	}()
-	if len(files) == 0 {
-		return 0, fmt.Errorf("repair %s: %w", d, ErrNoMirrors)
-	}
-	n, sum, werrs, err := fanOut(ctx, pace.reader(ctx, in), files, false)
+	stillThere := func() bool { _, ok := src.lookup(d); return ok }
+	w, err := s.writeCopies(ctx, d, paced(ctx, in, lim), size, dst, false, stillThere)
 	if err != nil {
-		return n, fmt.Errorf("repair %s from %s: %w", d, src.root, err)
+		return w.n, fmt.Errorf("repair %s from %s: %w", d, src.root, err)
 	}
-	if n != size {
-		return n, fmt.Errorf("repair %s from %s: %d bytes, indexed %d: %w", d, src.root, n, size, ErrSizeMismatch)
-	}
-	if sum != d {
-		return n, fmt.Errorf("repair %s from %s: %w", d, src.root, ErrHashMismatch)
-	}
-	s.locks[d[0]].Lock()
-	defer s.locks[d[0]].Unlock()
-	if _, ok := src.lookup(d); !ok {
-		return n, nil // deleted while we copied: nothing to repair
-	}
-	var errs []error
-	for i, f := range files {
-		if werrs[i] != nil {
-			targets[i].fail("write", werrs[i])
-			errs = append(errs, werrs[i])
-			continue
-		}
-		committed[i] = true
-		if err := targets[i].publish(f, d, n); err != nil {
-			_ = targets[i].fs.Remove(f.Name())
-			targets[i].fail("publish", err)
-			errs = append(errs, err)
-		}
-	}
-	return n, errors.Join(errs...)
+	// A target whose temp file could not be created is already marked
+	// unhealthy; only write and publish failures fail the repair.
+	return w.n, errors.Join(w.errs...)
 }
 
-// pacer holds reads to a rate in bytes per second, so a scrub does not
-// starve the sled's real work. Safe for use by one goroutine at a time.
-type pacer struct {
-	rate  int64
-	start time.Time
-	n     int64
+// newLimiter bounds scrub reads to bytesPerSec; nil (no bound) for 0. The
+// burst is one read, at most a write chunk.
+func newLimiter(bytesPerSec int64) *rate.Limiter {
+	if bytesPerSec <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(bytesPerSec), int(min(bytesPerSec, chunkSize)))
 }
 
-func newPacer(rate int64) *pacer { return &pacer{rate: rate, start: time.Now()} }
-
-func (p *pacer) reader(ctx context.Context, r io.Reader) io.Reader {
-	return &pacedReader{ctx: ctx, r: r, p: p}
-}
-
-// wait sleeps until n more bytes are within the rate.
-func (p *pacer) wait(ctx context.Context, n int) error {
-	if p == nil || p.rate <= 0 {
-		return ctx.Err()
+// paced returns r read at lim's rate, so a scrub does not starve the sled's
+// real work; r itself when lim is nil.
+func paced(ctx context.Context, r io.Reader, lim *rate.Limiter) io.Reader {
+	if lim == nil {
+		return r
 	}
-	p.n += int64(n)
-	due := p.start.Add(time.Duration(float64(p.n) / float64(p.rate) * float64(time.Second)))
-	if d := time.Until(due); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		}
-	}
-	return ctx.Err()
+	return &pacedReader{ctx: ctx, r: r, lim: lim}
 }
 
 type pacedReader struct {
 	ctx context.Context
 	r   io.Reader
-	p   *pacer
+	lim *rate.Limiter
 }
 
 func (r *pacedReader) Read(b []byte) (int, error) {
 	if err := r.ctx.Err(); err != nil {
 		return 0, err
 	}
+	if len(b) > r.lim.Burst() {
+		b = b[:r.lim.Burst()] // WaitN refuses more than the burst
+	}
 	n, err := r.r.Read(b)
-	if werr := r.p.wait(r.ctx, n); werr != nil && err == nil {
+	if werr := r.lim.WaitN(r.ctx, n); werr != nil && err == nil {
 		err = werr
 	}
 	return n, err

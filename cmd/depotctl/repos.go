@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"depot/depot"
+	"depot/server/api"
 )
 
 func (a *app) reposCmd() *cobra.Command {
@@ -20,7 +20,7 @@ func (a *app) reposCmd() *cobra.Command {
 				return err
 			}
 			if repos == nil {
-				repos = []depot.Repo{}
+				repos = []api.Repo{}
 			}
 			return a.emit(repos, func(w io.Writer) {
 				row(w, "SYSTEM VERSION", "ARTIFACTS", "SIZE", "UPLOADED", "FILE", "ARCHIVE SHA256")

@@ -48,6 +48,8 @@ type app struct {
 	// TLS files for https URLs: the CA to verify the daemon against, and
 	// the client pair to present (--tls-*, DEPOT_TLS_*).
 	tlsCA, tlsCert, tlsKey string
+	token                  string // --token, DEPOT_TOKEN, or the token file (auth.go)
+	tokenSrc               string // where token came from, for messages
 
 	hc *http.Client // shared by every Client of this invocation
 }
@@ -118,6 +120,7 @@ Exit codes: 0 success, 1 the daemon refused or could not be reached,
 	pf.StringVar(&a.tlsKey, "tls-client-key", "", "PEM file of --tls-client-cert's key (env DEPOT_TLS_CLIENT_KEY)")
 	pf.StringVar(&a.depotURL, "depot-url", "", "depotd's repo-depot API base URL for downloads (env DEPOT_DEPOT_URL; default: the daemon's depot_url from /status)")
 	pf.BoolVar(&a.json, "json", false, "print results as JSON")
+	pf.StringVar(&a.token, "token", "", "operator API bearer token (env DEPOT_TOKEN; else the file depot/token in the user's config folder, mode 0600); prefer the environment or the file: command lines are visible to other users")
 
 	root.AddCommand(
 		a.uploadCmd(),
@@ -130,6 +133,8 @@ Exit codes: 0 success, 1 the daemon refused or could not be reached,
 		a.configCmd(),
 		a.scrubCmd(),
 		a.copiesCmd(),
+		a.auditCmd(),
+		a.tokensCmd(),
 	)
 	return root
 }
@@ -175,14 +180,22 @@ func (a *app) resolve() error {
 			return &usageError{fmt.Errorf("%s %q: want an http:// or https:// URL", u.flag, u.v)}
 		}
 	}
+	if err := a.resolveToken(); err != nil {
+		return &runtimeError{err} // not a mistake on the command line: exit 1
+	}
 	return nil
 }
 
 // client returns a client of the daemon's sled API.
 func (a *app) client() *client.Client { return client.New(a.url, a.hc) }
 
-// opClient returns a client of the coordinator's operator API.
-func (a *app) opClient() *client.Client { return client.New(a.operatorURL, a.hc) }
+// opClient returns a client of the coordinator's operator API, with the
+// operator's bearer token.
+func (a *app) opClient() *client.Client {
+	c := client.New(a.operatorURL, a.hc)
+	c.Token = a.token
+	return c
+}
 
 // depotClient returns a client of the daemon's repo-depot API: --depot-url,
 // else the depot_url that /status reports.
@@ -288,7 +301,7 @@ func describe(err error) string {
 		if ae.RequestID != "" {
 			msg += " (request_id " + ae.RequestID + ")"
 		}
-		return msg
+		return msg + authHint(ae)
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "dial" {

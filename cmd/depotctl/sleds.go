@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"depot/depot"
+	"depot/server/api"
 )
 
 func (a *app) sledsCmd() *cobra.Command {
@@ -19,7 +19,7 @@ func (a *app) sledsCmd() *cobra.Command {
 				return err
 			}
 			if sleds == nil {
-				sleds = []depot.SledRecord{}
+				sleds = []api.SledRecord{}
 			}
 			return a.emit(sleds, func(w io.Writer) { sledTable(w, sleds) })
 		}),
@@ -31,13 +31,13 @@ func (a *app) sledsCmd() *cobra.Command {
 		Short: "Add (or update) a sled",
 		Args:  exactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			rec, err := a.opClient().PutSled(cmd.Context(), depot.SledRecord{
-				ID: args[0], ControlURL: control, DepotURL: depotURL, State: depot.SledInService,
+			rec, err := a.opClient().PutSled(cmd.Context(), api.SledRecord{
+				ID: args[0], ControlURL: control, DepotURL: depotURL, State: api.SledInService,
 			})
 			if err != nil {
 				return err
 			}
-			return a.emit(rec, func(w io.Writer) { sledTable(w, []depot.SledRecord{rec}) })
+			return a.emit(rec, func(w io.Writer) { sledTable(w, []api.SledRecord{rec}) })
 		}),
 	}
 	add.Flags().StringVar(&control, "control", "", "the sled's sled API base URL (its --listen)")
@@ -53,13 +53,13 @@ func (a *app) sledsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.emit(rec, func(w io.Writer) { sledTable(w, []depot.SledRecord{rec}) })
+			return a.emit(rec, func(w io.Writer) { sledTable(w, []api.SledRecord{rec}) })
 		}),
 	}
 	return group("sleds", "Manage the sleds the coordinator replicates to", ls, add, rm)
 }
 
-func sledTable(w io.Writer, sleds []depot.SledRecord) {
+func sledTable(w io.Writer, sleds []api.SledRecord) {
 	row(w, "ID", "STATE", "CONTROL URL", "DEPOT URL", "ADDED")
 	for _, s := range sleds {
 		row(w, s.ID, s.State, s.ControlURL, dash(s.DepotURL), formatTime(s.Added))

@@ -25,7 +25,6 @@ import (
 	"depot/server/api"
 	"depot/server/client"
 	"depot/server/transport"
-	"depot/store"
 )
 
 // End-to-end tests of issue "Rack network security I" with real depotd
@@ -188,7 +187,7 @@ func TestTLS_RackReplicatesOverMTLSAndRefusesStrangers(t *testing.T) {
 		t.Fatalf("a rack member's read: %v", err)
 	}
 	var ae *client.APIError
-	err := asSled.PutConfig(ctx, depot.Config{Generation: 1 << 40})
+	err := asSled.PutConfig(ctx, api.Config{Generation: 1 << 40})
 	if !errors.As(err, &ae) || ae.Status != 403 || ae.Code != api.CodeForbidden || !strings.Contains(ae.Message, "coordinator") {
 		t.Fatalf("sled certificate putting a config: %v", err)
 	}
@@ -263,7 +262,7 @@ func TestTLS_CertificateRotationDuringDownload(t *testing.T) {
 	if _, err := io.CopyN(h, zeroes{}, size); err != nil {
 		t.Fatal(err)
 	}
-	dg := store.Digest(h.Sum(nil))
+	dg := api.Digest(h.Sum(nil))
 	if _, err := client.New(sledURL, hc).PutArtifact(ctx, dg, io.LimitReader(zeroes{}, size), size); err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +293,7 @@ func TestTLS_CertificateRotationDuringDownload(t *testing.T) {
 	if _, err := io.Copy(got, rc); err != nil {
 		t.Fatalf("download across the rotation: %v", err)
 	}
-	if store.Digest(got.Sum(nil)) != dg {
+	if api.Digest(got.Sum(nil)) != dg {
 		t.Fatal("downloaded bytes differ")
 	}
 	waitUntil(t, 10*time.Second, "the reload logged", func() bool {

@@ -12,17 +12,18 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
-	"depot/depot"
 	"depot/server/api"
 	"depot/server/transport"
 )
 
 // This file holds the one outbound path of a sled: fetching an artifact
-// from a copy source (Peer). Every fetch, GET or HEAD, obeys the same
-// SourcePolicy, and no byte a source sends reaches an error.
+// from a copy source (Fetcher; server/remote adapts it to depot.Peer).
+// Every fetch, GET or HEAD, obeys the same SourcePolicy, and no byte a
+// source sends reaches an error.
 
 // Errors of fetching from a copy source. The messages are fixed: nothing a
 // source sent is ever part of them.
@@ -44,7 +45,8 @@ var (
 
 // SourceError is a copy source's non-200 answer: its status, and its
 // error_code only when it is one of Depot's (never its message or body).
-// It unwraps to that code's sentinel (store.ErrNotFound for NOT_FOUND).
+// It unwraps to that code's server/api sentinel (api.ErrNotFound for
+// NOT_FOUND).
 type SourceError struct {
 	Status int
 	Code   string
@@ -57,12 +59,7 @@ func (e *SourceError) Error() string {
 	return fmt.Sprintf("copy source answered %d", e.Status)
 }
 
-func (e *SourceError) Unwrap() error {
-	if en, ok := api.ForCode(e.Code); ok {
-		return en.Err
-	}
-	return nil
-}
+func (e *SourceError) Unwrap() error { return api.ErrForCode(e.Code) }
 
 // SourcePolicy decides which copy sources a sled fetches from. The zero
 // value allows loopback sources only and sets no size limit. Safe for
@@ -240,24 +237,22 @@ func NewHTTPClient(tlsr *transport.Reloader) *http.Client {
 	return &http.Client{Transport: newTransport(open.DialContext, dialTLS), CheckRedirect: noRedirects}
 }
 
-// NewPeer returns the Peer of a sled's copy-from-depot jobs: every fetch
+// NewFetcher returns the Fetcher of a sled's copy-from-depot jobs: every fetch
 // obeys policy (where it may connect, the largest Content-Length), https
 // sources are verified against tlsr's CA and see its client certificate,
 // and redirects are never followed.
-func NewPeer(policy *SourcePolicy, tlsr *transport.Reloader) Peer {
+func NewFetcher(policy *SourcePolicy, tlsr *transport.Reloader) Fetcher {
 	dial, dialTLS := policy.dialer(tlsr)
 	t := newTransport(dial, dialTLS)
 	// One connection per fetch: a source that sends more than it declared
 	// leaves bytes that net/http would read (and log, verbatim) on an idle
 	// kept-alive connection. A copy is one long transfer; reuse buys little.
 	t.DisableKeepAlives = true
-	return Peer{HTTP: &http.Client{Transport: t, CheckRedirect: noRedirects}, Policy: policy}
+	return Fetcher{HTTP: &http.Client{Transport: t, CheckRedirect: noRedirects}, Policy: policy}
 }
 
-var _ depot.SourceChecker = Peer{}
-
-// CheckSource applies the Peer's policy (none: every source passes).
-func (p Peer) CheckSource(baseURL string) error {
+// CheckSource applies the Fetcher's policy (none: every source passes).
+func (p Fetcher) CheckSource(baseURL string) error {
 	if p.Policy == nil {
 		return nil
 	}
@@ -265,7 +260,7 @@ func (p Peer) CheckSource(baseURL string) error {
 }
 
 // checkLength applies the policy's size rules to a response.
-func (p Peer) checkLength(n int64) error {
+func (p Fetcher) checkLength(n int64) error {
 	if p.Policy == nil {
 		return nil
 	}
@@ -293,7 +288,7 @@ func sourceError(err error) error {
 		return nil
 	case errors.As(err, &ae):
 		e := &SourceError{Status: ae.Status}
-		if _, ok := api.ForCode(ae.Code); ok {
+		if api.ErrForCode(ae.Code) != nil {
 			e.Code = ae.Code
 		}
 		return e
@@ -315,4 +310,75 @@ func sourceError(err error) error {
 		return fmt.Errorf("%w: timed out", ErrSourceUnreachable)
 	}
 	return ErrSourceProtocol
+}
+
+// Fetcher fetches artifacts from copy sources' repo-depot APIs. Make it
+// with NewFetcher, which enforces a SourcePolicy; the zero value (HTTP nil:
+// a shared DefaultHTTPClient, Policy nil: any source, any length) is for
+// tests and trusted set-ups. Either way redirects are not followed and
+// errors carry nothing the source sent. A Fetcher sets no stall timeout of
+// its own: the sled's copy job has a stall watchdog. Safe for concurrent
+// use.
+type Fetcher struct {
+	HTTP   *http.Client
+	Policy *SourcePolicy
+}
+
+// Fetch GETs {baseURL}/artifact/sha256/{hex} and returns the body and its
+// Content-Length. The caller closes body. With a Policy, the source must
+// be allowed and declare a Content-Length within the limit; the body then
+// ends at that length whatever the source sends.
+func (p Fetcher) Fetch(ctx context.Context, baseURL string, d api.Digest) (io.ReadCloser, int64, error) {
+	if err := p.CheckSource(baseURL); err != nil {
+		return nil, 0, err
+	}
+	rc, size, err := p.client(baseURL).GetArtifact(ctx, d)
+	if err != nil {
+		return nil, 0, sourceError(err)
+	}
+	if err := p.checkLength(size); err != nil {
+		rc.Close()
+		return nil, 0, err
+	}
+	return sourceBody{rc}, size, nil
+}
+
+// Head asks the source for d's length without fetching it, under the same
+// rules as Fetch.
+func (p Fetcher) Head(ctx context.Context, baseURL string, d api.Digest) (int64, error) {
+	if err := p.CheckSource(baseURL); err != nil {
+		return 0, err
+	}
+	size, err := p.client(baseURL).HeadArtifact(ctx, d)
+	if err != nil {
+		return 0, sourceError(err)
+	}
+	if err := p.checkLength(size); err != nil {
+		return 0, err
+	}
+	return size, nil
+}
+
+// defaultHTTP is the *http.Client of a zero Fetcher, shared so that its
+// connections are reused.
+var defaultHTTP = sync.OnceValue(DefaultHTTPClient)
+
+func (p Fetcher) client(baseURL string) *Client {
+	hc := p.HTTP
+	if hc == nil {
+		hc = defaultHTTP()
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc}
+}
+
+// sourceBody keeps a source's failures mid-body (a broken or malformed
+// stream) free of what it sent.
+type sourceBody struct{ io.ReadCloser }
+
+func (b sourceBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = sourceError(err)
+	}
+	return n, err
 }

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"depot/server/api"
 	"depot/server/client"
-	"depot/store"
 )
 
 func TestSourcePolicy_CheckSource(t *testing.T) {
@@ -106,13 +106,13 @@ func TestPeer_ErrorsCarryNothingFromTheSource(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Close()
 	p, _ := client.NewSourcePolicy(nil, false, 1<<20)
-	peer := client.NewPeer(p, nil)
-	_, _, err = peer.Fetch(context.Background(), "http://"+ln.Addr().String(), store.Digest{})
+	peer := client.NewFetcher(p, nil)
+	_, _, err = peer.Fetch(context.Background(), "http://"+ln.Addr().String(), api.Digest{})
 	var se *client.SourceError
 	if !errors.As(err, &se) || se.Status != 500 || se.Code != "" || strings.Contains(err.Error(), secret) {
 		t.Fatalf("err = %v", err)
 	}
-	_, err = peer.Head(context.Background(), "http://"+ln.Addr().String(), store.Digest{})
+	_, err = peer.Head(context.Background(), "http://"+ln.Addr().String(), api.Digest{})
 	if !errors.As(err, &se) || strings.Contains(err.Error(), secret) {
 		t.Fatalf("HEAD err = %v", err)
 	}
