@@ -232,7 +232,7 @@ func TestAuth_RouteTable(t *testing.T) {
 					if id.header != "" {
 						hdr = append(hdr, "Authorization", id.header)
 					}
-					resp, rb := do(t, method, e.sledURL+p, bytes.NewReader(body), hdr...)
+					resp, rb := do(t, method, e.opURL+p, bytes.NewReader(body), hdr...)
 					allowed := id.role >= rc.role
 					want, code, actor := rc.status, "", "token:"+id.role.String()
 					switch {
@@ -378,7 +378,7 @@ func TestAudit_ConcurrentMutationsGapless(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range clients {
 		wg.Go(func() {
-			c := client.New(e.sledURL, nil)
+			c := client.New(e.opURL, nil)
 			for j := range each {
 				id := fmt.Sprintf("c%d-%d", i, j)
 				if _, err := c.PutSled(ctx, api.SledRecord{ID: id, ControlURL: "http://127.0.0.1:1"}); err != nil {
@@ -461,7 +461,7 @@ func TestAuth_TokensFileNeverOpens(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEnv(t, withCoordinator(), func(c *envConfig) { c.server.Tokens = tf })
-	c := client.New(e.sledURL, nil)
+	c := client.New(e.opURL, nil)
 	c.Token = secret
 	ctx := context.Background()
 	if _, err := c.Sleds(ctx); err != nil {

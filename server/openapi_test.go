@@ -315,7 +315,7 @@ func TestOpenAPI_Conformance(t *testing.T) {
 	want("audit without a token", resp, body, 401)
 	resp, body = vdo("GET", coord.opURL+"/v1/audit", nil, "Authorization", "Bearer nope")
 	want("audit with a wrong token", resp, body, 401)
-	adminC := client.New(coord.sledURL, hc)
+	adminC := client.New(coord.opURL, hc)
 	adminC.Token = admin.Secret
 	viewer, err := adminC.CreateToken(ctx, "viewer", "viewer")
 	must("create a viewer token", err)

@@ -46,7 +46,7 @@ func TestOperator_Pagination(t *testing.T) {
 
 	// Trust roots by id, two at a time.
 	var got []string
-	next := e.sledURL + "/v1/system/update/trust-roots?limit=2"
+	next := e.opURL + "/v1/system/update/trust-roots?limit=2"
 	for pages := 0; ; pages++ {
 		if pages > len(ids) {
 			t.Fatal("next_page never ends")
@@ -61,7 +61,7 @@ func TestOperator_Pagination(t *testing.T) {
 		if p.NextPage == nil {
 			break
 		}
-		next = e.sledURL + "/v1/system/update/trust-roots?limit=2&page_token=" + url.QueryEscape(*p.NextPage)
+		next = e.opURL + "/v1/system/update/trust-roots?limit=2&page_token=" + url.QueryEscape(*p.NextPage)
 	}
 	if !slices.Equal(got, ids) {
 		t.Fatalf("trust roots over pages %v, want %v", got, ids)

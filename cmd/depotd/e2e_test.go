@@ -405,7 +405,7 @@ func TestE2E_RackReplicatesUploadAndDelete(t *testing.T) {
 	}
 	// Dev mode: each change is recorded with the anonymous loopback caller.
 	var got []string
-	for _, r := range auditRecords(t, coord.sled) {
+	for _, r := range auditRecords(t, coord.op) {
 		got = append(got, r.Action+" "+r.Target+" "+r.Actor)
 	}
 	if !slices.Contains(got, "repo.upload 2.0.0 anonymous (loopback)") || !slices.Contains(got, "repo.prune 2.0.0 anonymous (loopback)") {

@@ -478,6 +478,12 @@ func checkOperatorAuth(o options) error {
 	if !o.coordinator || o.tokensFile != "" || server.IsLoopback(o.operatorListen) {
 		return nil
 	}
+	plaintext := o.net.tlsCert == "" && o.net.operatorTLSCert == ""
+	if plaintext && !o.net.insecurePlaintext {
+		// Refused, more fundamentally, as plain HTTP off loopback when the
+		// listeners open: a token must never cross the network in clear.
+		return nil
+	}
 	path := o.catalog
 	if path == "" {
 		path = filepath.Join(o.data, "catalog.db")
