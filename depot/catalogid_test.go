@@ -323,7 +323,7 @@ func TestReplicator_ProgressOnlyCountsWhatTheLastCollectListed(t *testing.T) {
 		t.Fatalf("progress = %+v", p)
 	}
 	// sled-0 stops answering: at once not counted.
-	r.setDown("http://sled-0", true)
+	r.setDown("http://sled-0:1", true)
 	r.rep.RunOnce(context.Background())
 	p := r.rep.Progress(res.Repo)
 	if p.State != depot.RepoReplicating || !slices.Equal(p.UnknownSleds, []string{"sled-0"}) {
@@ -334,7 +334,7 @@ func TestReplicator_ProgressOnlyCountsWhatTheLastCollectListed(t *testing.T) {
 			t.Fatalf("%s counted on sled-0, which did not answer", a.Name)
 		}
 	}
-	r.setDown("http://sled-0", false)
+	r.setDown("http://sled-0:1", false)
 	r.converge(3)
 
 	// Artifacts leave every sled but sled-0 behind the coordinator's back
@@ -342,7 +342,7 @@ func TestReplicator_ProgressOnlyCountsWhatTheLastCollectListed(t *testing.T) {
 	// and the copies from sled-0 fail: the very next activation reports
 	// the repository replicating.
 	for url, e := range r.sleds {
-		if url == "http://sled-0" {
+		if url == "http://sled-0:1" {
 			continue
 		}
 		for _, a := range res.Repo.Artifacts {
@@ -400,7 +400,7 @@ func TestReplicator_DurableAsSoonAsTheQuorumsRequestsSucceed(t *testing.T) {
 	onStart := sync.OnceFunc(func() { close(started) })
 	rep := depot.NewReplicator(r.coord.coord, depot.ReplicationOptions{
 		MinReplication: 2,
-		Local:          depot.LocalSled{Sled: r.coord.sled, DepotURL: "http://local"},
+		Local:          depot.LocalSled{Sled: r.coord.sled, DepotURL: "http://local:1"},
 		LocalStore:     r.coord.st,
 		ClientFor: func(rec depot.SledRecord) depot.SledClient {
 			return gatedSled{depot.LocalSled{Sled: r.sleds[rec.ControlURL].sled, DepotURL: rec.DepotURL}, onStart, release}
@@ -442,16 +442,16 @@ func TestReplicator_RefusalAtTheWriteStopsTheActivation(t *testing.T) {
 	res := r.upload(t, "1.0.0", 1)
 	// sled-0 already serves another catalog, though collect reads it as
 	// unmanaged.
-	taken := r.sleds["http://sled-0"]
+	taken := r.sleds["http://sled-0:1"]
 	if err := taken.sled.SetConfig(context.Background(), depot.Config{CatalogID: catB, Generation: 1}); err != nil {
 		t.Fatal(err)
 	}
 	rep := depot.NewReplicator(r.coord.coord, depot.ReplicationOptions{
-		Local:      depot.LocalSled{Sled: r.coord.sled, DepotURL: "http://local"},
+		Local:      depot.LocalSled{Sled: r.coord.sled, DepotURL: "http://local:1"},
 		LocalStore: r.coord.st,
 		ClientFor: func(rec depot.SledRecord) depot.SledClient {
 			c := depot.SledClient(depot.LocalSled{Sled: r.sleds[rec.ControlURL].sled, DepotURL: rec.DepotURL})
-			if rec.ControlURL == "http://sled-0" {
+			if rec.ControlURL == "http://sled-0:1" {
 				c = lateSled{c}
 			}
 			return c

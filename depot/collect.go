@@ -69,9 +69,13 @@ func (r *Replicator) collect(ctx context.Context, ours Config, members []member,
 			r.sledError(m.rec, fmt.Errorf("status: %w", err))
 			return
 		}
-		invs[i].DepotURL, invs[i].Mirrors = info.DepotURL, info.Mirrors
-		if m.rec.DepotURL != "" {
-			invs[i].DepotURL = m.rec.DepotURL
+		// The depot URL comes from the registry, never from what the sled
+		// says about itself: a sled that lies would point its peers'
+		// copies anywhere. Without one it is no copy source. The local
+		// sled's is this daemon's own setting.
+		invs[i].DepotURL, invs[i].Mirrors = m.rec.DepotURL, info.Mirrors
+		if m.rec.ID == LocalSledID {
+			invs[i].DepotURL = info.DepotURL
 		}
 		var cfg Config
 		unmanaged := false

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +72,7 @@ type copyTracker struct {
 	stall     time.Duration
 	history   int
 	slots     chan struct{} // capacity max
+	writes    *WriteSlots   // shared with PUTs and uploads; nil: no bound
 
 	mu       sync.Mutex
 	active   map[store.Digest]*copyJob // queued or running
@@ -117,6 +120,11 @@ func (s *Sled) CopyFromDepot(ctx context.Context, d store.Digest, gen *uint64, b
 	}
 	if s.peer == nil {
 		return fmt.Errorf("%w: this sled cannot copy (no peer client)", ErrInvalidSource)
+	}
+	if p, ok := s.peer.(SourceChecker); ok {
+		if err := p.CheckSource(baseURL); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidSource, err)
+		}
 	}
 	if err := s.admit(d, gen); err != nil {
 		return err
@@ -179,16 +187,44 @@ func (s *Sled) checkSource(ctx context.Context, baseURL string, d store.Digest) 
 	}
 }
 
-func validateSource(raw string) error {
+// SourceChecker is implemented by a Peer that applies a source policy
+// (an allowlist): CheckSource refuses, before any job starts, a base URL
+// that the peer would refuse to fetch from. The peer enforces the same
+// policy again when it connects.
+type SourceChecker interface {
+	CheckSource(baseURL string) error
+}
+
+// validateSource accepts scheme://host:port and nothing else: http or
+// https, an explicit port, no userinfo, path, query or fragment. The
+// artifact path is appended by the peer, so anything after the authority
+// would change what is fetched.
+func validateSource(raw string) error { return validateBaseURL(raw, true) }
+
+// validateBaseURL is validateSource with the port optional (a sled's
+// control URL may use the scheme's default port).
+func validateBaseURL(raw string, needPort bool) error {
+	// The URL itself is the caller's input, echoed back to the caller only.
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("%w: %q does not parse: %v", ErrInvalidSource, raw, err)
+		return fmt.Errorf("%w: %q does not parse", ErrInvalidSource, raw)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%w: %q must be an http:// or https:// URL", ErrInvalidSource, raw)
-	}
-	if u.Host == "" {
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%w: %q must be http://host:port or https://host:port", ErrInvalidSource, raw)
+	case u.Opaque != "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#"):
+		return fmt.Errorf("%w: %q must be scheme://host:port only (no userinfo, query or fragment)", ErrInvalidSource, raw)
+	case u.Path != "" || u.RawPath != "":
+		return fmt.Errorf("%w: %q must be scheme://host:port only (no path; the artifact path is added by the sled)", ErrInvalidSource, raw)
+	case u.Hostname() == "":
 		return fmt.Errorf("%w: %q has no host", ErrInvalidSource, raw)
+	case u.Port() == "" && needPort:
+		return fmt.Errorf("%w: %q needs an explicit port", ErrInvalidSource, raw)
+	case u.Port() == "":
+		return nil
+	}
+	if p, err := strconv.Atoi(u.Port()); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%w: %q has no valid port", ErrInvalidSource, raw)
 	}
 	return nil
 }
@@ -250,6 +286,13 @@ func (s *Sled) runCopy(j *copyJob, d store.Digest, baseURL string) {
 func (s *Sled) runSlot(j *copyJob, d store.Digest, baseURL string) error {
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
+	// A running copy writes into the store, so it takes one of the write
+	// slots PUTs and uploads share; it waits for one, as it waited for its
+	// copy slot, rather than failing a job already accepted.
+	if err := s.copies.writes.Acquire(ctx); err != nil {
+		return fmt.Errorf("%w: the copy was waiting for a write slot when the sled closed", ErrClosed)
+	}
+	defer s.copies.writes.Release()
 	err := s.copy(ctx, cancel, j, d, baseURL)
 	if cause := context.Cause(ctx); err != nil && errors.Is(cause, errStalled) {
 		err = cause

@@ -37,8 +37,13 @@ var (
 	ErrTooManyCopies = errors.New("too many copies in flight")
 
 	// ErrInvalidSource is returned by CopyFromDepot for a depot_base_url
-	// that does not parse or is not http(s).
+	// that is not scheme://host:port (http or https, nothing else), or
+	// that the sled's source policy does not allow.
 	ErrInvalidSource = errors.New("invalid depot_base_url")
+
+	// ErrServerBusy is returned when every write slot is taken (see
+	// WriteSlots); the caller retries later.
+	ErrServerBusy = errors.New("server busy: every write slot is taken")
 
 	// ErrSourceUnavailable is returned by CopyFromDepot when the source
 	// cannot be asked for the artifact (refused, timed out, an answer other

@@ -629,10 +629,10 @@ func TestReplicator_TufaceousFixture_PartsReachEverySled(t *testing.T) {
 	r := &rack{t: t, peer: &rackPeer{byURL: map[string]*store.Store{}, corrupt: map[string]bool{}},
 		sleds: map[string]*env{}, ids: map[string]string{}, down: map[string]bool{}}
 	r.coord = newOxideEnvWith(t, true, depot.SledOptions{HoldReconciler: true, Peer: r.peer})
-	r.sleds["http://local"] = r.coord.env
-	r.peer.byURL["http://local"] = r.coord.st
+	r.sleds["http://local:1"] = r.coord.env
+	r.peer.byURL["http://local:1"] = r.coord.st
 	for i := range 2 {
-		url := "http://sled-" + string(rune('a'+i))
+		url := "http://sled-" + string(rune('a'+i)) + ":1"
 		e := newEnv(t, depot.SledOptions{Peer: r.peer})
 		r.sleds[url], r.peer.byURL[url] = e, e.st
 		if _, err := r.coord.cat.PutSled(depot.SledRecord{ID: "sled-" + string(rune('a'+i)), ControlURL: url, DepotURL: url}, nil); err != nil {
@@ -641,7 +641,7 @@ func TestReplicator_TufaceousFixture_PartsReachEverySled(t *testing.T) {
 	}
 	r.rep = depot.NewReplicator(r.coord.coord, depot.ReplicationOptions{
 		MinReplication: 2,
-		Local:          depot.LocalSled{Sled: r.coord.sled, DepotURL: "http://local"},
+		Local:          depot.LocalSled{Sled: r.coord.sled, DepotURL: "http://local:1"},
 		LocalStore:     r.coord.st,
 		ClientFor: func(rec depot.SledRecord) depot.SledClient {
 			return depot.LocalSled{Sled: r.sleds[rec.ControlURL].sled, DepotURL: rec.DepotURL}

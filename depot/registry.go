@@ -26,7 +26,7 @@ const LocalSledID = "local"
 type SledRecord struct {
 	ID         string    `json:"id"`
 	ControlURL string    `json:"control_url"`
-	DepotURL   string    `json:"depot_url,omitempty"` // empty: discovered from the sled's /status
+	DepotURL   string    `json:"depot_url,omitempty"` // where peers copy from it; empty: never a copy source (a sled's own report is not trusted)
 	State      string    `json:"state"`
 	Added      time.Time `json:"added"`
 }
@@ -42,7 +42,7 @@ func validateSled(r SledRecord) error {
 	if r.ID == "" || r.ID == LocalSledID || strings.ContainsAny(r.ID, "/ ") {
 		return fmt.Errorf("%w: sled id %q must be non-empty, without / or spaces, and not %q", ErrInvalidSled, r.ID, LocalSledID)
 	}
-	if err := validateSource(r.ControlURL); err != nil {
+	if err := validateBaseURL(r.ControlURL, false); err != nil {
 		return fmt.Errorf("%w: control_url: %w", ErrInvalidSled, err)
 	}
 	if r.DepotURL != "" {

@@ -102,10 +102,10 @@ func newRack(t testing.TB, remotes int, min int) *rack {
 	r := &rack{t: t, peer: &rackPeer{byURL: map[string]*store.Store{}, corrupt: map[string]bool{}}, sleds: map[string]*env{}, ids: map[string]string{}, down: map[string]bool{}}
 	r.coord = &coordEnv{env: newEnv(t, depot.SledOptions{HoldReconciler: true, Peer: r.peer}), dir: t.TempDir()}
 	r.coord.openCoord(t)
-	r.sleds["http://local"] = r.coord.env
-	r.peer.byURL["http://local"] = r.coord.st
+	r.sleds["http://local:1"] = r.coord.env
+	r.peer.byURL["http://local:1"] = r.coord.st
 	for i := range remotes {
-		url := fmt.Sprintf("http://sled-%d", i)
+		url := fmt.Sprintf("http://sled-%d:1", i)
 		e := newEnv(t, depot.SledOptions{Peer: r.peer})
 		r.sleds[url] = e
 		r.peer.byURL[url] = e.st
@@ -117,7 +117,7 @@ func newRack(t testing.TB, remotes int, min int) *rack {
 	}
 	r.rep = depot.NewReplicator(r.coord.coord, depot.ReplicationOptions{
 		MinReplication: min,
-		Local:          depot.LocalSled{Sled: r.coord.sled, DepotURL: "http://local"},
+		Local:          depot.LocalSled{Sled: r.coord.sled, DepotURL: "http://local:1"},
 		LocalStore:     r.coord.st,
 		ClientFor: func(rec depot.SledRecord) depot.SledClient {
 			return flakySled{depot.LocalSled{Sled: r.sleds[rec.ControlURL].sled, DepotURL: rec.DepotURL}, r, rec.ControlURL}
@@ -210,7 +210,7 @@ func TestReplicator_StaleCoordinatorCannotDelete(t *testing.T) {
 	r.converge(5)
 	// Another coordinator of the same catalog moved sled-0 to generation
 	// 10 with the same set.
-	remote := r.sleds["http://sled-0"]
+	remote := r.sleds["http://sled-0:1"]
 	var hashes []store.Digest
 	for _, a := range res.Repo.Artifacts {
 		hashes = append(hashes, a.Hash)
@@ -258,12 +258,12 @@ func TestReplicator_CorruptPeerIsReportedAndRackConverges(t *testing.T) {
 	}
 	// First only sled-0 is reachable and gets everything; then it starts
 	// serving flipped bytes while the others come back.
-	r.setDown("http://sled-1", true)
-	r.setDown("http://sled-2", true)
+	r.setDown("http://sled-1:1", true)
+	r.setDown("http://sled-2:1", true)
 	r.rep.RunOnce(context.Background())
-	r.peer.corrupt["http://sled-0"] = true
-	r.setDown("http://sled-1", false)
-	r.setDown("http://sled-2", false)
+	r.peer.corrupt["http://sled-0:1"] = true
+	r.setDown("http://sled-1:1", false)
+	r.setDown("http://sled-2:1", false)
 	r.converge(20)
 	for url, e := range r.sleds {
 		l := listed(t, e.sled)
@@ -304,7 +304,7 @@ func TestReplicator_ExpungedSledIsNotContacted(t *testing.T) {
 	}
 	r.upload(t, "5.0.0", 5)
 	r.converge(5)
-	if got := stored(t, r.sleds["http://sled-1"].st); len(got) != 0 {
+	if got := stored(t, r.sleds["http://sled-1:1"].st); len(got) != 0 {
 		t.Fatalf("expunged sled got %d artifacts", len(got))
 	}
 	for _, rec := range r.rep.Status().Recent {
@@ -312,7 +312,7 @@ func TestReplicator_ExpungedSledIsNotContacted(t *testing.T) {
 			t.Fatalf("expunged sled contacted: %+v", rec)
 		}
 	}
-	if _, err := r.coord.cat.PutSled(depot.SledRecord{ID: "sled-1", ControlURL: "http://sled-1"}, nil); !errors.Is(err, depot.ErrInvalidSled) {
+	if _, err := r.coord.cat.PutSled(depot.SledRecord{ID: "sled-1", ControlURL: "http://sled-1:1"}, nil); !errors.Is(err, depot.ErrInvalidSled) {
 		t.Fatalf("re-adding an expunged sled: %v", err)
 	}
 }
@@ -343,7 +343,7 @@ func (hungSled) Info(ctx context.Context) (depot.SledInfo, error) {
 func TestReplicator_HungSledDoesNotStallActivation(t *testing.T) {
 	r := newRack(t, 1, 1)
 	rep := depot.NewReplicator(r.coord.coord, depot.ReplicationOptions{
-		Local:       depot.LocalSled{Sled: r.coord.sled, DepotURL: "http://local"},
+		Local:       depot.LocalSled{Sled: r.coord.sled, DepotURL: "http://local:1"},
 		LocalStore:  r.coord.st,
 		ClientFor:   func(depot.SledRecord) depot.SledClient { return hungSled{} },
 		CallTimeout: 100 * time.Millisecond,

@@ -163,9 +163,7 @@ func (r *Replicator) sledSeen(rec SledRecord, inv SledInventory, ours Config) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.sledState(rec)
-	if rec.DepotURL == "" {
-		s.DepotURL = inv.DepotURL
-	}
+	s.DepotURL = inv.DepotURL
 	s.Mirrors, s.LastInventory = inv.Mirrors, time.Now().UTC()
 	n := 0
 	for _, d := range ours.Artifacts {

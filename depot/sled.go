@@ -30,6 +30,10 @@ type SledOptions struct {
 	// CopyHistory is how many finished copy jobs are kept for GET /copies;
 	// 0 = 1024.
 	CopyHistory int
+	// WriteSlots, if set, is shared with the other writers of the store:
+	// each copy job holds one slot while it runs, and a copy that finds
+	// none free is refused with ErrServerBusy.
+	WriteSlots *WriteSlots
 	// HoldReconciler keeps the reconciler from running until
 	// StartReconciler: a coordinator first restores the local config from
 	// its catalog, so its own staged copies are not deleted at start-up.
@@ -96,6 +100,7 @@ func NewSled(ctx context.Context, opts SledOptions) (*Sled, error) {
 		history:   opts.CopyHistory,
 		slots:     make(chan struct{}, opts.MaxConcurrentCopies),
 		active:    make(map[store.Digest]*copyJob),
+		writes:    opts.WriteSlots,
 	}
 	cfg, seq, ok, err := loadLedger(ctx, s.st, healthyMirrors(s.st), s.log)
 	if err != nil {

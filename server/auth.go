@@ -246,14 +246,14 @@ func (s *Server) devMode() (bool, error) {
 }
 
 // operatorAddr is where the operator API listens: Config.OperatorAddr, or
-// the sled listener's address, which serves the operator routes today.
+// the operator listener's address as Serve bound it.
 func (s *Server) operatorAddr() string {
 	s.addrMu.Lock()
 	defer s.addrMu.Unlock()
 	if s.cfg.OperatorAddr != "" {
 		return s.cfg.OperatorAddr
 	}
-	return s.sledAddr
+	return s.opListenAddr
 }
 
 // AuthMode is what GET /status says about the operator API's

@@ -232,7 +232,7 @@ func TestAuth_RouteTable(t *testing.T) {
 					if id.header != "" {
 						hdr = append(hdr, "Authorization", id.header)
 					}
-					resp, rb := do(t, method, e.sledURL+p, bytes.NewReader(body), hdr...)
+					resp, rb := do(t, method, e.opURL+p, bytes.NewReader(body), hdr...)
 					allowed := id.role >= rc.role
 					want, code, actor := rc.status, "", "token:"+id.role.String()
 					switch {
@@ -293,17 +293,17 @@ func TestAuth_DevMode(t *testing.T) {
 	if err != nil || st.Auth != "disabled (loopback)" {
 		t.Fatalf("status auth = %q, %v", st.Auth, err)
 	}
-	if _, err := e.sled.PutSled(ctx, api.SledRecord{ID: "a", ControlURL: "http://127.0.0.1:1"}); err != nil {
+	if _, err := e.op.PutSled(ctx, api.SledRecord{ID: "a", ControlURL: "http://127.0.0.1:1"}); err != nil {
 		t.Fatal(err)
 	}
 	recs := auditSince(t, e.coord.Catalog(), 0)
 	if len(recs) != 1 || recs[0].Actor != "anonymous (loopback)" || recs[0].Action != "sled.put" || recs[0].Target != "a" {
 		t.Fatalf("audit = %+v", recs)
 	}
-	if _, err := e.sled.CreateToken(ctx, "first", "admin"); err != nil {
+	if _, err := e.op.CreateToken(ctx, "first", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.sled.Sleds(ctx); !errors.Is(err, api.ErrUnauthenticated) {
+	if _, err := e.op.Sleds(ctx); !errors.Is(err, api.ErrUnauthenticated) {
 		t.Fatalf("after the first token, no token: %v", err)
 	}
 	if st, _ := e.sled.Status(ctx); st.Auth != "bearer tokens" {
@@ -315,7 +315,7 @@ func TestAuth_DevMode(t *testing.T) {
 // the operator listener is not loopback and no token exists.
 func TestAuth_NonLoopbackWithoutTokens(t *testing.T) {
 	e := newEnv(t, withCoordinator(), func(c *envConfig) { c.server.OperatorAddr = "10.0.0.1:12346" })
-	if _, err := e.sled.Sleds(context.Background()); !errors.Is(err, api.ErrUnauthenticated) {
+	if _, err := e.op.Sleds(context.Background()); !errors.Is(err, api.ErrUnauthenticated) {
 		t.Fatalf("sleds: %v", err)
 	}
 }
@@ -332,13 +332,13 @@ func TestAuth_RateLimit(t *testing.T) {
 	const bad = "depot_thisisnotavalidtokenbutasecretstring"
 	statuses := map[int]int{}
 	for range 30 {
-		resp, _ := do(t, "GET", e.sledURL+"/v1/sleds", nil, "Authorization", "Bearer "+bad)
+		resp, _ := do(t, "GET", e.opURL+"/v1/sleds", nil, "Authorization", "Bearer "+bad)
 		statuses[resp.StatusCode]++
 	}
 	if statuses[401] < 10 || statuses[429] == 0 || statuses[401]+statuses[429] != 30 {
 		t.Fatalf("statuses of 30 bad tokens: %v", statuses)
 	}
-	resp, body := do(t, "GET", e.sledURL+"/v1/sleds", nil, "Authorization", "Bearer "+secret)
+	resp, body := do(t, "GET", e.opURL+"/v1/sleds", nil, "Authorization", "Bearer "+secret)
 	if resp.StatusCode == 429 {
 		wantError(t, resp, body, 429, api.CodeAuthRateLimited)
 		if resp.Header.Get("Retry-After") == "" {
@@ -347,7 +347,7 @@ func TestAuth_RateLimit(t *testing.T) {
 	}
 	// The bucket refills at 10 a second: a good token works again soon.
 	waitFor(t, 5*time.Second, func() bool {
-		resp, _ := do(t, "GET", e.sledURL+"/v1/sleds", nil, "Authorization", "Bearer "+secret)
+		resp, _ := do(t, "GET", e.opURL+"/v1/sleds", nil, "Authorization", "Bearer "+secret)
 		return resp.StatusCode == 200
 	})
 	if strings.Contains(e.logs.String(), bad) || strings.Contains(e.logs.String(), secret) {
@@ -378,7 +378,7 @@ func TestAudit_ConcurrentMutationsGapless(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range clients {
 		wg.Go(func() {
-			c := client.New(e.sledURL, nil)
+			c := client.New(e.opURL, nil)
 			for j := range each {
 				id := fmt.Sprintf("c%d-%d", i, j)
 				if _, err := c.PutSled(ctx, api.SledRecord{ID: id, ControlURL: "http://127.0.0.1:1"}); err != nil {
@@ -397,7 +397,7 @@ func TestAudit_ConcurrentMutationsGapless(t *testing.T) {
 	var v auditchain.Verifier
 	var since uint64
 	for {
-		page, err := e.sled.Audit(ctx, since, 7, 0) // small pages: paging must not skip
+		page, err := e.op.Audit(ctx, since, 7, 0) // small pages: paging must not skip
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -421,20 +421,20 @@ func TestAudit_ConcurrentMutationsGapless(t *testing.T) {
 func TestAudit_LongPoll(t *testing.T) {
 	e := newEnv(t, withCoordinator())
 	ctx := context.Background()
-	page, err := e.sled.Audit(ctx, 0, 0, 50*time.Millisecond)
+	page, err := e.op.Audit(ctx, 0, 0, 50*time.Millisecond)
 	if err != nil || len(page.Items) != 0 || page.HeadSeq != 0 {
 		t.Fatalf("empty log: %+v, %v", page, err)
 	}
 	got := make(chan api.AuditPage, 1)
 	go func() {
-		p, err := e.sled.Audit(ctx, 0, 0, 30*time.Second)
+		p, err := e.op.Audit(ctx, 0, 0, 30*time.Second)
 		if err != nil {
 			t.Error(err)
 		}
 		got <- p
 	}()
 	time.Sleep(50 * time.Millisecond) // the poll is (most likely) waiting; either way it must see the record
-	if err := e.sled.ActivateReplication(ctx); err != nil {
+	if err := e.op.ActivateReplication(ctx); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -461,7 +461,7 @@ func TestAuth_TokensFileNeverOpens(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEnv(t, withCoordinator(), func(c *envConfig) { c.server.Tokens = tf })
-	c := client.New(e.sledURL, nil)
+	c := client.New(e.opURL, nil)
 	c.Token = secret
 	ctx := context.Background()
 	if _, err := c.Sleds(ctx); err != nil {
@@ -483,7 +483,7 @@ func TestAuth_TokensFileNeverOpens(t *testing.T) {
 	if _, err := c.Sleds(ctx); !errors.Is(err, api.ErrUnauthenticated) {
 		t.Fatalf("token of a deleted file: %v", err)
 	}
-	if _, err := e.sled.Sleds(ctx); !errors.Is(err, api.ErrUnauthenticated) {
+	if _, err := e.op.Sleds(ctx); !errors.Is(err, api.ErrUnauthenticated) {
 		t.Fatalf("no token, deleted file: %v", err)
 	}
 	if st, _ := e.sled.Status(ctx); st.Auth != "bearer tokens" {

@@ -88,7 +88,7 @@ func TestAuth_ClientCertificateRole(t *testing.T) {
 	ca := newTestCA(t)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.cert)
-	ts := httptest.NewUnstartedServer(srv.SledHandler())
+	ts := httptest.NewUnstartedServer(srv.OperatorHandler())
 	ts.TLS = &tls.Config{
 		MinVersion: tls.VersionTLS13, ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven,
 		Certificates: []tls.Certificate{ca.leaf(t, "127.0.0.1", false)},

@@ -34,15 +34,20 @@ type env struct {
 	sledAddr, depotAddr string
 	sledURL, depotURL   string         // "http://" + the addresses
 	sled, depot         *client.Client // clients of the two APIs
-	mirrors             []string
-	store               *store.Store       // nil when the server runs over a fake
-	svc                 *depot.Sled        // nil when the server runs over a fake
-	coord               *depot.Coordinator // nil without the coordinator role
-	rep                 *depot.Replicator  // nil without the coordinator role
-	metrics             *metrics.Metrics   // nil unless withMetrics
-	logs                *servertest.Buffer
-	cancel              context.CancelFunc
-	served              chan error // Serve's result, once
+	// opURL and op reach the operator API: its own listener with the
+	// coordinator role, else the sled listener (which answers
+	// NOT_COORDINATOR there).
+	opURL   string
+	op      *client.Client
+	mirrors []string
+	store   *store.Store       // nil when the server runs over a fake
+	svc     *depot.Sled        // nil when the server runs over a fake
+	coord   *depot.Coordinator // nil without the coordinator role
+	rep     *depot.Replicator  // nil without the coordinator role
+	metrics *metrics.Metrics   // nil unless withMetrics
+	logs    *servertest.Buffer
+	cancel  context.CancelFunc
+	served  chan error // Serve's result, once
 }
 
 // envConfig is what the options of newEnv set.
@@ -158,10 +163,17 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	}
 	e.sled = client.New(e.sledURL, hc)
 	e.depot = client.New(e.depotURL, hc)
+	var opLn net.Listener
+	e.opURL = e.sledURL
+	if ec.coordinator {
+		opLn = servertest.Listen(t)
+		e.opURL = "http://" + opLn.Addr().String()
+	}
+	e.op = client.New(e.opURL, hc)
 	var ctx context.Context
 	ctx, e.cancel = context.WithCancel(context.Background())
 	e.served = make(chan error, 1)
-	go func() { e.served <- srv.Serve(ctx, sledLn, depotLn) }()
+	go func() { e.served <- srv.Serve(ctx, sledLn, depotLn, opLn) }()
 	t.Cleanup(func() {
 		e.cancel()
 		select {

@@ -15,10 +15,11 @@ import (
 
 // Keys of values handlers leave in the echo context for the request log.
 const (
-	ctxRequestID = "depot.request_id"
-	ctxBytesIn   = "depot.bytes_in"
-	ctxLimitFlag = "depot.limit_flag" // the flag that sets the route's body limit
-	ctxObserved  = "depot.error_observed"
+	ctxRequestID   = "depot.request_id"
+	ctxBytesIn     = "depot.bytes_in"
+	ctxLimitFlag   = "depot.limit_flag" // the flag that sets the route's body limit
+	ctxObserved    = "depot.error_observed"
+	ctxRateChecked = "depot.rate_checked" // bodyRate wraps the body
 )
 
 // trackInflight counts the request for Shutdown.

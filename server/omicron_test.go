@@ -213,8 +213,8 @@ func TestOmicron_Conformance(t *testing.T) {
 
 	// --- the external update API (repositories, trust roots).
 	coord := newEnv(t, withCoordinator())
-	roots := coord.sledURL + "/v1/system/update/trust-roots"
-	repos := coord.sledURL + "/v1/system/update/repositories"
+	roots := coord.opURL + "/v1/system/update/trust-roots"
+	repos := coord.opURL + "/v1/system/update/repositories"
 	var zips [][]byte
 	var rootIDs []string
 	for _, v := range []string{"1.0.0", "1.10.0", "1.9.0-rc.1"} {

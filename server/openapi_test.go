@@ -181,64 +181,64 @@ func TestOpenAPI_Conformance(t *testing.T) {
 	// --- operator API ---------------------------------------------------
 	zip, root, _ := testRepo(t, "1.0.0")
 	zip2, root2, _ := testRepo(t, "1.0.0") // other keys, same version
-	resp, body = vdo("PUT", coord.sledURL+"/v1/system/update/repositories?file_name=r.zip", bytes.NewReader(zip))
+	resp, body = vdo("PUT", coord.opURL+"/v1/system/update/repositories?file_name=r.zip", bytes.NewReader(zip))
 	want("upload without a trusted root", resp, body, 400)
-	resp, body = vdo("PUT", coord.sledURL+"/v1/system/update/repositories?file_name=r.zip", bytes.NewReader(make([]byte, 2<<20)))
+	resp, body = vdo("PUT", coord.opURL+"/v1/system/update/repositories?file_name=r.zip", bytes.NewReader(make([]byte, 2<<20)))
 	want("upload over the limit", resp, body, 413)
-	resp, body = vdo("POST", coord.sledURL+"/v1/system/update/trust-roots", bytes.NewReader(root), "Content-Type", "application/json")
+	resp, body = vdo("POST", coord.opURL+"/v1/system/update/trust-roots", bytes.NewReader(root), "Content-Type", "application/json")
 	want("add trust root", resp, body, 201)
-	resp, body = vdo("POST", coord.sledURL+"/v1/system/update/trust-roots", bytes.NewReader(root), "Content-Type", "application/json")
+	resp, body = vdo("POST", coord.opURL+"/v1/system/update/trust-roots", bytes.NewReader(root), "Content-Type", "application/json")
 	want("add trust root again", resp, body, 201)
-	if _, err := coord.sled.AddTrustRoot(ctx, []byte(`{"signed":{},"signatures":[]}`)); !errors.Is(err, api.ErrTrustRootInvalid) {
+	if _, err := coord.op.AddTrustRoot(ctx, []byte(`{"signed":{},"signatures":[]}`)); !errors.Is(err, api.ErrTrustRootInvalid) {
 		t.Fatalf("add a non-root: %v", err)
 	}
-	roots, err := coord.sled.TrustRoots(ctx)
+	roots, err := coord.op.TrustRoots(ctx)
 	must("trust roots", err)
-	resp, body = vdo("PUT", coord.sledURL+"/v1/system/update/repositories?file_name=r.zip", bytes.NewReader(zip))
+	resp, body = vdo("PUT", coord.opURL+"/v1/system/update/repositories?file_name=r.zip", bytes.NewReader(zip))
 	want("upload", resp, body, 200)
-	_, err = coord.sled.UploadRepo(ctx, "r.zip", "", bytes.NewReader(zip), int64(len(zip)))
+	_, err = coord.op.UploadRepo(ctx, "r.zip", "", bytes.NewReader(zip), int64(len(zip)))
 	must("upload again", err)
-	must("trust the other", func() error { _, err := coord.sled.AddTrustRoot(ctx, root2); return err }())
-	if _, err := coord.sled.UploadRepo(ctx, "r2.zip", "", bytes.NewReader(zip2), int64(len(zip2))); !errors.Is(err, api.ErrRepositoryConflict) {
+	must("trust the other", func() error { _, err := coord.op.AddTrustRoot(ctx, root2); return err }())
+	if _, err := coord.op.UploadRepo(ctx, "r2.zip", "", bytes.NewReader(zip2), int64(len(zip2))); !errors.Is(err, api.ErrRepositoryConflict) {
 		t.Fatalf("conflicting upload: %v", err)
 	}
-	_, err = coord.sled.Repos(ctx)
+	_, err = coord.op.Repos(ctx)
 	must("repos", err)
-	_, err = coord.sled.Repo(ctx, "1.0.0", 0)
+	_, err = coord.op.Repo(ctx, "1.0.0", 0)
 	must("repo", err)
-	if _, err := coord.sled.Repo(ctx, "9.9.9", 0); !errors.Is(err, api.ErrNotFound) {
+	if _, err := coord.op.Repo(ctx, "9.9.9", 0); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("absent repo: %v", err)
 	}
-	resp, body = vdo("GET", coord.sledURL+"/v1/system/update/repositories/1.0.0?wait=x", nil)
+	resp, body = vdo("GET", coord.opURL+"/v1/system/update/repositories/1.0.0?wait=x", nil)
 	want("repo with a bad wait", resp, body, 400)
 
 	// Sleds: c joins, then replication (PUTs: min replication 2; copies).
-	_, err = coord.sled.PutSled(ctx, api.SledRecord{ID: "c", ControlURL: c.sledURL})
+	_, err = coord.op.PutSled(ctx, api.SledRecord{ID: "c", ControlURL: c.sledURL})
 	must("put sled", err)
-	_, err = coord.sled.PutSled(ctx, api.SledRecord{ID: "b", ControlURL: b.sledURL, DepotURL: b.depotURL})
+	_, err = coord.op.PutSled(ctx, api.SledRecord{ID: "b", ControlURL: b.sledURL, DepotURL: b.depotURL})
 	must("put sled b", err)
-	if _, err := coord.sled.PutSled(ctx, api.SledRecord{ID: "x", ControlURL: "ftp://x"}); !errors.Is(err, api.ErrInvalidSled) {
+	if _, err := coord.op.PutSled(ctx, api.SledRecord{ID: "x", ControlURL: "ftp://x"}); !errors.Is(err, api.ErrInvalidSled) {
 		t.Fatalf("put bad sled: %v", err)
 	}
-	resp, body = vdo("PUT", coord.sledURL+"/v1/sleds/x", strings.NewReader(`{"control_url":"http://x","depot_url":"`+strings.Repeat("x", 70<<10)+`"}`), "Content-Type", "application/json")
+	resp, body = vdo("PUT", coord.opURL+"/v1/sleds/x", strings.NewReader(`{"control_url":"http://x","depot_url":"`+strings.Repeat("x", 70<<10)+`"}`), "Content-Type", "application/json")
 	want("put sled with a big body", resp, body, 413)
-	_, err = coord.sled.Sled(ctx, "c")
+	_, err = coord.op.Sled(ctx, "c")
 	must("get sled", err)
-	if _, err := coord.sled.Sled(ctx, "zz"); !errors.Is(err, api.ErrNotFound) {
+	if _, err := coord.op.Sled(ctx, "zz"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("absent sled: %v", err)
 	}
-	_, err = coord.sled.ExpungeSled(ctx, "b")
+	_, err = coord.op.ExpungeSled(ctx, "b")
 	must("expunge b", err)
-	if _, err := coord.sled.ExpungeSled(ctx, "zz"); !errors.Is(err, api.ErrNotFound) {
+	if _, err := coord.op.ExpungeSled(ctx, "zz"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("expunge absent: %v", err)
 	}
-	if _, err := coord.sled.ExpungeSled(ctx, depot.LocalSledID); !errors.Is(err, api.ErrInvalidSled) {
+	if _, err := coord.op.ExpungeSled(ctx, depot.LocalSledID); !errors.Is(err, api.ErrInvalidSled) {
 		t.Fatalf("expunge local: %v", err)
 	}
-	_, err = coord.sled.Sleds(ctx)
+	_, err = coord.op.Sleds(ctx)
 	must("sleds", err)
-	must("activate", coord.sled.ActivateReplication(ctx))
-	_, err = coord.sled.ReplicationStatus(ctx, 0)
+	must("activate", coord.op.ActivateReplication(ctx))
+	_, err = coord.op.ReplicationStatus(ctx, 0)
 	must("replication status", err)
 	go func() {
 		time.Sleep(50 * time.Millisecond)
@@ -248,16 +248,16 @@ func TestOpenAPI_Conformance(t *testing.T) {
 			}
 		}
 	}()
-	_, err = coord.sled.ReplicationStatus(ctx, 10*time.Second)
+	_, err = coord.op.ReplicationStatus(ctx, 10*time.Second)
 	must("replication status long-poll", err)
-	p, err := coord.sled.Repo(ctx, "1.0.0", 0)
+	p, err := coord.op.Repo(ctx, "1.0.0", 0)
 	for i := 0; err == nil && p.State != api.RepoComplete && i < 50; i++ {
-		p, err = coord.sled.Repo(ctx, "1.0.0", 10*time.Second)
+		p, err = coord.op.Repo(ctx, "1.0.0", 10*time.Second)
 	}
 	if err != nil || p.State != api.RepoComplete {
 		t.Fatalf("progress = %+v, %v", p, err)
 	}
-	resp, body = vdo("GET", coord.sledURL+"/v1/replication/status?wait=x", nil)
+	resp, body = vdo("GET", coord.opURL+"/v1/replication/status?wait=x", nil)
 	want("replication status with a bad wait", resp, body, 400)
 	_, err = coord.sled.Status(ctx)
 	must("coordinator status", err)
@@ -265,21 +265,21 @@ func TestOpenAPI_Conformance(t *testing.T) {
 	want("metrics", resp, body, 200)
 
 	// Teardown: repositories and roots go.
-	must("delete repo", coord.sled.DeleteRepo(ctx, "1.0.0"))
-	if err := coord.sled.DeleteRepo(ctx, "1.0.0"); !errors.Is(err, api.ErrNotFound) {
+	must("delete repo", coord.op.DeleteRepo(ctx, "1.0.0"))
+	if err := coord.op.DeleteRepo(ctx, "1.0.0"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("delete absent repo: %v", err)
 	}
-	_, err = coord.sled.TrustRoot(ctx, roots[0].ID)
+	_, err = coord.op.TrustRoot(ctx, roots[0].ID)
 	must("get trust root", err)
-	must("delete trust root", coord.sled.DeleteTrustRoot(ctx, roots[0].ID))
-	if err := coord.sled.DeleteTrustRoot(ctx, roots[0].ID); !errors.Is(err, api.ErrNotFound) {
+	must("delete trust root", coord.op.DeleteTrustRoot(ctx, roots[0].ID))
+	if err := coord.op.DeleteTrustRoot(ctx, roots[0].ID); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("delete absent root: %v", err)
 	}
-	resp, body = vdo("DELETE", coord.sledURL+"/v1/system/update/trust-roots/nope", nil)
+	resp, body = vdo("DELETE", coord.opURL+"/v1/system/update/trust-roots/nope", nil)
 	want("delete root with a bad id", resp, body, 400)
-	resp, body = vdo("POST", coord.sledURL+"/v1/system/update/trust-roots", strings.NewReader("{"), "Content-Type", "application/json")
+	resp, body = vdo("POST", coord.opURL+"/v1/system/update/trust-roots", strings.NewReader("{"), "Content-Type", "application/json")
 	want("add a root that is not JSON", resp, body, 400)
-	resp, body = vdo("POST", coord.sledURL+"/v1/system/update/trust-roots", bytes.NewReader(make([]byte, 1<<20+1)), "Content-Type", "application/json")
+	resp, body = vdo("POST", coord.opURL+"/v1/system/update/trust-roots", bytes.NewReader(make([]byte, 1<<20+1)), "Content-Type", "application/json")
 	want("add a root over the limit", resp, body, 413)
 
 	// A daemon without the coordinator role (and without metrics).
@@ -302,30 +302,30 @@ func TestOpenAPI_Conformance(t *testing.T) {
 	}
 
 	// --- authentication: the first token ends dev mode -----------------
-	page, err := coord.sled.Audit(ctx, 0, 0, 0)
+	page, err := coord.op.Audit(ctx, 0, 0, 0)
 	must("audit", err)
-	if _, err := coord.sled.Audit(ctx, page.HeadSeq, 10, 50*time.Millisecond); err != nil {
+	if _, err := coord.op.Audit(ctx, page.HeadSeq, 10, 50*time.Millisecond); err != nil {
 		t.Fatalf("audit long-poll: %v", err)
 	}
-	resp, body = vdo("GET", coord.sledURL+"/v1/audit?since=x", nil)
+	resp, body = vdo("GET", coord.opURL+"/v1/audit?since=x", nil)
 	want("audit with a bad since", resp, body, 400)
-	admin, err := coord.sled.CreateToken(ctx, "admin", "admin") // dev mode: open
+	admin, err := coord.op.CreateToken(ctx, "admin", "admin") // dev mode: open
 	must("create the first token", err)
-	resp, body = vdo("GET", coord.sledURL+"/v1/audit", nil)
+	resp, body = vdo("GET", coord.opURL+"/v1/audit", nil)
 	want("audit without a token", resp, body, 401)
-	resp, body = vdo("GET", coord.sledURL+"/v1/audit", nil, "Authorization", "Bearer nope")
+	resp, body = vdo("GET", coord.opURL+"/v1/audit", nil, "Authorization", "Bearer nope")
 	want("audit with a wrong token", resp, body, 401)
-	adminC := client.New(coord.sledURL, hc)
+	adminC := client.New(coord.opURL, hc)
 	adminC.Token = admin.Secret
 	viewer, err := adminC.CreateToken(ctx, "viewer", "viewer")
 	must("create a viewer token", err)
 	if _, err := adminC.CreateToken(ctx, "viewer", "viewer"); !errors.Is(err, api.ErrTokenExists) {
 		t.Fatalf("create a token twice: %v", err)
 	}
-	resp, body = vdo("POST", coord.sledURL+"/v1/tokens", strings.NewReader(`{"name":"x","role":"root"}`),
+	resp, body = vdo("POST", coord.opURL+"/v1/tokens", strings.NewReader(`{"name":"x","role":"root"}`),
 		"Content-Type", "application/json", "Authorization", "Bearer "+admin.Secret)
 	want("create a token with a bad role", resp, body, 400)
-	resp, body = vdo("POST", coord.sledURL+"/v1/tokens", strings.NewReader(`{"name":"x","role":"viewer"}`),
+	resp, body = vdo("POST", coord.opURL+"/v1/tokens", strings.NewReader(`{"name":"x","role":"viewer"}`),
 		"Content-Type", "application/json", "Authorization", "Bearer "+viewer.Secret)
 	want("create a token as a viewer", resp, body, 403)
 	_, err = adminC.Tokens(ctx)
@@ -336,7 +336,7 @@ func TestOpenAPI_Conformance(t *testing.T) {
 	}
 	limited := false
 	for i := 0; i < 100 && !limited; i++ {
-		resp, _ = vdo("GET", coord.sledURL+"/v1/sleds", nil, "Authorization", "Bearer wrong")
+		resp, _ = vdo("GET", coord.opURL+"/v1/sleds", nil, "Authorization", "Bearer wrong")
 		limited = resp.StatusCode == http.StatusTooManyRequests
 	}
 	if !limited {

@@ -16,8 +16,8 @@ import (
 	"depot/server/api"
 )
 
-// operatorRoutes mounts the operator API (DESIGN.md §3). The routes exist
-// on every daemon; without the coordinator role each answers 404
+// operatorRoutes mounts the operator API (DESIGN.md §3) on the operator
+// listener. Without the coordinator role each route answers 404
 // NOT_COORDINATOR.
 func (s *Server) operatorRoutes(e *echo.Echo) {
 	const repos = "/system/update/repositories"
@@ -26,7 +26,7 @@ func (s *Server) operatorRoutes(e *echo.Echo) {
 	// authorize (auth.go) run before any of a body is read; authorize
 	// refuses routes missing from its table.
 	g := e.Group("/v1", s.requireCoordinator, s.authorize)
-	g.PUT(repos, s.uploadRepo, s.limitBody(s.cfg.MaxRepoSize, "--max-repo-size"))
+	g.PUT(repos, s.uploadRepo, s.limitBody(s.cfg.MaxRepoSize, "--max-repo-size"), s.writeSlot)
 	g.GET(repos, s.listRepos)
 	g.GET(repos+"/:system_version", s.getRepo)
 	g.DELETE(repos+"/:system_version", s.deleteRepo)

@@ -31,7 +31,7 @@ func TestOperator_UploadRepo_Oxide(t *testing.T) {
 	e := newEnv(t, withCoordinator(), withTransport(ct), withTUF(tuf.Options{AllowExpired: true}))
 	put := func(name string, archive []byte) (*http.Response, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest("PUT", e.sledURL+"/v1/system/update/repositories?file_name="+name, bytes.NewReader(archive))
+		req, _ := http.NewRequest("PUT", e.opURL+"/v1/system/update/repositories?file_name="+name, bytes.NewReader(archive))
 		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -38,7 +38,7 @@ func TestOperator_Pagination(t *testing.T) {
 	for _, v := range versions {
 		zip, root, _ := testRepo(t, v)
 		ids = append(ids, e.trust(t, root).ID)
-		if _, err := e.sled.UploadRepo(ctx, "r.zip", "", strings.NewReader(string(zip)), int64(len(zip))); err != nil {
+		if _, err := e.op.UploadRepo(ctx, "r.zip", "", strings.NewReader(string(zip)), int64(len(zip))); err != nil {
 			t.Fatalf("upload %s: %v", v, err)
 		}
 	}
@@ -46,7 +46,7 @@ func TestOperator_Pagination(t *testing.T) {
 
 	// Trust roots by id, two at a time.
 	var got []string
-	next := e.sledURL + "/v1/system/update/trust-roots?limit=2"
+	next := e.opURL + "/v1/system/update/trust-roots?limit=2"
 	for pages := 0; ; pages++ {
 		if pages > len(ids) {
 			t.Fatal("next_page never ends")
@@ -61,7 +61,7 @@ func TestOperator_Pagination(t *testing.T) {
 		if p.NextPage == nil {
 			break
 		}
-		next = e.sledURL + "/v1/system/update/trust-roots?limit=2&page_token=" + url.QueryEscape(*p.NextPage)
+		next = e.opURL + "/v1/system/update/trust-roots?limit=2&page_token=" + url.QueryEscape(*p.NextPage)
 	}
 	if !slices.Equal(got, ids) {
 		t.Fatalf("trust roots over pages %v, want %v", got, ids)
@@ -77,14 +77,14 @@ func TestOperator_Pagination(t *testing.T) {
 		if sort != "" {
 			q += "&sort_by=" + sort
 		}
-		p := getPage[api.Repo](t, e.sledURL+"/v1/system/update/repositories"+q)
+		p := getPage[api.Repo](t, e.opURL+"/v1/system/update/repositories"+q)
 		for _, r := range p.Items {
 			got = append(got, r.SystemVersion)
 		}
 		if p.NextPage == nil {
 			t.Fatalf("sort %q: no next_page after 3 of 5", sort)
 		}
-		p = getPage[api.Repo](t, e.sledURL+"/v1/system/update/repositories?page_token="+url.QueryEscape(*p.NextPage))
+		p = getPage[api.Repo](t, e.opURL+"/v1/system/update/repositories?page_token="+url.QueryEscape(*p.NextPage))
 		for _, r := range p.Items {
 			got = append(got, r.SystemVersion)
 		}
@@ -92,24 +92,24 @@ func TestOperator_Pagination(t *testing.T) {
 			t.Fatalf("sort %q: %v (next %v), want %v", sort, got, p.NextPage, want)
 		}
 	}
-	repos, err := e.sled.Repos(ctx)
+	repos, err := e.op.Repos(ctx)
 	if err != nil || len(repos) != len(asc) || repos[0].SystemVersion != "0.1.0" {
 		t.Fatalf("client Repos = %+v, %v", repos, err)
 	}
 
 	// Bad parameters.
-	p := getPage[api.Repo](t, e.sledURL+"/v1/system/update/repositories?limit=1")
+	p := getPage[api.Repo](t, e.opURL+"/v1/system/update/repositories?limit=1")
 	for _, q := range []string{
 		"limit=0", "limit=-1", "limit=x", "limit=10001", "sort_by=name_ascending", "page_token=garbage",
 		"page_token=" + url.QueryEscape(*p.NextPage) + "&sort_by=version_descending",
 	} {
-		resp, body := do(t, "GET", e.sledURL+"/v1/system/update/repositories?"+q, nil)
+		resp, body := do(t, "GET", e.opURL+"/v1/system/update/repositories?"+q, nil)
 		wantError(t, resp, body, 400, "BAD_REQUEST")
 	}
 	for _, q := range []string{"sort_by=version_ascending", "limit=0", "page_token=%7B"} {
-		resp, body := do(t, "GET", e.sledURL+"/v1/system/update/trust-roots?"+q, nil)
+		resp, body := do(t, "GET", e.opURL+"/v1/system/update/trust-roots?"+q, nil)
 		wantError(t, resp, body, 400, "BAD_REQUEST")
-		resp, body = do(t, "GET", e.sledURL+"/v1/sleds?"+q, nil)
+		resp, body = do(t, "GET", e.opURL+"/v1/sleds?"+q, nil)
 		wantError(t, resp, body, 400, "BAD_REQUEST")
 	}
 }

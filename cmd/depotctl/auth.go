@@ -106,7 +106,7 @@ as stored (so the lines can be verified later). With --follow it keeps
 long-polling for new records until interrupted.`,
 		Args: exactArgs(0),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			c := a.client()
+			c := a.opClient()
 			for {
 				wait := time.Duration(0)
 				if follow {
@@ -157,7 +157,7 @@ or cut short.`,
 				}
 				cp = &p
 			}
-			c := a.client()
+			c := a.opClient()
 			var v auditchain.Verifier
 			var since uint64
 			cpSeen := false
@@ -204,7 +204,7 @@ func (a *app) tokensCmd() *cobra.Command {
 		Short: "List operator tokens (admin)",
 		Args:  exactArgs(0),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			toks, err := a.client().Tokens(cmd.Context())
+			toks, err := a.opClient().Tokens(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -225,7 +225,7 @@ func (a *app) tokensCmd() *cobra.Command {
 		Short: "Create a token in the catalog (admin); its secret is printed once",
 		Args:  exactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			tok, err := a.client().CreateToken(cmd.Context(), args[0], role)
+			tok, err := a.opClient().CreateToken(cmd.Context(), args[0], role)
 			if err != nil {
 				return err
 			}
@@ -241,7 +241,7 @@ func (a *app) tokensCmd() *cobra.Command {
 		Short: "Revoke a token of the catalog (admin); it stops working at once",
 		Args:  exactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			if err := a.client().RevokeToken(cmd.Context(), args[0]); err != nil {
+			if err := a.opClient().RevokeToken(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			a.say("revoked token %s", args[0])

@@ -43,7 +43,7 @@ func TestAuth_TokenSources(t *testing.T) {
 	if r.code != exitRuntime || !strings.Contains(r.stderr, "UNAUTHENTICATED") || !strings.Contains(r.stderr, "DEPOT_TOKEN") {
 		t.Fatalf("no token: %+v", r)
 	}
-	env := map[string]string{"DEPOT_URL": d.url, "DEPOT_TOKEN": viewer.Secret}
+	env := map[string]string{"DEPOT_URL": d.url, "DEPOT_OPERATOR_URL": d.operatorURL, "DEPOT_TOKEN": viewer.Secret}
 	if r := ctlEnv(t, env, "sleds", "ls"); r.code != exitOK {
 		t.Fatalf("DEPOT_TOKEN: %+v", r)
 	}
@@ -60,7 +60,7 @@ func TestAuth_TokenSources(t *testing.T) {
 	if err := os.WriteFile(path, []byte(admin.Secret+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env = map[string]string{"DEPOT_URL": d.url, "XDG_CONFIG_HOME": cfg}
+	env = map[string]string{"DEPOT_URL": d.url, "DEPOT_OPERATOR_URL": d.operatorURL, "XDG_CONFIG_HOME": cfg}
 	r = ctlEnv(t, env, "sleds", "ls")
 	if r.code != exitRuntime || !strings.Contains(r.stderr, "chmod 600") {
 		t.Fatalf("a token file others can read: %+v", r)
@@ -78,7 +78,7 @@ func TestAuth_TokenSources(t *testing.T) {
 	if r := ctlEnv(t, env, "tokens", "revoke", "v"); r.code != exitOK {
 		t.Fatalf("revoke: %+v", r)
 	}
-	if r := ctlEnv(t, map[string]string{"DEPOT_URL": d.url, "DEPOT_TOKEN": viewer.Secret}, "sleds", "ls"); r.code != exitRuntime || !strings.Contains(r.stderr, "UNAUTHENTICATED") {
+	if r := ctlEnv(t, map[string]string{"DEPOT_URL": d.url, "DEPOT_OPERATOR_URL": d.operatorURL, "DEPOT_TOKEN": viewer.Secret}, "sleds", "ls"); r.code != exitRuntime || !strings.Contains(r.stderr, "UNAUTHENTICATED") {
 		t.Fatalf("a revoked token: %+v", r)
 	}
 }
@@ -124,7 +124,7 @@ func TestAudit_LinesFollowVerify(t *testing.T) {
 	done := make(chan int, 1)
 	w := &lockedBuffer{b: &out}
 	go func() {
-		done <- run(ctx, []string{"--url", d.url, "audit", "--follow", "--since", "2"}, strings.NewReader(""), w, &errb, func(string) string { return "" })
+		done <- run(ctx, []string{"--operator-url", d.operatorURL, "audit", "--follow", "--since", "2"}, strings.NewReader(""), w, &errb, func(string) string { return "" })
 	}()
 	ok(t, d, "replication", "activate")
 	deadline := time.Now().Add(20 * time.Second)

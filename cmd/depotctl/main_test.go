@@ -29,9 +29,9 @@ import (
 // daemon is an in-process depotd (sled + coordinator + replicator) on
 // loopback listeners.
 type daemon struct {
-	url, depotURL string
-	mirrors       []string
-	logs          *servertest.Buffer
+	url, depotURL, operatorURL string
+	mirrors                    []string
+	logs                       *servertest.Buffer
 }
 
 // startDaemon starts a daemon over two fresh mirrors; the replicator
@@ -65,8 +65,9 @@ func startDaemon(t testing.TB) *daemon {
 	if err != nil {
 		t.Fatalf("new coordinator: %v", err)
 	}
-	sledLn, depotLn := servertest.Listen(t), servertest.Listen(t)
+	sledLn, depotLn, opLn := servertest.Listen(t), servertest.Listen(t), servertest.Listen(t)
 	d.url, d.depotURL = "http://"+sledLn.Addr().String(), "http://"+depotLn.Addr().String()
+	d.operatorURL = "http://" + opLn.Addr().String()
 	rep := depot.NewReplicator(coord, depot.ReplicationOptions{
 		Local:      depot.LocalSled{Sled: sled, DepotURL: d.depotURL},
 		LocalStore: st,
@@ -85,7 +86,7 @@ func startDaemon(t testing.TB) *daemon {
 	wg.Add(2)
 	go func() { defer wg.Done(); rep.Run(ctx) }()
 	served := make(chan error, 1)
-	go func() { defer wg.Done(); served <- srv.Serve(ctx, sledLn, depotLn) }()
+	go func() { defer wg.Done(); served <- srv.Serve(ctx, sledLn, depotLn, opLn) }()
 	t.Cleanup(func() {
 		cancel()
 		done := make(chan struct{})
@@ -127,6 +128,7 @@ func ctlIn(t testing.TB, d *daemon, stdin io.Reader, args ...string) result {
 	env := map[string]string{}
 	if d != nil {
 		env["DEPOT_URL"] = d.url
+		env["DEPOT_OPERATOR_URL"] = d.operatorURL
 	}
 	if stdin == nil {
 		stdin = strings.NewReader("")
@@ -504,7 +506,7 @@ func TestDaemonDown(t *testing.T) {
 	url := "http://" + ln.Addr().String()
 	ln.Close() // nothing listens there now
 	for _, args := range [][]string{{"status"}, {"repos", "ls"}, {"artifacts", "get", strings.Repeat("a", 64), "-o", "-"}} {
-		r := ctl(t, nil, append([]string{"--url", url}, args...)...)
+		r := ctl(t, nil, append([]string{"--url", url, "--operator-url", url}, args...)...)
 		want := "depotctl: cannot reach depotd at " + url + ": connection refused"
 		if r.code != 1 || !strings.Contains(r.stderr, want) {
 			t.Errorf("%v: exit %d, stderr %q; want 1 and %q", args, r.code, r.stderr, want)

@@ -36,7 +36,7 @@ an activation now.`,
 			return nil
 		},
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			st, err := a.client().ReplicationStatus(cmd.Context(), wait)
+			st, err := a.opClient().ReplicationStatus(cmd.Context(), wait)
 			if err != nil {
 				return err
 			}
@@ -53,7 +53,7 @@ an activation now.`,
 		Short: "Start a replication activation now",
 		Args:  exactArgs(0),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			if err := a.client().ActivateReplication(cmd.Context()); err != nil {
+			if err := a.opClient().ActivateReplication(cmd.Context()); err != nil {
 				return err
 			}
 			a.say("replication activated")

@@ -15,7 +15,7 @@ func (a *app) reposCmd() *cobra.Command {
 		Short: "List uploaded repositories, oldest first",
 		Args:  exactArgs(0),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			repos, err := a.client().Repos(cmd.Context())
+			repos, err := a.opClient().Repos(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -39,7 +39,7 @@ func (a *app) reposCmd() *cobra.Command {
 		Short: "Show a repository, its artifacts and the sleds holding each",
 		Args:  exactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			p, err := a.client().Repo(cmd.Context(), args[0], 0)
+			p, err := a.opClient().Repo(cmd.Context(), args[0], 0)
 			if err != nil {
 				return err
 			}
@@ -69,7 +69,7 @@ func (a *app) reposCmd() *cobra.Command {
 		Short: "Remove a repository; artifacts no other repository uses leave every sled",
 		Args:  exactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			if err := a.client().DeleteRepo(cmd.Context(), args[0]); err != nil {
+			if err := a.opClient().DeleteRepo(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			a.say("removed repository %s", args[0])

@@ -14,7 +14,7 @@ func (a *app) sledsCmd() *cobra.Command {
 		Short: "List the coordinator's sled registry",
 		Args:  exactArgs(0),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			sleds, err := a.client().Sleds(cmd.Context())
+			sleds, err := a.opClient().Sleds(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -31,7 +31,7 @@ func (a *app) sledsCmd() *cobra.Command {
 		Short: "Add (or update) a sled",
 		Args:  exactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			rec, err := a.client().PutSled(cmd.Context(), api.SledRecord{
+			rec, err := a.opClient().PutSled(cmd.Context(), api.SledRecord{
 				ID: args[0], ControlURL: control, DepotURL: depotURL, State: api.SledInService,
 			})
 			if err != nil {
@@ -41,7 +41,7 @@ func (a *app) sledsCmd() *cobra.Command {
 		}),
 	}
 	add.Flags().StringVar(&control, "control", "", "the sled's sled API base URL (its --listen)")
-	add.Flags().StringVar(&depotURL, "depot", "", "the sled's repo-depot base URL (default: what the sled reports in /status)")
+	add.Flags().StringVar(&depotURL, "depot", "", "the sled's repo-depot base URL, scheme://host:port (without it the sled is never a copy source: a sled's own report is not trusted)")
 	add.MarkFlagRequired("control")
 
 	rm := &cobra.Command{
@@ -49,7 +49,7 @@ func (a *app) sledsCmd() *cobra.Command {
 		Short: "Expunge a sled: it is no longer counted or contacted, and its id cannot return",
 		Args:  exactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			rec, err := a.client().ExpungeSled(cmd.Context(), args[0])
+			rec, err := a.opClient().ExpungeSled(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -25,7 +25,7 @@ func (a *app) trustRootsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tr, err := a.client().AddTrustRoot(cmd.Context(), doc)
+			tr, err := a.opClient().AddTrustRoot(cmd.Context(), doc)
 			if err != nil {
 				return err
 			}
@@ -37,7 +37,7 @@ func (a *app) trustRootsCmd() *cobra.Command {
 		Short: "List trusted roots",
 		Args:  exactArgs(0),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			trs, err := a.client().TrustRoots(cmd.Context())
+			trs, err := a.opClient().TrustRoots(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -52,7 +52,7 @@ func (a *app) trustRootsCmd() *cobra.Command {
 		Short: "Stop trusting a root (ID is the UUID that ls shows)",
 		Args:  exactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			if err := a.client().DeleteTrustRoot(cmd.Context(), args[0]); err != nil {
+			if err := a.opClient().DeleteTrustRoot(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			a.say("removed trust root %s", args[0])

@@ -118,7 +118,7 @@ func (a *app) upload(ctx context.Context, path, fileName, systemVersion string) 
 	}
 	p := a.newProgress("upload "+fileName, size)
 	p.afterSend = "the daemon is verifying the repository"
-	res, err := a.client().UploadRepo(ctx, fileName, systemVersion, p.Reader(body), size)
+	res, err := a.opClient().UploadRepo(ctx, fileName, systemVersion, p.Reader(body), size)
 	p.Done(err)
 	return res, err
 }
@@ -143,7 +143,7 @@ func (a *app) waitRepo(ctx context.Context, version, target string, timeout time
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	c := a.client()
+	c := a.opClient()
 	start := time.Now()
 	var (
 		p    api.RepoProgress

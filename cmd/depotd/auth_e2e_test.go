@@ -93,12 +93,12 @@ func TestE2E_TokensAndAudit(t *testing.T) {
 	tf := filepath.Join(work, "tokens")
 	writeTokens(t, tf, "# operators", tokenLine("alice", "operator", alice), tokenLine("root", "admin", root))
 	d := startDaemon(t, dir, "--tokens-file", tf)
-	op, adm := withToken(d.sledURL, alice), withToken(d.sledURL, root)
+	op, adm := withToken(d.opURL, alice), withToken(d.opURL, root)
 
 	if st, err := d.sled.Status(ctx); err != nil || st.Auth != "bearer tokens" {
 		t.Fatalf("status auth = %q, %v", st.Auth, err)
 	}
-	if _, err := d.sled.Sleds(ctx); !errors.Is(err, api.ErrUnauthenticated) {
+	if _, err := d.op.Sleds(ctx); !errors.Is(err, api.ErrUnauthenticated) {
 		t.Fatalf("no token: %v", err)
 	}
 	repo, rootFile, _ := testRepo(t, work, "1.0.0", 2, 64<<10)
@@ -133,7 +133,7 @@ func TestE2E_TokensAndAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := withToken(d.sledURL, created.Secret).Repos(ctx); err != nil {
+	if _, err := withToken(d.opURL, created.Secret).Repos(ctx); err != nil {
 		t.Fatalf("a created token: %v", err)
 	}
 	if err := adm.RevokeToken(ctx, "carol"); err != nil {
@@ -173,7 +173,7 @@ func TestE2E_TokensAndAudit(t *testing.T) {
 	// removed; both take effect within a second.
 	writeTokens(t, tf, tokenLine("root", "admin", root), tokenLine("bob", "viewer", bob))
 	edited := time.Now()
-	bobC := withToken(d.sledURL, bob)
+	bobC := withToken(d.opURL, bob)
 	for {
 		_, bobErr := bobC.Repos(ctx)
 		_, aliceErr := op.Repos(ctx)
@@ -189,11 +189,11 @@ func TestE2E_TokensAndAudit(t *testing.T) {
 
 	// depotctl verifies the intact chain and prints its head.
 	ctl := buildDepotctl(t)
-	out, err := exec.Command(ctl, "--url", d.sledURL, "--token", root, "audit", "verify").CombinedOutput()
+	out, err := exec.Command(ctl, "--operator-url", d.opURL, "--token", root, "audit", "verify").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "chain intact") {
 		t.Fatalf("verify an intact log: %v\n%s", err, out)
 	}
-	out, err = exec.Command(ctl, "--url", d.sledURL, "audit").CombinedOutput()
+	out, err = exec.Command(ctl, "--operator-url", d.opURL, "audit").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "UNAUTHENTICATED") || !strings.Contains(string(out), "DEPOT_TOKEN") {
 		t.Fatalf("audit without a token: %v\n%s", err, out)
 	}
@@ -221,14 +221,14 @@ func TestE2E_TokensAndAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	d = startDaemon(t, dir, "--tokens-file", tf)
-	out, err = exec.Command(ctl, "--url", d.sledURL, "--token", root, "audit", "verify").CombinedOutput()
+	out, err = exec.Command(ctl, "--operator-url", d.opURL, "--token", root, "audit", "verify").CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "audit record 5 does not match") {
 		t.Fatalf("verify a tampered log: %v\n%s", err, out)
 	}
 	// The chain goes on from the stored hashes: later records still link.
 	var v auditchain.Verifier
-	page, err := withToken(d.sledURL, root).Audit(ctx, 0, 0, 0)
+	page, err := withToken(d.opURL, root).Audit(ctx, 0, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestE2E_AuthDevModeAndRefusal(t *testing.T) {
 	d.stop(t)
 
 	// The check runs before anything is bound.
-	r := launch(t, t.TempDir(), "--listen", "0.0.0.0:0")
+	r := launch(t, t.TempDir(), "--operator-listen", "0.0.0.0:0", "--insecure-plaintext")
 	if code := r.wait(t, 15*time.Second); code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}

@@ -151,9 +151,9 @@ func TestE2E_StrayCoordinatorCannotEmptyRack(t *testing.T) {
 	ctx := context.Background()
 	repo, root, digests := testRepo(t, t.TempDir(), "2.0.0", 3, 256<<10)
 	a, sleds, ids := rackOf(t, 3, root, "--min-sled-replication", "3")
-	uploadFile(t, a.sled, repo)
-	reached(t, a.sled, "2.0.0", api.RepoComplete)
-	stA := activated(t, a.sled)
+	uploadFile(t, a.op, repo)
+	reached(t, a.op, "2.0.0", api.RepoComplete)
+	stA := activated(t, a.op)
 	catalogA, genA := stA.CatalogID, stA.Generation
 	if !depot.ValidCatalogID(catalogA) || genA != 1 {
 		t.Fatalf("A's catalog %q at generation %d", catalogA, genA)
@@ -166,9 +166,9 @@ func TestE2E_StrayCoordinatorCannotEmptyRack(t *testing.T) {
 	}
 	b := startDaemon(t, t.TempDir(), args...)
 	for _, r := range repos {
-		uploadFile(t, b.sled, r)
+		uploadFile(t, b.op, r)
 	}
-	stB := activated(t, b.sled)
+	stB := activated(t, b.op)
 	if stB.CatalogID == catalogA || stB.Generation != genA+1 {
 		t.Fatalf("B's catalog %s at generation %d; A's %s at %d", stB.CatalogID, stB.Generation, catalogA, genA)
 	}
@@ -177,7 +177,7 @@ func TestE2E_StrayCoordinatorCannotEmptyRack(t *testing.T) {
 		checkServesCatalog(t, ids[i], s, catalogA, genA, digests)
 	}
 	// B's own repositories are not counted on sleds it could not list.
-	p, err := b.sled.Repo(ctx, "9.0.0", 0)
+	p, err := b.op.Repo(ctx, "9.0.0", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,11 +203,11 @@ func TestE2E_StrayCoordinatorCannotEmptyRack(t *testing.T) {
 	}
 
 	// A's next activation sees every sled, fresh, holding everything.
-	stA = activated(t, a.sled)
+	stA = activated(t, a.op)
 	if stA.Last.Error != "" || !stA.Last.Converged {
 		t.Fatalf("A's activation after B's = %+v", stA.Last)
 	}
-	if p, err := a.sled.Repo(ctx, "2.0.0", 0); err != nil || p.State != api.RepoComplete {
+	if p, err := a.op.Repo(ctx, "2.0.0", 0); err != nil || p.State != api.RepoComplete {
 		t.Fatalf("A's repository = %+v, %v; want complete", p, err)
 	}
 }
@@ -235,26 +235,26 @@ func TestE2E_LaggingSledIsNotRewritten(t *testing.T) {
 	for _, r := range roots {
 		aArgs = append(aArgs, "--trusted-root", r)
 	}
-	uploadFile(t, a.sled, repos[0])
-	reached(t, a.sled, "1.0.0", api.RepoComplete)
-	g := activated(t, a.sled).Generation
+	uploadFile(t, a.op, repos[0])
+	reached(t, a.op, "1.0.0", api.RepoComplete)
+	g := activated(t, a.op).Generation
 
 	// sled0 goes down; A's next activation cannot list it, so 1.0.0 is
 	// replicating again within that one activation.
 	lagDir := filepath.Dir(sleds[0].mirrors[0])
 	lagAddr, lagDepot := strings.TrimPrefix(sleds[0].sledURL, "http://"), strings.TrimPrefix(sleds[0].depotURL, "http://")
 	sleds[0].kill(t)
-	activated(t, a.sled)
-	p, err := a.sled.Repo(ctx, "1.0.0", 0)
+	activated(t, a.op)
+	p, err := a.op.Repo(ctx, "1.0.0", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.State != api.RepoReplicating || !slices.Equal(p.UnknownSleds, []string{ids[0]}) {
 		t.Fatalf("1.0.0 with sled0 down = %s, unknown %v; want replicating, unknown [%s]", p.State, p.UnknownSleds, ids[0])
 	}
-	uploadFile(t, a.sled, repos[1])
-	uploadFile(t, a.sled, repos[2])
-	stA := activated(t, a.sled)
+	uploadFile(t, a.op, repos[1])
+	uploadFile(t, a.op, repos[2])
+	stA := activated(t, a.op)
 	if stA.Generation != g+2 {
 		t.Fatalf("A at generation %d, want %d", stA.Generation, g+2)
 	}
@@ -268,9 +268,9 @@ func TestE2E_LaggingSledIsNotRewritten(t *testing.T) {
 	}
 	b := startDaemon(t, t.TempDir(), args...)
 	for _, r := range strayUploads {
-		uploadFile(t, b.sled, r)
+		uploadFile(t, b.op, r)
 	}
-	stB := activated(t, b.sled)
+	stB := activated(t, b.op)
 	if stB.Generation != g+1 {
 		t.Fatalf("B at generation %d, want %d", stB.Generation, g+1)
 	}
@@ -280,7 +280,7 @@ func TestE2E_LaggingSledIsNotRewritten(t *testing.T) {
 	// generation g. B activates: it must write to no sled, sled0 included.
 	a.stop(t)
 	lagging := startDaemon(t, lagDir, "--coordinator=false", "--listen", lagAddr, "--depot-listen", lagDepot)
-	stB = activated(t, b.sled)
+	stB = activated(t, b.op)
 	checkStrayRefused(t, stB, ids, catalogA)
 	checkServesCatalog(t, "sled0", lagging, catalogA, g, wanted[0])
 	all := slices.Concat(wanted...)
@@ -291,10 +291,10 @@ func TestE2E_LaggingSledIsNotRewritten(t *testing.T) {
 	// A, restarted, brings sled0 up to date; everything is complete.
 	a = startDaemon(t, aDir, aArgs...)
 	for i := range repos {
-		reached(t, a.sled, fmt.Sprintf("1.%d.0", i), api.RepoComplete)
+		reached(t, a.op, fmt.Sprintf("1.%d.0", i), api.RepoComplete)
 	}
 	checkServesCatalog(t, "sled0", lagging, catalogA, g+2, all)
-	stA = activated(t, a.sled)
+	stA = activated(t, a.op)
 	for _, s := range stA.Sleds {
 		if s.Conflict != "" {
 			t.Fatalf("A reports a conflict on %s: %+v", s.ID, s)
@@ -311,15 +311,15 @@ func TestE2E_AdoptCatalogMovesASled(t *testing.T) {
 	ctx := context.Background()
 	repo, root, digests := testRepo(t, t.TempDir(), "3.0.0", 2, 96<<10)
 	a, sleds, ids := rackOf(t, 1, root)
-	uploadFile(t, a.sled, repo)
-	reached(t, a.sled, "3.0.0", api.RepoComplete)
-	catalogA := activated(t, a.sled).CatalogID
+	uploadFile(t, a.op, repo)
+	reached(t, a.op, "3.0.0", api.RepoComplete)
+	catalogA := activated(t, a.op).CatalogID
 
 	roots, repos := strayRepos(t, 1)
 	b := startDaemon(t, t.TempDir(), "--replication-period", "1h", "--trusted-root", roots[0])
-	catalogB := activated(t, b.sled).CatalogID
+	catalogB := activated(t, b.op).CatalogID
 
-	if _, err := a.sled.ExpungeSled(ctx, ids[0]); err != nil {
+	if _, err := a.op.ExpungeSled(ctx, ids[0]); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Dir(sleds[0].mirrors[0])
@@ -343,15 +343,15 @@ func TestE2E_AdoptCatalogMovesASled(t *testing.T) {
 
 	// B takes it with its first config; A, which expunged it, is not
 	// bothered.
-	if _, err := b.sled.PutSled(ctx, api.SledRecord{ID: "moved", ControlURL: s.sledURL, DepotURL: s.depotURL}); err != nil {
+	if _, err := b.op.PutSled(ctx, api.SledRecord{ID: "moved", ControlURL: s.sledURL, DepotURL: s.depotURL}); err != nil {
 		t.Fatal(err)
 	}
-	uploadFile(t, b.sled, repos[0])
-	reached(t, b.sled, "9.0.0", api.RepoComplete)
+	uploadFile(t, b.op, repos[0])
+	reached(t, b.op, "9.0.0", api.RepoComplete)
 	if cfg, err := s.sled.GetConfig(ctx); err != nil || cfg.CatalogID != catalogB || cfg.Generation != 1 {
 		t.Fatalf("moved sled's config = %+v, %v", cfg, err)
 	}
-	if st := activated(t, a.sled); st.Last.Error != "" {
+	if st := activated(t, a.op); st.Last.Error != "" {
 		t.Fatalf("A after the move: %+v", st.Last)
 	}
 }

@@ -308,14 +308,14 @@ func TestE2E_UploadKilledLeavesNoTrace(t *testing.T) {
 		d := startDaemon(t, dir, "--trusted-root", root)
 		done := make(chan error, 1)
 		go func() {
-			_, err := d.sled.UploadRepo(ctx, "repo.zip", "", &slowReader{b: body, chunk: 1 << 20, pause: 5 * time.Millisecond}, int64(len(body)))
+			_, err := d.op.UploadRepo(ctx, "repo.zip", "", &slowReader{b: body, chunk: 1 << 20, pause: 5 * time.Millisecond}, int64(len(body)))
 			done <- err
 		}()
 		time.Sleep(time.Duration(rng.Int64N(int64(250 * time.Millisecond))))
 		d.kill(t)
 		uploaded := <-done == nil
 		d = startDaemon(t, dir, "--trusted-root", root)
-		repos, err := d.sled.Repos(ctx)
+		repos, err := d.op.Repos(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -342,7 +342,7 @@ func TestE2E_UploadKilledLeavesNoTrace(t *testing.T) {
 					t.Fatalf("round %d: repository recorded but artifact %s has %d copies", round, dg, list[dg])
 				}
 			}
-			if err := d.sled.DeleteRepo(ctx, "1.0.0"); err != nil {
+			if err := d.op.DeleteRepo(ctx, "1.0.0"); err != nil {
 				t.Fatal(err)
 			}
 			// Its artifacts leave with the reconciler's next pass.
@@ -373,11 +373,11 @@ func TestE2E_RackReplicatesUploadAndDelete(t *testing.T) {
 	repo, root, digests := testRepo(t, work, "2.0.0", 3, 1<<20)
 	coord, sleds, _ := rackOf(t, 3, root, "--min-sled-replication", "3")
 	ctx := context.Background()
-	res := uploadFile(t, coord.sled, repo)
+	res := uploadFile(t, coord.op, repo)
 	if res.Status != api.UploadInserted {
 		t.Fatalf("upload = %+v", res)
 	}
-	p := waitRepoState(t, coord.sled, "2.0.0", api.RepoComplete, 60*time.Second)
+	p := waitRepoState(t, coord.op, "2.0.0", api.RepoComplete, 60*time.Second)
 	if p.InService != 4 {
 		t.Fatalf("progress = %+v", p)
 	}
@@ -395,7 +395,7 @@ func TestE2E_RackReplicatesUploadAndDelete(t *testing.T) {
 
 	// Delete: every sled drops the artifacts (their reconcilers do it once
 	// the new config arrives).
-	if err := coord.sled.DeleteRepo(ctx, "2.0.0"); err != nil {
+	if err := coord.op.DeleteRepo(ctx, "2.0.0"); err != nil {
 		t.Fatal(err)
 	}
 	for i, s := range sleds {
@@ -405,7 +405,7 @@ func TestE2E_RackReplicatesUploadAndDelete(t *testing.T) {
 	}
 	// Dev mode: each change is recorded with the anonymous loopback caller.
 	var got []string
-	for _, r := range auditRecords(t, coord.sled) {
+	for _, r := range auditRecords(t, coord.op) {
 		got = append(got, r.Action+" "+r.Target+" "+r.Actor)
 	}
 	if !slices.Contains(got, "repo.upload 2.0.0 anonymous (loopback)") || !slices.Contains(got, "repo.prune 2.0.0 anonymous (loopback)") {
@@ -421,15 +421,15 @@ func TestE2E_SledKilledDuringReplicationConverges(t *testing.T) {
 	victimDir := filepath.Dir(sleds[1].mirrors[0])
 	victimAddr := strings.TrimPrefix(sleds[1].sledURL, "http://")
 	victimDepot := strings.TrimPrefix(sleds[1].depotURL, "http://")
-	uploadFile(t, coord.sled, repo)
+	uploadFile(t, coord.op, repo)
 	time.Sleep(30 * time.Millisecond)
 	sleds[1].kill(t)
 	// Restart on the same ports (the coordinator knows them) and data.
 	restarted := startDaemon(t, victimDir, "--coordinator=false", "--listen", victimAddr, "--depot-listen", victimDepot)
-	if err := coord.sled.ActivateReplication(ctx); err != nil {
+	if err := coord.op.ActivateReplication(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitRepoState(t, coord.sled, "3.0.0", api.RepoComplete, 60*time.Second)
+	waitRepoState(t, coord.op, "3.0.0", api.RepoComplete, 60*time.Second)
 	_, list, err := restarted.sled.ListArtifacts(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -447,18 +447,18 @@ func TestE2E_ExpungedSledIsNotContacted(t *testing.T) {
 	repo, root, _ := testRepo(t, work, "4.0.0", 2, 1<<20)
 	coord, sleds, ids := rackOf(t, 2, root)
 	ctx := context.Background()
-	if _, err := coord.sled.ExpungeSled(ctx, ids[1]); err != nil {
+	if _, err := coord.op.ExpungeSled(ctx, ids[1]); err != nil {
 		t.Fatal(err)
 	}
-	uploadFile(t, coord.sled, repo)
-	waitRepoState(t, coord.sled, "4.0.0", api.RepoComplete, 60*time.Second)
+	uploadFile(t, coord.op, repo)
+	waitRepoState(t, coord.op, "4.0.0", api.RepoComplete, 60*time.Second)
 	if n := len(storedOnDisk(t, sleds[1])); n != 0 {
 		t.Fatalf("expunged sled got %d artifacts", n)
 	}
 	if _, err := sleds[1].sled.GetConfig(ctx); !errors.Is(err, api.ErrNoConfig) {
 		t.Fatalf("expunged sled was given a config: %v", err)
 	}
-	st, err := coord.sled.ReplicationStatus(ctx, 0)
+	st, err := coord.op.ReplicationStatus(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,8 +476,8 @@ func TestE2E_StaleCoordinatorCannotDelete(t *testing.T) {
 	repo, root, digests := testRepo(t, work, "5.0.0", 2, 1<<20)
 	coord, sleds, _ := rackOf(t, 1, root)
 	ctx := context.Background()
-	uploadFile(t, coord.sled, repo)
-	waitRepoState(t, coord.sled, "5.0.0", api.RepoComplete, 60*time.Second)
+	uploadFile(t, coord.op, repo)
+	waitRepoState(t, coord.op, "5.0.0", api.RepoComplete, 60*time.Second)
 	// A newer coordinator of the same catalog took the sled to generation
 	// 50 with the same set.
 	cur, err := sleds[0].sled.GetConfig(ctx)
@@ -488,13 +488,13 @@ func TestE2E_StaleCoordinatorCannotDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The stale one deletes the repository (its generation 2 < 50).
-	if err := coord.sled.DeleteRepo(ctx, "5.0.0"); err != nil {
+	if err := coord.op.DeleteRepo(ctx, "5.0.0"); err != nil {
 		t.Fatal(err)
 	}
 	var st api.ReplicationStatus
 	waitUntil(t, 30*time.Second, "activation after delete", func() bool {
 		var err error
-		st, err = coord.sled.ReplicationStatus(ctx, 0)
+		st, err = coord.op.ReplicationStatus(ctx, 0)
 		return err == nil && st.Last != nil && st.Last.Generation == 2 && !st.Running
 	})
 	if !strings.Contains(st.Last.Error, "another coordinator is ahead") {
@@ -591,8 +591,8 @@ func TestE2E_CorruptPeerReportedAndArtifactConverges(t *testing.T) {
 	liar := startLyingSled(t, sizes)
 	coord, sleds, _ := rackOf(t, 2, root, "--sled", "control="+liar.controlURL+",depot="+liar.depotURL+",id=liar")
 	ctx := context.Background()
-	uploadFile(t, coord.sled, repo)
-	waitRepoState(t, coord.sled, "6.0.0", api.RepoComplete, 90*time.Second)
+	uploadFile(t, coord.op, repo)
+	waitRepoState(t, coord.op, "6.0.0", api.RepoComplete, 90*time.Second)
 	for i, s := range sleds {
 		checkNothingPartial(t, s)
 		_, list, _ := s.sled.ListArtifacts(ctx)
@@ -602,7 +602,7 @@ func TestE2E_CorruptPeerReportedAndArtifactConverges(t *testing.T) {
 			}
 		}
 	}
-	st, err := coord.sled.ReplicationStatus(ctx, 0)
+	st, err := coord.op.ReplicationStatus(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -645,7 +645,7 @@ func TestE2E_UploadSagaKilledAtEachStep(t *testing.T) {
 				t.Fatal(err)
 			}
 			fi, _ := f.Stat()
-			_, err = d.sled.UploadRepo(ctx, "repo.zip", "", f, fi.Size())
+			_, err = d.op.UploadRepo(ctx, "repo.zip", "", f, fi.Size())
 			f.Close()
 			if err == nil {
 				t.Fatal("upload succeeded; the daemon should have died at step " + c.step)
@@ -653,7 +653,7 @@ func TestE2E_UploadSagaKilledAtEachStep(t *testing.T) {
 			d.wait(t, 10*time.Second)
 
 			d = startDaemon(t, dir, "--trusted-root", root)
-			repos, err := d.sled.Repos(ctx)
+			repos, err := d.op.Repos(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -675,14 +675,14 @@ func TestE2E_UploadSagaKilledAtEachStep(t *testing.T) {
 				if len(repos) != 1 || !sameDigests(onDisk, digests) {
 					t.Fatalf("after a kill at %s: %d repositories, %d artifacts; want the repository whole", c.step, len(repos), len(onDisk))
 				}
-				p := waitRepoState(t, d.sled, "7.0.0", api.RepoComplete, 30*time.Second)
+				p := waitRepoState(t, d.op, "7.0.0", api.RepoComplete, 30*time.Second)
 				if len(p.Artifacts) != len(digests) {
 					t.Fatalf("progress = %+v", p)
 				}
 			}
 			checkNothingPartial(t, d)
 			// The same upload now goes through, once.
-			res := uploadFile(t, d.sled, repo)
+			res := uploadFile(t, d.op, repo)
 			want := api.UploadInserted
 			if c.recorded {
 				want = api.UploadAlreadyExists

@@ -1,7 +1,9 @@
 // Command depotd is a sled's artifact depot: it keeps SHA-256-addressed
-// artifacts on mirrored directories and serves the sled API (--listen) and
-// the read-only repo-depot API (--depot-listen). This file is wiring only:
-// flags, logging, the store, the server, signals.
+// artifacts on mirrored directories and serves the sled API (--listen),
+// the read-only repo-depot API (--depot-listen) and, on a coordinator, the
+// operator API (--operator-listen). This file is wiring only: flags,
+// logging, the store, the server, signals; listeners.go opens the
+// listeners.
 package main
 
 import (
@@ -11,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -42,6 +43,7 @@ type options struct {
 	mirrors           stringList
 	listen            string
 	depotListen       string
+	operatorListen    string
 	advertiseDepotURL string
 	maxArtifactSize   byteSize
 	maxRepoSize       byteSize
@@ -65,6 +67,7 @@ type options struct {
 	scrubInterval       time.Duration
 	scrubRate           byteSize
 
+	net              netOptions // listeners.go
 	tokensFile       string
 	adoptCatalog     string
 	adoptCatalogFrom string
@@ -81,9 +84,10 @@ func run(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.data, "data", "./depot-data", "data `directory`; the mirrors are <data>/m2a and <data>/m2b unless --mirror is given, the catalog is <data>/catalog.db")
 	fs.Var(&o.mirrors, "mirror", "mirror `directory`, repeatable; replaces the two mirrors under --data (default <data>/m2a, <data>/m2b)")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:12345", "`address` of the sled API (and of the operator API on a coordinator)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:12345", "`address` of the sled API")
 	fs.StringVar(&o.depotListen, "depot-listen", "127.0.0.1:12348", "`address` of the read-only repo-depot API that peers copy from")
-	fs.StringVar(&o.advertiseDepotURL, "advertise-depot-url", "", "`URL` peers use to reach the repo-depot API (default http://<the bound --depot-listen address>)")
+	fs.StringVar(&o.operatorListen, "operator-listen", "127.0.0.1:12346", "`address` of the operator API (coordinator role only)")
+	fs.StringVar(&o.advertiseDepotURL, "advertise-depot-url", "", "`URL` peers use to reach the repo-depot API (default http(s)://<the bound --depot-listen address>)")
 	fs.Var(&o.maxArtifactSize, "max-artifact-size", "largest artifact accepted: a `size` in bytes or with a unit (512MiB, 4GiB)")
 	fs.Var(&o.maxRepoSize, "max-repo-size", "largest repository archive accepted, and largest total its entries may expand to (`size`)")
 	fs.IntVar(&o.maxArchiveEntries, "max-archive-entries", tuf.DefaultMaxEntries, "most entries a repository archive may hold")
@@ -93,7 +97,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.catalog, "catalog", "", "coordinator catalog `file` (default <data>/catalog.db)")
 	fs.Var(&o.trustedRoots, "trusted-root", "TUF root.json `file` to trust for uploads, repeatable (also POST /v1/system/update/trust-roots)")
 	fs.BoolVar(&o.allowExpired, "allow-expired", false, "accept repositories whose TUF metadata has expired (every other check still applies)")
-	fs.Var(&o.sleds, "sled", "a sled to replicate to, repeatable: its control `URL`, or control=URL,depot=URL[,id=ID] (also PUT /v1/sleds/{id})")
+	fs.Var(&o.sleds, "sled", "a sled to replicate to, repeatable: control=URL,depot=URL[,id=ID], or only its control `URL` (then it is never a copy source: a sled's depot URL is never taken from the sled itself) (also PUT /v1/sleds/{id})")
 	fs.DurationVar(&o.replicationPeriod, "replication-period", time.Minute, "time between replication activations (one also runs at once after every upload or delete)")
 	fs.IntVar(&o.minSledReplication, "min-sled-replication", 1, "sleds that must hold every artifact before a repository is durable (3 for a rack)")
 	fs.IntVar(&o.maxRequests, "replication-max-requests", depot.DefaultMaxRequests, "most put and copy requests one replication activation sends")
@@ -103,6 +107,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.copyStallTimeout, "copy-stall-timeout", time.Minute, "a copy that receives no bytes for this long fails")
 	fs.DurationVar(&o.scrubInterval, "scrub-interval", 24*time.Hour, "time between background scrubs that re-hash every artifact (0: only on POST /scrub)")
 	fs.Var(&o.scrubRate, "scrub-rate", "scrub read rate in bytes per second (`size`)")
+	o.net.flags(fs)
 	fs.StringVar(&o.tokensFile, "tokens-file", "", "operator tokens `file`: one \"NAME ROLE sha256:HEX\" a line, re-read when it changes (without any token the operator API is open, on loopback only)")
 	fs.StringVar(&o.adoptCatalog, "adopt-catalog", "", "admin act at start-up: move this sled to the catalog with this `id` (see GET /v1/replication/status of its coordinator); needs --adopt-catalog-from")
 	fs.StringVar(&o.adoptCatalogFrom, "adopt-catalog-from", "", "the catalog `id` the sled serves now, or none for a config that names no catalog; a sled that serves another is left alone and depotd exits")
@@ -183,9 +188,18 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 		}
 	}()
 
-	hc := client.DefaultHTTPClient()
+	tlsr, err := o.net.reloader(ctx, log)
+	if err != nil {
+		return err
+	}
+	hc := client.NewHTTPClient(tlsr)
+	policy, err := client.NewSourcePolicy(o.net.copySourceAllow, tlsr.HasCA(), int64(o.maxArtifactSize))
+	if err != nil {
+		return err
+	}
+	writes := depot.NewWriteSlots(o.net.maxConcurrentWrites)
 	sled, err := depot.NewSled(ctx, depot.SledOptions{
-		Store: st, Peer: remote.Peer{HTTP: hc}, Logger: log,
+		Store: st, Peer: remote.NewPeer(policy, tlsr), Logger: log, WriteSlots: writes,
 		MaxConcurrentCopies: o.maxConcurrentCopies, MaxQueuedCopies: queuedCopies(o.maxQueuedCopies),
 		CopyStallTimeout: o.copyStallTimeout,
 		// A coordinator restores the local config from its catalog before
@@ -203,18 +217,13 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 		}
 	}
 
-	sledLn, err := net.Listen("tcp", o.listen)
+	lns, err := openListeners(o, tlsr, log)
 	if err != nil {
-		return fmt.Errorf("--listen: %w", err)
-	}
-	depotLn, err := net.Listen("tcp", o.depotListen)
-	if err != nil {
-		sledLn.Close()
-		return fmt.Errorf("--depot-listen: %w", err)
+		return err
 	}
 	depotURL := o.advertiseDepotURL
 	if depotURL == "" {
-		depotURL = "http://" + depotLn.Addr().String()
+		depotURL = lns.depotURL()
 	}
 
 	// Metrics exist before the coordinator, whose first activation may
@@ -229,8 +238,7 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 			mx.ObserveActivation(a.Finished.Sub(a.Started))
 		})
 		if err != nil {
-			sledLn.Close()
-			depotLn.Close()
+			lns.close()
 			return err
 		}
 		defer stopCoord()
@@ -239,8 +247,7 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 	var tokens *depot.TokenFile
 	if o.coordinator {
 		if tokens, err = operatorAuth(ctx, o, log, coord.Catalog()); err != nil {
-			sledLn.Close()
-			depotLn.Close()
+			lns.close()
 			return err
 		}
 	}
@@ -256,15 +263,20 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 		MaxRepoSize:     int64(o.maxRepoSize),
 		ShutdownTimeout: o.shutdownTimeout,
 		DepotURL:        depotURL,
-		Tokens:          tokens,
-		// The operator API is served on --listen until it has a listener
-		// of its own.
-		OperatorAddr: o.listen,
+
+		RequireCoordinatorRole: tlsr.RequiresClientCerts(),
+		WriteSlots:             writes,
+		MinBodyRate:            o.net.minBodyRate(),
+		MinBodyRateWindow:      o.net.minBodyRateWindow,
+		DownloadStallTimeout:   o.net.downloadStallTimeout,
+		Tokens:                 tokens,
+		OperatorAddr:           o.operatorListen,
 	})
 	// Tests parse this line for the ports when listening on port 0.
-	log.Info("listening", "sled", sledLn.Addr().String(), "depot", depotLn.Addr().String(),
+	log.Info("listening", "sled", lns.sled.Addr().String(), "depot", lns.depot.Addr().String(),
+		"operator", lns.operatorAddr(), "tls", tlsr.ServesTLS(), "mtls", tlsr.RequiresClientCerts(),
 		"mirrors", strings.Join(mirrors, ","), "coordinator", o.coordinator, "version", version)
-	err = srv.Serve(ctx, sledLn, depotLn)
+	err = srv.Serve(ctx, lns.sled, lns.depot, lns.operator)
 	log.Info("stopped", "error", err)
 	return err
 }
@@ -463,7 +475,13 @@ func formatSize(n int64) string {
 // a non-loopback address with no token configured: neither --tokens-file
 // nor a token in the catalog.
 func checkOperatorAuth(o options) error {
-	if !o.coordinator || o.tokensFile != "" || server.IsLoopback(o.listen) {
+	if !o.coordinator || o.tokensFile != "" || server.IsLoopback(o.operatorListen) {
+		return nil
+	}
+	plaintext := o.net.tlsCert == "" && o.net.operatorTLSCert == ""
+	if plaintext && !o.net.insecurePlaintext {
+		// Refused, more fundamentally, as plain HTTP off loopback when the
+		// listeners open: a token must never cross the network in clear.
 		return nil
 	}
 	path := o.catalog
@@ -475,7 +493,7 @@ func checkOperatorAuth(o options) error {
 		return fmt.Errorf("read tokens from the catalog: %w", err)
 	}
 	if !has {
-		return errNoTokens(o.listen)
+		return errNoTokens(o.operatorListen)
 	}
 	return nil
 }
@@ -510,15 +528,15 @@ func operatorAuth(ctx context.Context, o options, log *slog.Logger, cat *depot.C
 	if (tokens != nil && tokens.Len() > 0) || inCatalog {
 		return tokens, nil
 	}
-	if !server.IsLoopback(o.listen) {
-		return nil, errNoTokens(o.listen)
+	if !server.IsLoopback(o.operatorListen) {
+		return nil, errNoTokens(o.operatorListen)
 	}
 	if tokens != nil {
 		log.Warn("the tokens file holds no token: every operator request is refused until one is added", "path", o.tokensFile)
 		return tokens, nil
 	}
 	log.Warn("operator API authentication disabled: no token is configured and the operator listener is on loopback (dev mode)",
-		"listen", o.listen)
+		"operator-listen", o.operatorListen)
 	return tokens, nil
 }
 

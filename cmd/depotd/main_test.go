@@ -55,14 +55,17 @@ type daemon struct {
 	cmd               *exec.Cmd
 	sledURL, depotURL string
 	sled, depot       *client.Client
-	log               *servertest.Buffer
-	exited            chan struct{} // closed when the process is reaped
-	exitErr           error         // valid once exited is closed
-	mirrors           []string
+	// opURL and op reach the operator API (a coordinator only).
+	opURL   string
+	op      *client.Client
+	log     *servertest.Buffer
+	exited  chan struct{} // closed when the process is reaped
+	exitErr error         // valid once exited is closed
+	mirrors []string
 }
 
 // listeningLine matches the "listening" line in either --log-format.
-var listeningLine = regexp.MustCompile(`msg=listening sled=(\S+) depot=(\S+)|"msg":"listening","sled":"([^"]+)","depot":"([^"]+)"`)
+var listeningLine = regexp.MustCompile(`msg=listening sled=(\S+) depot=(\S+) operator=(\S+)|"msg":"listening","sled":"([^"]+)","depot":"([^"]+)","operator":"([^"]*)"`)
 
 // startDaemon runs depotd on --data dir with ports chosen by the kernel and
 // waits (bounded) for its "listening" line, text or JSON. Cleanup kills it
@@ -79,11 +82,11 @@ func startDaemonEnv(t testing.TB, dir string, env []string, extra ...string) *da
 	deadline := time.After(15 * time.Second)
 	for {
 		if m := listeningLine.FindStringSubmatch(d.log.String()); m != nil {
-			sled, depot := m[1], m[2]
+			sled, depot, op := m[1], m[2], m[3]
 			if sled == "" {
-				sled, depot = m[3], m[4]
+				sled, depot, op = m[4], m[5], m[6]
 			}
-			d.sledURL, d.depotURL = "http://"+sled, "http://"+depot
+			d.sledURL, d.depotURL, d.opURL = "http://"+sled, "http://"+depot, "http://"+op
 			break
 		}
 		select {
@@ -96,6 +99,7 @@ func startDaemonEnv(t testing.TB, dir string, env []string, extra ...string) *da
 	}
 	d.sled = client.New(d.sledURL, nil)
 	d.depot = client.New(d.depotURL, nil)
+	d.op = client.New(d.opURL, nil)
 	d.mirrors = []string{filepath.Join(dir, "m2a"), filepath.Join(dir, "m2b")}
 	return d
 }
@@ -109,7 +113,7 @@ func launch(t testing.TB, dir string, extra ...string) *daemon {
 // launchEnv is launch with extra environment variables.
 func launchEnv(t testing.TB, dir string, env []string, extra ...string) *daemon {
 	t.Helper()
-	args := append([]string{"--data", dir, "--listen", "127.0.0.1:0", "--depot-listen", "127.0.0.1:0"}, extra...)
+	args := append([]string{"--data", dir, "--listen", "127.0.0.1:0", "--depot-listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0"}, extra...)
 	d := &daemon{cmd: exec.Command(depotdBin, args...), log: &servertest.Buffer{}, exited: make(chan struct{})}
 	// A race-enabled daemon exits at once (not after the default 1 s) and
 	// fails loudly on the first race.

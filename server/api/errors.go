@@ -38,6 +38,7 @@ const (
 	CodeForbidden           = "FORBIDDEN"
 	CodeAuthRateLimited     = "AUTH_RATE_LIMITED"
 	CodeTokenExists         = "TOKEN_EXISTS"
+	CodeServerBusy          = "SERVER_BUSY"
 )
 
 // One sentinel per error code. The server returns the HTTP-layer ones
@@ -84,6 +85,9 @@ var (
 	// source address; retry after Retry-After.
 	ErrAuthRateLimited = errors.New("too many failed authentications")
 	ErrTokenExists     = errors.New("token exists")
+	// ErrServerBusy: every write slot of the daemon is taken; retry after
+	// Retry-After.
+	ErrServerBusy = errors.New("server busy")
 )
 
 // codeErrs maps every code to its sentinel.
@@ -119,6 +123,7 @@ var codeErrs = map[string]error{
 	CodeForbidden:           ErrForbidden,
 	CodeAuthRateLimited:     ErrAuthRateLimited,
 	CodeTokenExists:         ErrTokenExists,
+	CodeServerBusy:          ErrServerBusy,
 }
 
 // ErrForCode returns the sentinel of an error_code, or nil for a code this

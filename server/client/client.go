@@ -8,14 +8,19 @@
 // # Basics
 //
 // A Client talks to one base URL. The sled API (PutArtifact, GetConfig,
-// CopyFromDepot, Copies, Status, ...) and, on a coordinator, the operator
-// API (UploadRepo, Repos, TrustRoots, Sleds, ReplicationStatus, ...) live
-// on a daemon's --listen port; the repo-depot API (GetArtifact,
-// HeadArtifact) on its --depot-listen port, so a caller that needs both
-// makes two Clients; they may share one *http.Client.
+// CopyFromDepot, Copies, Status, ...) lives on a daemon's --listen port,
+// the operator API of a coordinator (UploadRepo, Repos, TrustRoots, Sleds,
+// ReplicationStatus, ...) on its --operator-listen port, and the
+// repo-depot API (GetArtifact, HeadArtifact) on its --depot-listen port:
+// a caller makes one Client per API; they may share one *http.Client
+// (NewHTTPClient, which speaks TLS with the daemon's certificates).
 //
-// Package server/remote adapts a Client to the depot package's Peer (for
-// copy-from-depot jobs) and SledClient (for the coordinator).
+// Fetcher is the one outbound path of a sled: NewFetcher gives it the
+// SourcePolicy that every fetch and HEAD obeys (allowed sources, the
+// largest Content-Length, no redirects), and its errors carry nothing the
+// source sent. Package server/remote adapts a Fetcher to the depot
+// package's Peer (for copy-from-depot jobs) and a Client to its
+// SledClient (for the coordinator).
 //
 // # Caveats
 //
@@ -36,7 +41,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -84,18 +88,11 @@ func New(baseURL string, httpClient *http.Client) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), hc: httpClient, StallTimeout: DefaultStallTimeout}
 }
 
-// DefaultHTTPClient returns an http.Client suited to sled traffic: a 5 s
-// connect timeout, no overall timeout (bodies are long), no proxy (sleds
-// talk on the rack network) and no transparent gzip (lengths must be the
-// artifact's).
-func DefaultHTTPClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Proxy = nil
-	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.DisableCompression = true
-	t.MaxIdleConnsPerHost = 16
-	return &http.Client{Transport: t}
-}
+// DefaultHTTPClient returns an http.Client suited to sled traffic:
+// NewHTTPClient(nil) (a 5 s connect timeout, no overall timeout, no proxy,
+// no transparent gzip, no redirects followed, https against the system
+// roots).
+func DefaultHTTPClient() *http.Client { return NewHTTPClient(nil) }
 
 // APIError is an error answer from the server. It unwraps to the server/api
 // sentinel of Code (nil for a code this client does not know).

@@ -20,60 +20,63 @@ import (
 	"depot/depot"
 	"depot/server/api"
 	"depot/server/client"
+	"depot/server/transport"
 	"depot/store"
 )
 
-// defaultHTTP is the *http.Client of a zero Peer, shared so that its
-// connections are reused.
+// defaultHTTP is the *http.Client of NewSledClient without one, shared so
+// that its connections are reused.
 var defaultHTTP = sync.OnceValue(client.DefaultHTTPClient)
 
-// Peer implements depot.Peer over HTTP: a sled's copy-from-depot jobs fetch
-// through it from other sleds' repo-depot APIs. HTTP nil means a shared
-// client.DefaultHTTPClient (connect timeout, no overall timeout). Peer
-// sets no stall timeout of its own: the sled's copy job has a stall
-// watchdog. The zero value is ready to use and safe for concurrent use.
-type Peer struct{ HTTP *http.Client }
+// Peer implements depot.Peer (and depot.SourceChecker) over HTTP with a
+// client.Fetcher: a sled's copy-from-depot jobs fetch through it from
+// other sleds' repo-depot APIs, under the Fetcher's SourcePolicy. Make it
+// with NewPeer; the zero value fetches from anywhere (tests, trusted
+// set-ups). Safe for concurrent use.
+type Peer struct {
+	HTTP   *http.Client         // nil: a shared client.DefaultHTTPClient
+	Policy *client.SourcePolicy // nil: any source, any length
+}
 
-var _ depot.Peer = Peer{}
+var (
+	_ depot.Peer          = Peer{}
+	_ depot.SourceChecker = Peer{}
+)
+
+// NewPeer returns the Peer of a sled's copy-from-depot jobs (see
+// client.NewFetcher).
+func NewPeer(policy *client.SourcePolicy, tlsr *transport.Reloader) Peer {
+	f := client.NewFetcher(policy, tlsr)
+	return Peer{HTTP: f.HTTP, Policy: f.Policy}
+}
+
+func (p Peer) fetcher() client.Fetcher { return client.Fetcher{HTTP: p.HTTP, Policy: p.Policy} }
+
+// CheckSource refuses a source the policy does not allow.
+func (p Peer) CheckSource(baseURL string) error { return p.fetcher().CheckSource(baseURL) }
 
 // Fetch GETs {baseURL}/artifact/sha256/{hex} and returns the body and its
-// Content-Length (-1 if absent). The caller closes body. A peer that does
-// not hold d answers 404, which unwraps to store.ErrNotFound.
+// Content-Length. The caller closes body. A peer that does not hold d
+// answers 404, which unwraps to store.ErrNotFound.
 func (p Peer) Fetch(ctx context.Context, baseURL string, d store.Digest) (io.ReadCloser, int64, error) {
-	hc := p.HTTP
-	if hc == nil {
-		hc = defaultHTTP()
-	}
-	c := client.New(baseURL, hc)
-	c.StallTimeout = 0 // the copy job's watchdog bounds stalls
-	body, size, err := c.GetArtifact(ctx, api.Digest(d))
+	body, size, err := p.fetcher().Fetch(ctx, baseURL, api.Digest(d))
 	return body, size, domainError(err, store.ErrNotFound)
 }
 
-// Stat HEADs {baseURL}/artifact/sha256/{hex} through the same client as
+// Stat HEADs {baseURL}/artifact/sha256/{hex} under the same rules as
 // Fetch and returns the Content-Length. A 404 unwraps to store.ErrNotFound.
 // A peer that does not serve HEAD (405, 501: omicron's repo depot
 // documents GET only) is asked with a GET whose body is closed unread.
 func (p Peer) Stat(ctx context.Context, baseURL string, d store.Digest) (int64, error) {
-	hc := p.HTTP
-	if hc == nil {
-		hc = defaultHTTP()
-	}
-	c := client.New(baseURL, hc)
-	c.StallTimeout = 0 // the caller bounds the whole request
-	size, err := c.HeadArtifact(ctx, api.Digest(d))
-	var ae *client.APIError
-	if errors.As(err, &ae) && (ae.Status == http.StatusMethodNotAllowed || ae.Status == http.StatusNotImplemented) {
+	f := p.fetcher()
+	size, err := f.Head(ctx, baseURL, api.Digest(d))
+	var se *client.SourceError
+	if errors.As(err, &se) && (se.Status == http.StatusMethodNotAllowed || se.Status == http.StatusNotImplemented) {
 		var body io.ReadCloser
-		body, size, err = c.GetArtifact(ctx, api.Digest(d))
+		body, size, err = f.Fetch(ctx, baseURL, api.Digest(d))
 		if err == nil {
 			body.Close()
 		}
-	}
-	if errors.As(err, &ae) && ae.Status == http.StatusNotFound && ae.Code == "" {
-		// A peer that is not Depot (omicron's repo depot) says 404 without
-		// Depot's error code.
-		return 0, &mapped{err: err, sentinel: store.ErrNotFound}
 	}
 	return size, domainError(err, store.ErrNotFound)
 }
@@ -184,11 +187,25 @@ var domainErrs = map[string]error{
 // are.
 func domainError(err error, notFound error) error {
 	var ae *client.APIError
-	if err == nil || !errors.As(err, &ae) {
+	var se *client.SourceError
+	var code string
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ae):
+		code = ae.Code
+	case errors.As(err, &se):
+		code = se.Code
+		if se.Status == http.StatusNotFound && code == "" {
+			// A copy source that is not Depot (omicron's repo depot) says
+			// 404 without Depot's error code.
+			code = api.CodeNotFound
+		}
+	default:
 		return err
 	}
-	sentinel := domainErrs[ae.Code]
-	if ae.Code == api.CodeNotFound {
+	sentinel := domainErrs[code]
+	if code == api.CodeNotFound {
 		sentinel = notFound
 	}
 	if sentinel == nil {
