@@ -6,7 +6,7 @@ import "errors"
 // returned errors wrap them with the operation and the object.
 var (
 	// ErrInvalidDigest is returned by ParseDigest for anything that is not
-	// 64 lowercase hex digits.
+	// 64 hex digits (either case).
 	ErrInvalidDigest = errors.New("invalid sha256 digest")
 
 	// ErrNotFound is returned by Open and Stat when no healthy mirror

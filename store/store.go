@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"depot/store/trigger"
 )
 
 // Store is one sled's blob store over N mirror directories. Safe for
@@ -61,7 +63,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{log: log}
 	s.scrub.rate = opts.ScrubRate
-	s.scrub.kick = make(chan bool, 1)
+	s.scrub.kick = trigger.New()
 	seen := make(map[string]bool)
 	for _, root := range opts.Mirrors {
 		if seen[root] {

@@ -19,6 +19,7 @@ type sourceCollector struct {
 
 	configGeneration, configArtifacts *prometheus.Desc
 	copiesRunning, copiesLimit        *prometheus.Desc
+	copiesQueued, copiesQueueLimit    *prometheus.Desc
 	copiesTotal                       *prometheus.Desc
 	recRunning, recPasses             *prometheus.Desc
 	recDeleted, recFailed             *prometheus.Desc
@@ -56,6 +57,8 @@ func newSourceCollector(src Sources) *sourceCollector {
 		configArtifacts:  d("config_artifacts", "Artifacts in the sled's config; absent while the sled is unmanaged."),
 		copiesRunning:    d("copies_running", "Copy-from-depot jobs running."),
 		copiesLimit:      d("copies_limit", "Copy-from-depot jobs allowed at once."),
+		copiesQueued:     d("copies_queued", "Accepted copy-from-depot jobs waiting for a running slot."),
+		copiesQueueLimit: d("copies_queue_limit", "Copy-from-depot jobs allowed to wait; one more is refused with TOO_MANY_COPIES."),
 		copiesTotal:      d("copies_total", "Copy-from-depot jobs since start-up by outcome (rejected: refused with TOO_MANY_COPIES).", "state"),
 		recRunning:       d("reconciler_running", "1 while a delete reconciler pass runs."),
 		recPasses:        d("reconciler_passes_total", "Delete reconciler passes since start-up."),
@@ -81,7 +84,7 @@ func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.mirrorHealthy, c.mirrorArtifacts, c.mirrorBytes, c.mirrorFree,
 		c.scrubRunning, c.scrubChecked, c.scrubArtifacts, c.scrubBytes,
 		c.scrubPasses, c.scrubCorrupt, c.scrubRepaired, c.scrubFailed,
-		c.configGeneration, c.configArtifacts, c.copiesRunning, c.copiesLimit, c.copiesTotal,
+		c.configGeneration, c.configArtifacts, c.copiesRunning, c.copiesLimit, c.copiesQueued, c.copiesQueueLimit, c.copiesTotal,
 		c.recRunning, c.recPasses, c.recDeleted, c.recFailed,
 		c.replGeneration, c.replRunning, c.replActivations, c.replRequests,
 		c.replLastDuration, c.replLastFinished, c.replSledInventory, c.repositories,
@@ -140,6 +143,8 @@ func (c *sourceCollector) collectSled(ch chan<- prometheus.Metric) {
 	}
 	gauge(ch, c.copiesRunning, float64(s.Copies.Running))
 	gauge(ch, c.copiesLimit, float64(s.Copies.Limit))
+	gauge(ch, c.copiesQueued, float64(s.Copies.Queued))
+	gauge(ch, c.copiesQueueLimit, float64(s.Copies.QueueLimit))
 	counter(ch, c.copiesTotal, float64(s.Copies.Succeeded), "succeeded")
 	counter(ch, c.copiesTotal, float64(s.Copies.Failed), "failed")
 	counter(ch, c.copiesTotal, float64(s.Copies.Rejected), "rejected")
