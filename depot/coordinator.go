@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -12,10 +13,11 @@ import (
 	"depot/tuf"
 )
 
-// Spooler makes temp files for uploads on a mirror. *store.Store
-// implements it.
+// Spooler makes temp files for uploads on a mirror and fills them (a
+// write error marks that mirror unhealthy). *store.Store implements it.
 type Spooler interface {
 	CreateSpool(prefix string) (*os.File, error)
+	SpoolFrom(ctx context.Context, f *os.File, body io.Reader) (int64, store.Digest, error)
 }
 
 var _ Spooler = (*store.Store)(nil)

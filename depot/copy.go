@@ -129,6 +129,21 @@ func (s *Sled) CopyFromDepot(ctx context.Context, d store.Digest, gen *uint64, b
 	if err := s.admit(d, gen); err != nil {
 		return err
 	}
+	// The job's place in s.wg is taken under s.mu, so it is ordered
+	// against Close: a copy either starts before Close waits or not at all.
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	s.wg.Add(1)
+	s.mu.RUnlock()
+	started := false
+	defer func() {
+		if !started {
+			s.wg.Done()
+		}
+	}()
 	t := &s.copies
 	t.mu.Lock()
 	if _, ok := t.active[d]; ok {
@@ -160,7 +175,7 @@ func (s *Sled) CopyFromDepot(ctx context.Context, d store.Digest, gen *uint64, b
 		Hash: d, Source: baseURL, Generation: gen, State: CopyQueued, Started: time.Now(),
 	}}
 	t.active[d] = j
-	s.wg.Add(1)
+	started = true
 	t.mu.Unlock()
 
 	go s.runCopy(j, d, baseURL)

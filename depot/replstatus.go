@@ -104,6 +104,9 @@ type ReplicationStatus struct {
 	// SagaRecovery is what upload saga recovery did (start-up and every
 	// activation).
 	SagaRecovery RecoveryStatus `json:"saga_recovery"`
+	// CatalogError is set when the catalog could not be read for this
+	// status; Generation is then unknown (0).
+	CatalogError string `json:"catalog_error,omitempty"`
 }
 
 // record counts a request and keeps it in the ring buffer.
@@ -225,7 +228,7 @@ func (r *Replicator) gained(sled string, h store.Digest) {
 
 // Status returns the replication status.
 func (r *Replicator) Status() ReplicationStatus {
-	w, _ := r.cat.Wanted()
+	w, werr := r.cat.Wanted()
 	recovery := r.coord.Recovery()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -234,6 +237,11 @@ func (r *Replicator) Status() ReplicationStatus {
 		SagaRecovery: recovery,
 		Generation:   w.Generation, Activations: r.activations, Running: r.running,
 		Lifetime: r.lifetime.clone(),
+	}
+	if werr != nil {
+		// Generation is unknown, not 0: say why.
+		st.CatalogError = werr.Error()
+		r.log.Warn("replication status: read catalog", "err", werr)
 	}
 	if r.last != nil {
 		last := *r.last

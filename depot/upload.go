@@ -96,7 +96,7 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, systemVersion string, body io.Reader, size int64, e *AuditEntry) (_ UploadResult, staged []store.Digest, _ error) {
 	// Spool: hash while writing, never hold the archive in memory.
 	c.reached(StepSpool)
-	n, hash, err := store.SpoolFrom(ctx, spool, body)
+	n, hash, err := c.spool.SpoolFrom(ctx, spool, body)
 	if err != nil {
 		return UploadResult{}, nil, fmt.Errorf("spool upload: %w", err)
 	}

@@ -231,6 +231,7 @@ func TestErrorTable_Order(t *testing.T) {
 		{fmt.Errorf("%w: stage x: %w", depot.ErrRepoInvalid, store.ErrHashMismatch), api.CodeRepositoryInvalid},
 		{fmt.Errorf("%w: control_url: %w", depot.ErrInvalidSled, depot.ErrInvalidSource), api.CodeInvalidSled},
 		{badRoot, api.CodeRepositoryInvalid},
+		{fmt.Errorf("put x: %w: %w", store.ErrBusy, store.ErrNoMirrors), api.CodeServerBusy},
 	} {
 		if got, _ := server.ForError(c.err); got.Code != c.code {
 			t.Errorf("ForError(%v) = %s, want %s", c.err, got.Code, c.code)

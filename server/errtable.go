@@ -53,7 +53,10 @@ func isMaxBytes(err error) bool {
 //   - REPOSITORY_INVALID before the store's write errors: a staged target
 //     that fails its hash is the repository's fault, not the request's;
 //   - INVALID_SLED before INVALID_DEPOT_URL: a sled with a bad URL wraps
-//     both.
+//     both;
+//   - SERVER_BUSY (store.ErrBusy) before NO_MIRRORS: a write that failed
+//     for lack of descriptors on one mirror and for a disk on the other
+//     is retried, not reported as a dead sled.
 var errorTable = []errorEntry{
 	{Code: api.CodeInvalidHash, Status: http.StatusBadRequest, Err: store.ErrInvalidDigest,
 		Message: "the sha256 in the path must be 64 hex digits"},
@@ -130,6 +133,9 @@ var errorTable = []errorEntry{
 		Message: "the copy source answered that it does not hold this artifact; nothing was queued: copy from a sled that holds it"},
 	{Code: api.CodeSourceUnavailable, Status: http.StatusBadGateway, Err: depot.ErrSourceUnavailable,
 		Message: "the copy source could not be asked for this artifact (unreachable, too slow, or an unexpected answer); nothing was queued: retry, or copy from another sled"},
+	{Code: api.CodeServerBusy, Status: http.StatusServiceUnavailable, Err: store.ErrBusy,
+		RetryAfter: time.Second,
+		Message:    "the daemon is out of file descriptors or memory for this request; its mirrors are healthy: retry after Retry-After seconds"},
 	{Code: api.CodeNoMirrors, Status: http.StatusServiceUnavailable, Err: store.ErrNoMirrors,
 		Message: "no mirror on this sled can serve the request; see GET /status"},
 	{Code: api.CodeShuttingDown, Status: http.StatusServiceUnavailable, Err: store.ErrClosed,

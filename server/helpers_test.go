@@ -62,6 +62,8 @@ type envConfig struct {
 	transport http.RoundTripper
 	// minReplication is the coordinator's quorum (0: 1).
 	minReplication int
+	// storeFS, if set, is the store's file system per mirror (faults).
+	storeFS func(root string) store.FS
 	// tuf is how the coordinator opens uploads.
 	tuf tuf.Options
 }
@@ -100,7 +102,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	if ec.fake == nil {
 		dir := t.TempDir()
 		e.mirrors = []string{filepath.Join(dir, "m2a"), filepath.Join(dir, "m2b")}
-		st, err := store.Open(context.Background(), store.Options{Mirrors: e.mirrors, Logger: log})
+		st, err := store.Open(context.Background(), store.Options{Mirrors: e.mirrors, Logger: log, FS: ec.storeFS})
 		if err != nil {
 			t.Fatalf("open store: %v", err)
 		}

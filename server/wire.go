@@ -99,7 +99,7 @@ func wireCounters(c depot.Counters) api.Counters {
 
 func wireReplicationStatus(st depot.ReplicationStatus) api.ReplicationStatus {
 	out := api.ReplicationStatus{
-		CatalogID: st.CatalogID, Generation: st.Generation, Activations: st.Activations, Running: st.Running,
+		CatalogID: st.CatalogID, CatalogError: st.CatalogError, Generation: st.Generation, Activations: st.Activations, Running: st.Running,
 		Lifetime: wireCounters(st.Lifetime),
 		Sleds: convert(st.Sleds, func(s depot.SledState) api.SledState {
 			return api.SledState{

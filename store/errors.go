@@ -32,6 +32,11 @@ var (
 	// ErrLocked is returned by Open when another process holds a mirror.
 	ErrLocked = errors.New("mirror is locked by another process")
 
+	// ErrBusy is returned when the process, not a disk, ran out of a
+	// shared resource (file descriptors, memory): EMFILE, ENFILE, ENOMEM.
+	// The request fails; no mirror is marked unhealthy for it.
+	ErrBusy = errors.New("the daemon is out of file descriptors or memory")
+
 	// ErrClosed is returned by every method after Close.
 	ErrClosed = errors.New("store is closed")
 )

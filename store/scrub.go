@@ -188,10 +188,13 @@ func (s *Store) scrubOne(ctx context.Context, d Digest, verify bool, lim *rate.L
 		switch {
 		case ctx.Err() != nil:
 			return
-		case err == nil && got == d && n == r.Size:
-			r.Verified = time.Now()
-			if err := m.putRecord(d, r); err != nil {
-				m.fail("record verification", err)
+		case err == nil && got == d:
+			// A file that hashes to its name wins over an index entry
+			// whose size disagrees: the entry is corrected.
+			r.Size, r.Verified = n, time.Now()
+			size = n
+			if !s.recordVerified(m, d, r) {
+				continue // deleted while it was hashed
 			}
 			good = append(good, m)
 		case err != nil && (!errors.Is(err, fs.ErrNotExist) || m.vanished()):
@@ -237,6 +240,22 @@ func (s *Store) scrubOne(ctx context.Context, d Digest, verify bool, lim *rate.L
 		s.log.Error("no good copy of artifact left on this sled", "digest", d)
 		s.note(func(st *ScrubStatus) { st.Failed++ })
 	}
+}
+
+// recordVerified writes d's verified record under d's lock, only if the
+// mirror still holds d: a delete that ran while the copy was hashed wins.
+// It reports whether the record was kept.
+func (s *Store) recordVerified(m *mirror, d Digest, r record) bool {
+	s.locks[d[0]].Lock()
+	defer s.locks[d[0]].Unlock()
+	if _, ok := m.lookup(d); !ok {
+		return false
+	}
+	if err := m.putRecord(d, r); err != nil {
+		m.fail("record verification", err)
+		return false
+	}
+	return true
 }
 
 func (s *Store) dropCopy(m *mirror, d Digest) {

@@ -149,6 +149,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(h)
+	routeStdLog(log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

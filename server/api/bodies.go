@@ -291,4 +291,7 @@ type ReplicationStatus struct {
 	Sleds        []SledState     `json:"sleds"`
 	Recent       []RequestRecord `json:"recent_requests"` // oldest first
 	SagaRecovery RecoveryStatus  `json:"saga_recovery"`
+	// CatalogError is set when the catalog could not be read for this
+	// status; Generation is then unknown (0).
+	CatalogError string `json:"catalog_error,omitempty"`
 }

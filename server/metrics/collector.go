@@ -26,6 +26,7 @@ type sourceCollector struct {
 
 	replGeneration, replRunning, replActivations, replRequests *prometheus.Desc
 	replLastDuration, replLastFinished                         *prometheus.Desc
+	replSledInventory                                          *prometheus.Desc
 	repositories                                               *prometheus.Desc
 }
 
@@ -70,7 +71,9 @@ func newSourceCollector(src Sources) *sourceCollector {
 		replRequests:     d("replication_requests_total", "Requests the coordinator sent to sleds since start-up, by operation and result.", "op", "result"),
 		replLastDuration: d("replication_last_activation_duration_seconds", "Duration of the last finished replication activation."),
 		replLastFinished: d("replication_last_activation_timestamp_seconds", "Unix time the last replication activation finished."),
-		repositories:     d("repositories", "Repositories in the catalog by replication state.", "state"),
+		replSledInventory: d("replication_sled_last_inventory_timestamp_seconds",
+			"Unix time the coordinator last read a sled's inventory (0: never since start-up).", "sled"),
+		repositories: d("repositories", "Repositories in the catalog by replication state.", "state"),
 	}
 }
 
@@ -84,7 +87,7 @@ func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.configGeneration, c.configArtifacts, c.copiesRunning, c.copiesLimit, c.copiesQueued, c.copiesQueueLimit, c.copiesTotal,
 		c.recRunning, c.recPasses, c.recDeleted, c.recFailed,
 		c.replGeneration, c.replRunning, c.replActivations, c.replRequests,
-		c.replLastDuration, c.replLastFinished, c.repositories,
+		c.replLastDuration, c.replLastFinished, c.replSledInventory, c.repositories,
 	} {
 		ch <- d
 	}
@@ -167,6 +170,13 @@ func (c *sourceCollector) collectReplication(ch chan<- prometheus.Metric) {
 	if a := r.Last; a != nil && !a.Finished.IsZero() {
 		gauge(ch, c.replLastDuration, a.Finished.Sub(a.Started).Seconds())
 		gauge(ch, c.replLastFinished, float64(a.Finished.UnixNano())/1e9)
+	}
+	for _, sl := range r.Sleds {
+		var at float64
+		if !sl.LastInventory.IsZero() {
+			at = float64(sl.LastInventory.UnixNano()) / 1e9
+		}
+		gauge(ch, c.replSledInventory, at, sl.ID)
 	}
 }
 
