@@ -25,6 +25,7 @@ import (
 //	sagas        id → Saga (JSON)
 //	sleds        id → Sled (JSON)
 //	meta         "generation" → uint64 (big-endian)
+//	identity     "catalog_id" → the catalog's id (catalogid.go)
 //
 // The generation rises whenever the wanted set (every artifact of every
 // repository) changes, in the same transaction as the change.
@@ -44,28 +45,45 @@ type Repo struct {
 	FileName      string         `json:"file_name"`
 	TimeCreated   time.Time      `json:"time_created"`
 	Artifacts     []RepoArtifact `json:"artifacts"`
+	// Format is tuf.FormatV1 or tuf.FormatV2 for an Oxide (tufaceous)
+	// repository, empty for any other.
+	Format string `json:"format,omitempty"`
 }
 
-// RepoArtifact is one artifact of a repository's manifest.
+// RepoArtifact is one artifact of a repository: an artifact of its
+// manifest, or a part split out of one of its composites.
 type RepoArtifact struct {
 	Name    string       `json:"name"`
 	Version string       `json:"version"`
-	Kind    string       `json:"kind"`
+	Kind    string       `json:"kind"` // for a part, the kind Nexus derives
 	Hash    store.Digest `json:"hash"`
 	Size    int64        `json:"size"`
+	// Tags are a v2 artifact's tags, as the manifest gives them.
+	Tags map[string]string `json:"tags,omitempty"`
+	// Board and Sign are a Hubris image's caboose BORD and SIGN (or its v2
+	// tags sp_board/rot_board and rot_rkth).
+	Board string `json:"board,omitempty"`
+	Sign  string `json:"sign,omitempty"`
+	// Source is the composite a part was split from; composites themselves
+	// are not artifacts (not stored, not replicated).
+	Source *ArtifactSource `json:"source,omitempty"`
 }
 
-// TrustRoot is a trusted root.json document.
+// TrustRoot is a trusted root.json document, in omicron's shape (id,
+// root_role, time_created) plus the document's sha256 and its source.
 type TrustRoot struct {
-	ID          string          `json:"id"` // sha256 of the document
+	ID          string          `json:"id"`     // a UUID, lower case
+	SHA256      string          `json:"sha256"` // of the document, what makes two roots the same
 	TimeCreated time.Time       `json:"time_created"`
 	Source      string          `json:"source"` // "api" or the file it came from
-	Root        json.RawMessage `json:"root"`
+	Root        json.RawMessage `json:"root_role"`
 }
 
 // Catalog is the coordinator's durable state. Safe for concurrent use.
 type Catalog struct {
-	db *bolt.DB
+	db    *bolt.DB
+	id    string        // see catalogid.go
+	audit auditNotifier // wakes audit long-polls (audit.go)
 }
 
 // OpenCatalog opens (creating) the catalog at path. Another process
@@ -82,7 +100,8 @@ func OpenCatalog(path string, lockTimeout time.Duration) (*Catalog, error) {
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRepos, bucketTrustRoots, bucketSagas, bucketSleds, bucketMeta} {
+		for _, b := range [][]byte{bucketRepos, bucketTrustRoots, bucketSagas, bucketSleds, bucketMeta,
+			bucketAudit, bucketTokens, bucketTokenHashes} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -92,7 +111,12 @@ func OpenCatalog(path string, lockTimeout time.Duration) (*Catalog, error) {
 		db.Close()
 		return nil, fmt.Errorf("init catalog %s: %w", path, err)
 	}
-	return &Catalog{db: db}, nil
+	c := &Catalog{db: db}
+	if err := c.loadID(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalog id in %s: %w", path, err)
+	}
+	return c, nil
 }
 
 // Close closes the catalog.
@@ -222,9 +246,22 @@ func (c *Catalog) RepoByHash(h store.Digest) (Repo, error) {
 // repositories: ErrRepoExists with the existing one when the same archive
 // is recorded, ErrRepoConflict for the same system version from another
 // archive or an artifact (kind, name, version) recorded with another hash.
+//
+// For an Oxide repository omicron's rule also holds the other way: the same
+// (kind, hash) recorded under another name or version is a conflict. Both
+// messages name the recorded repository and artifact, and this one's.
 func checkRepo(repos []Repo, r Repo) (*Repo, error) {
 	type key struct{ kind, name, version string }
-	seen := make(map[key]store.Digest)
+	type held struct {
+		a    RepoArtifact
+		repo string
+	}
+	type kh struct {
+		kind string
+		hash store.Digest
+	}
+	seen := make(map[key]held)
+	byContent := make(map[kh]held)
 	for i, old := range repos {
 		if old.Hash == r.Hash {
 			return &repos[i], nil
@@ -234,13 +271,21 @@ func checkRepo(repos []Repo, r Repo) (*Repo, error) {
 				ErrRepoConflict, r.SystemVersion, old.Hash, r.Hash)
 		}
 		for _, a := range old.Artifacts {
-			seen[key{a.Kind, a.Name, a.Version}] = a.Hash
+			seen[key{a.Kind, a.Name, a.Version}] = held{a, old.SystemVersion}
+			byContent[kh{a.Kind, a.Hash}] = held{a, old.SystemVersion}
 		}
 	}
 	for _, a := range r.Artifacts {
-		if h, ok := seen[key{a.Kind, a.Name, a.Version}]; ok && h != a.Hash {
-			return nil, fmt.Errorf("%w: artifact %s %s (kind %s) is recorded with hash %s; this repository has %s",
-				ErrRepoConflict, a.Name, a.Version, a.Kind, h, a.Hash)
+		if h, ok := seen[key{a.Kind, a.Name, a.Version}]; ok && h.a.Hash != a.Hash {
+			return nil, fmt.Errorf("%w: artifact %s %s (kind %s) is recorded with hash %s (repository %s); this repository (%s) has %s",
+				ErrRepoConflict, a.Name, a.Version, a.Kind, h.a.Hash, h.repo, r.SystemVersion, a.Hash)
+		}
+		if r.Format == "" {
+			continue
+		}
+		if h, ok := byContent[kh{a.Kind, a.Hash}]; ok && (h.a.Name != a.Name || h.a.Version != a.Version) {
+			return nil, fmt.Errorf("%w: kind %s content %s is recorded as %s %s (repository %s); this repository (%s) names it %s %s",
+				ErrRepoConflict, a.Kind, a.Hash, h.a.Name, h.a.Version, h.repo, r.SystemVersion, a.Name, a.Version)
 		}
 	}
 	return nil, nil
@@ -259,8 +304,9 @@ func (c *Catalog) CheckRepo(r Repo) (*Repo, error) {
 // InsertRepo records r and, in the same transaction, raises the generation
 // if the wanted set grows and moves the saga (if any) to the record step.
 // It returns the existing repository (inserted false) when the same archive
-// is already recorded; conflicts as CheckRepo.
-func (c *Catalog) InsertRepo(r Repo, sagaID string) (rec Repo, inserted bool, gen uint64, err error) {
+// is already recorded; conflicts as CheckRepo. An insert appends e's audit
+// record (its target set to the system version) in the same transaction.
+func (c *Catalog) InsertRepo(r Repo, sagaID string, e *AuditEntry) (rec Repo, inserted bool, gen uint64, err error) {
 	err = c.db.Update(func(tx *bolt.Tx) error {
 		repos, err := reposIn(tx)
 		if err != nil {
@@ -294,15 +340,18 @@ func (c *Catalog) InsertRepo(r Repo, sagaID string) (rec Repo, inserted bool, ge
 			}
 		}
 		rec, inserted = r, true
-		return nil
+		if e != nil {
+			e.Target = r.SystemVersion
+		}
+		return c.appendAudit(tx, e)
 	})
 	return rec, inserted, gen, err
 }
 
 // DeleteRepo removes a repository; the generation rises if the wanted set
 // shrinks (artifacts no other repository references). ErrRepoNotFound if
-// there is no such repository.
-func (c *Catalog) DeleteRepo(systemVersion string) (Repo, uint64, error) {
+// there is no such repository. The delete appends e's audit record.
+func (c *Catalog) DeleteRepo(systemVersion string, e *AuditEntry) (Repo, uint64, error) {
 	var gone Repo
 	var gen uint64
 	err := c.db.Update(func(tx *bolt.Tx) error {
@@ -328,9 +377,11 @@ func (c *Catalog) DeleteRepo(systemVersion string) (Repo, uint64, error) {
 		gen = getGeneration(tx)
 		if !sameKeys(wantedOf(before), wantedOf(after)) {
 			gen++
-			return putGeneration(tx, gen)
+			if err := putGeneration(tx, gen); err != nil {
+				return err
+			}
 		}
-		return nil
+		return c.appendAudit(tx, e)
 	})
 	return gone, gen, err
 }
@@ -339,50 +390,75 @@ func (c *Catalog) DeleteRepo(systemVersion string) (Repo, uint64, error) {
 func (c *Catalog) TrustRoots() ([]TrustRoot, error) {
 	var out []TrustRoot
 	err := c.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTrustRoots).ForEach(func(k, v []byte) error {
-			var r TrustRoot
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decode trust root %s: %w", k, err)
-			}
-			out = append(out, r)
-			return nil
-		})
+		var err error
+		out, err = trustRootsIn(tx)
+		return err
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].TimeCreated.Before(out[j].TimeCreated) })
 	return out, err
 }
 
 // AddTrustRoot records a root.json document (the caller has checked that
-// it parses as a TUF root). Adding the same document again returns the
-// existing record (created false).
-func (c *Catalog) AddTrustRoot(doc []byte, source string) (TrustRoot, bool, error) {
+// it parses as a TUF root) under a new UUID. Adding the same document
+// (same sha256) again returns the existing record (created false) and
+// records no audit entry: nothing changed. An add appends e's audit
+// record (target: the id).
+func (c *Catalog) AddTrustRoot(doc []byte, source string, e *AuditEntry) (TrustRoot, bool, error) {
 	sum := sha256.Sum256(doc)
-	id := hex.EncodeToString(sum[:])
+	digest := hex.EncodeToString(sum[:])
 	var out TrustRoot
 	created := false
 	err := c.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTrustRoots)
-		if v := b.Get([]byte(id)); v != nil {
-			return json.Unmarshal(v, &out)
+		roots, err := trustRootsIn(tx)
+		if err != nil {
+			return err
 		}
-		out = TrustRoot{ID: id, TimeCreated: time.Now().UTC(), Source: source, Root: json.RawMessage(doc)}
+		for _, r := range roots {
+			if r.SHA256 == digest {
+				out = r
+				return nil
+			}
+		}
+		out = TrustRoot{ID: newUUID(), SHA256: digest, TimeCreated: time.Now().UTC(), Source: source, Root: json.RawMessage(doc)}
 		v, err := json.Marshal(out)
 		if err != nil {
 			return err
 		}
 		created = true
-		return b.Put([]byte(id), v)
+		if err := tx.Bucket(bucketTrustRoots).Put([]byte(out.ID), v); err != nil {
+			return err
+		}
+		if e != nil {
+			e.Target = out.ID
+		}
+		return c.appendAudit(tx, e)
 	})
 	return out, created, err
 }
 
+// TrustRoot returns the trusted root with this id; ErrTrustRootNotFound
+// if there is none.
+func (c *Catalog) TrustRoot(id string) (TrustRoot, error) {
+	var out TrustRoot
+	err := c.db.View(func(tx *bolt.Tx) error {
+		_, r, err := trustRootByID(tx, id)
+		out = r
+		return err
+	})
+	return out, err
+}
+
 // DeleteTrustRoot removes a trusted root; ErrTrustRootNotFound if absent.
-func (c *Catalog) DeleteTrustRoot(id string) error {
+// The removal appends e's audit record.
+func (c *Catalog) DeleteTrustRoot(id string, e *AuditEntry) error {
 	return c.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTrustRoots)
-		if b.Get([]byte(id)) == nil {
-			return fmt.Errorf("%w: %q", ErrTrustRootNotFound, id)
+		key, _, err := trustRootByID(tx, id)
+		if err != nil {
+			return err
 		}
-		return b.Delete([]byte(id))
+		if err := tx.Bucket(bucketTrustRoots).Delete(key); err != nil {
+			return err
+		}
+		return c.appendAudit(tx, e)
 	})
 }

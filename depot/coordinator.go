@@ -4,19 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
-	"time"
 
 	"depot/store"
 	"depot/tuf"
 )
 
-// Spooler makes temp files for uploads on a mirror. *store.Store
-// implements it.
+// Spooler makes temp files for uploads on a mirror and fills them (a
+// write error marks that mirror unhealthy). *store.Store implements it.
 type Spooler interface {
 	CreateSpool(prefix string) (*os.File, error)
+	SpoolFrom(ctx context.Context, f *os.File, body io.Reader) (int64, store.Digest, error)
 }
 
 var _ Spooler = (*store.Store)(nil)
@@ -103,11 +104,13 @@ func (c *Coordinator) syncLocalConfig(ctx context.Context) error {
 	if w.Generation == 0 {
 		return nil
 	}
-	if err := c.local.SetConfig(ctx, Config{Generation: w.Generation, Artifacts: w.Sorted()}); err != nil {
-		if errors.Is(err, ErrConfigGeneration) {
-			// The local sled is ahead of this catalog: another coordinator
-			// drives it. Keep going; replication will say the same.
-			c.log.Error("local sled's config is ahead of the catalog", "catalog_generation", w.Generation, "err", err)
+	if err := c.local.SetConfig(ctx, c.cat.configOf(w)); err != nil {
+		if errors.Is(err, ErrConfigGeneration) || errors.Is(err, ErrCatalogMismatch) {
+			// The local sled is ahead of this catalog, or serves another
+			// one: another coordinator drives it. Keep going; replication
+			// will say the same.
+			c.log.Error("local sled's config is ahead of the catalog or from another catalog",
+				"catalog_id", c.cat.ID(), "catalog_generation", w.Generation, "err", err)
 			return nil
 		}
 		return fmt.Errorf("set local config: %w", err)
@@ -155,9 +158,9 @@ func (c *Coordinator) wantedChanged(ctx context.Context) {
 
 // DeleteRepo prunes a repository: artifacts no other repository
 // references leave the wanted set (the generation rises) and the sleds'
-// reconcilers delete them.
-func (c *Coordinator) DeleteRepo(ctx context.Context, systemVersion string) (Repo, error) {
-	r, _, err := c.cat.DeleteRepo(systemVersion)
+// reconcilers delete them. e, if not nil, is the request's audit entry.
+func (c *Coordinator) DeleteRepo(ctx context.Context, systemVersion string, e *AuditEntry) (Repo, error) {
+	r, _, err := c.cat.DeleteRepo(systemVersion, e)
 	if err != nil {
 		return Repo{}, err
 	}
@@ -167,133 +170,15 @@ func (c *Coordinator) DeleteRepo(ctx context.Context, systemVersion string) (Rep
 }
 
 // AddTrustRoot checks that doc is a self-signed TUF root and records it.
-func (c *Coordinator) AddTrustRoot(doc []byte, source string) (TrustRoot, bool, error) {
+// e, if not nil, is the request's audit entry.
+func (c *Coordinator) AddTrustRoot(doc []byte, source string, e *AuditEntry) (TrustRoot, bool, error) {
 	if _, err := tuf.CheckRootDocument(doc); err != nil {
 		return TrustRoot{}, false, fmt.Errorf("%w: %w", ErrTrustRootInvalid, err)
 	}
-	r, created, err := c.cat.AddTrustRoot(doc, source)
+	r, created, err := c.cat.AddTrustRoot(doc, source, e)
 	if err == nil && created {
 		c.log.Info("trust root added", "id", r.ID, "source", source)
 		c.notify()
 	}
 	return r, created, err
-}
-
-// Recover finishes what crashed uploads left: a saga that stopped before
-// record is undone (spool removed, staged artifacts that no repository
-// references deleted); one that reached record is marked done (its
-// artifacts are in the wanted set, replication carries on). Sagas this
-// process is running are left alone, so Recover may run at any time. It
-// returns the number of sagas it finished.
-func (c *Coordinator) Recover(ctx context.Context) (n int, err error) {
-	pass := RecoveryPass{Started: time.Now().UTC()}
-	defer func() {
-		pass.Finished = time.Now().UTC()
-		if err != nil {
-			pass.Error = err.Error()
-			pass.Failed++
-		}
-		c.mu.Lock()
-		c.recovery.Last = &pass
-		c.recovery.Passes++
-		c.recovery.TotalUndone += pass.Undone
-		c.recovery.TotalCarried += pass.Carried
-		c.recovery.TotalFailed += pass.Failed
-		c.mu.Unlock()
-	}()
-	sagas, err := c.cat.Sagas()
-	if err != nil {
-		return 0, fmt.Errorf("read saga log: %w", err)
-	}
-	for _, s := range sagas {
-		if s.Finished() {
-			continue
-		}
-		pass.Found++
-		c.mu.Lock()
-		busy := c.running[s.ID]
-		c.mu.Unlock()
-		if busy {
-			pass.Skipped++
-			continue
-		}
-		if s.Step == StepRecorded {
-			if err := c.cat.UpdateSaga(s.ID, func(s *Saga) { s.Step = StepDone }); err != nil {
-				return n, err
-			}
-			c.log.Info("upload saga recovered: recorded, replication carries on", "saga", s.ID, "system_version", s.SystemVersion)
-			pass.Carried++
-			n++
-			continue
-		}
-		if err := c.undo(ctx, s, errors.New("interrupted before record (daemon restarted)")); err != nil {
-			return n, err
-		}
-		c.log.Info("upload saga recovered: undone", "saga", s.ID, "step", s.Step, "file_name", s.FileName)
-		pass.Undone++
-		n++
-	}
-	if n > 0 {
-		c.wantedChanged(ctx)
-	}
-	return n, nil
-}
-
-// RecoveryPass is what one saga recovery pass did.
-type RecoveryPass struct {
-	Started  time.Time `json:"started"`
-	Finished time.Time `json:"finished"`
-	Found    int       `json:"found"`   // unfinished sagas in the log
-	Undone   int       `json:"undone"`  // stopped before record: cleaned up
-	Carried  int       `json:"carried"` // stopped after record: marked done, replication carries on
-	Skipped  int       `json:"skipped"` // running in this process
-	Failed   int       `json:"failed"`
-	Error    string    `json:"error,omitempty"`
-}
-
-// RecoveryStatus is saga recovery's last pass and its totals since start-up.
-type RecoveryStatus struct {
-	Last         *RecoveryPass `json:"last_pass"`
-	Passes       int           `json:"passes"`
-	TotalUndone  int           `json:"total_undone"`
-	TotalCarried int           `json:"total_carried"`
-	TotalFailed  int           `json:"total_failed"`
-}
-
-// Recovery returns what saga recovery did.
-func (c *Coordinator) Recovery() RecoveryStatus {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := c.recovery
-	if st.Last != nil {
-		last := *st.Last
-		st.Last = &last
-	}
-	return st
-}
-
-// undo removes what a saga left before record and marks it undone. A live
-// saga drops its own protections before calling (after a crash there are
-// none).
-func (c *Coordinator) undo(ctx context.Context, s Saga, cause error) error {
-	if s.SpoolPath != "" {
-		if err := os.Remove(s.SpoolPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-			c.log.Warn("remove upload spool", "path", s.SpoolPath, "err", err)
-		}
-	}
-	if len(s.Staged) > 0 {
-		w, err := c.cat.Wanted()
-		if err != nil {
-			return err
-		}
-		if _, err := c.local.DropUnwanted(ctx, s.Staged, w.Artifacts); err != nil {
-			return fmt.Errorf("undo saga %s: %w", s.ID, err)
-		}
-	}
-	return c.cat.UpdateSaga(s.ID, func(s *Saga) {
-		s.Step = StepUndone
-		if s.Error == "" {
-			s.Error = cause.Error()
-		}
-	})
 }

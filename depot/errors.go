@@ -13,6 +13,13 @@ var (
 	// coordinator is ahead, or this one is confused.
 	ErrConfigGeneration = errors.New("config generation conflict")
 
+	// ErrCatalogMismatch is returned by SetConfig for a config from
+	// another catalog than the sled's (see CheckConfig), and by
+	// AdoptCatalog when the sled does not serve the catalog it is to be
+	// moved from. The coordinator's collect reports it for a sled that
+	// serves another catalog, and then writes to no sled.
+	ErrCatalogMismatch = errors.New("config is from another catalog")
+
 	// ErrGeneration is returned by Put and CopyFromDepot on a managed sled
 	// when the request's generation is missing or is not the current one.
 	ErrGeneration = errors.New("generation does not match the sled's config")
@@ -25,13 +32,27 @@ var (
 	// lists: only a new config can drop it.
 	ErrArtifactInConfig = errors.New("artifact is in the sled's config")
 
-	// ErrTooManyCopies is returned by CopyFromDepot when the copy limit is
-	// reached; the caller retries later.
+	// ErrTooManyCopies is returned by CopyFromDepot when the copy queue is
+	// full; the caller retries later.
 	ErrTooManyCopies = errors.New("too many copies in flight")
 
 	// ErrInvalidSource is returned by CopyFromDepot for a depot_base_url
-	// that does not parse or is not http(s).
+	// that is not scheme://host:port (http or https, nothing else), or
+	// that the sled's source policy does not allow.
 	ErrInvalidSource = errors.New("invalid depot_base_url")
+
+	// ErrServerBusy is returned when every write slot is taken (see
+	// WriteSlots); the caller retries later.
+	ErrServerBusy = errors.New("server busy: every write slot is taken")
+
+	// ErrSourceUnavailable is returned by CopyFromDepot when the source
+	// cannot be asked for the artifact (refused, timed out, an answer other
+	// than 200 or 404).
+	ErrSourceUnavailable = errors.New("copy source unavailable")
+
+	// ErrSourceNotFound is returned by CopyFromDepot when the source
+	// answers that it does not hold the artifact.
+	ErrSourceNotFound = errors.New("copy source does not hold the artifact")
 
 	// ErrCopyNotFound is returned by Copy for a hash with no copy job.
 	ErrCopyNotFound = errors.New("no copy job for this artifact")

@@ -800,11 +800,23 @@ func TestPlan_PropertiesOverRandomRacks(t *testing.T) {
 // The convergence simulation.
 //
 // planRack is a rack as it really is: each sled's holdings, mirrors and
-// config generation. The planner sees it only through collect, which, like
-// the coordinator's collect step, marks a sled not OK while its listing
-// fails. apply executes a plan the way sleds would: a request carrying
+// config (catalog, generation, set). The planner sees it only through
+// collect, which, like the coordinator's collect step, reads every sled's
+// config before writing any and marks a sled not OK while it is down.
+// Configs change only through depot.CheckConfig, the sleds' own rule, and
+// after every step each sled's reconciler deletes what its config does not
+// list. apply executes a plan the way sleds would: a request carrying
 // another generation than the sled's config is rejected, a failed request
 // changes nothing, and a PUT or copy that succeeds leaves a full set.
+//
+// With planWeather.stale, two more coordinators act in every activation,
+// after A's collect: B, with a catalog of its own at A's generation + 1
+// and another wanted set (the case that once emptied racks), and A', of
+// A's own catalog one generation behind with an older set. Each writes
+// its config and sends its plan's requests; with blind they write without
+// reading first (an older coordinator, or a script). Neither may ever
+// change a config, land a request, or make a reconciler delete anything A
+// wants.
 //
 // The bound. Call an activation clean when every sled lists OK, no request
 // fails and no sled joins; F is the number of the others. Start from D
@@ -843,31 +855,92 @@ type planSimSled struct {
 	id      depot.SledID
 	mirrors int
 	have    map[store.Digest]int
-	gen     uint64 // the generation of the sled's config
-	downTo  int    // the listing fails in activations before this one
+	cfg     *depot.Config // nil while unmanaged
+	downTo  int           // the sled is unreachable in activations before this one
 }
 
 type planRack struct {
-	t      testing.TB
-	rng    *rand.Rand // faults and joins
-	sleds  []*planSimSled
-	wanted []store.Digest
-	local  map[store.Digest]bool
-	min    int
-	gen    uint64
+	t       testing.TB
+	rng     *rand.Rand // faults and joins
+	sleds   []*planSimSled
+	wanted  []store.Digest
+	local   map[store.Digest]bool
+	min     int
+	catalog string // A's catalog id
+	gen     uint64
 }
 
-// collect is the coordinator's collect step in activation act: it puts
-// the config (so every sled that answers, joined ones too, moves to r.gen)
-// and lists. A sled whose listing fails is reported not OK.
-func (r *planRack) collect(act int) []depot.SledInventory {
-	out := r.list(func(s *planSimSled) bool { return act >= s.downTo })
-	for i, s := range r.sleds {
-		if out[i].OK {
-			s.gen = max(s.gen, r.gen)
+const (
+	planCatalogA = "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0"
+	planCatalogB = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"
+)
+
+// config is A's config now.
+func (r *planRack) config() depot.Config {
+	return depot.Config{CatalogID: r.catalog, Generation: r.gen, Artifacts: slices.Clone(r.wanted)}
+}
+
+// up reports whether s answers in activation act.
+func up(s *planSimSled, act int) bool { return act >= s.downTo }
+
+// setConfig is PUT /artifacts-config on s: the sled's own rule decides.
+func (r *planRack) setConfig(s *planSimSled, next depot.Config) error {
+	change, err := depot.CheckConfig(s.cfg, next)
+	if err == nil && change {
+		s.cfg = &next
+	}
+	return err
+}
+
+// collect is the coordinator's collect step in activation act for the
+// config ours: it reads the config of every sled that answers and judges
+// it with the sleds' rule; with no conflict it writes ours to each, then
+// lists. It returns the inventory (sleds that did not answer are not OK),
+// how many sleds it wrote to and how many took the config. With blind, it
+// writes without reading.
+func (r *planRack) collect(act int, ours depot.Config, blind bool) (inv []depot.SledInventory, wrote, accepted int) {
+	if !blind {
+		for _, s := range r.sleds {
+			if !up(s, act) {
+				continue
+			}
+			if _, err := depot.CheckConfig(s.cfg, ours); err != nil {
+				return r.list(func(*planSimSled) bool { return false }), 0, 0
+			}
 		}
 	}
-	return out
+	for _, s := range r.sleds {
+		if !up(s, act) {
+			continue
+		}
+		wrote++
+		if r.setConfig(s, ours) == nil {
+			accepted++
+		}
+	}
+	r.reconcile()
+	return r.list(func(s *planSimSled) bool { return up(s, act) }), wrote, accepted
+}
+
+// reconcile is every sled's delete reconciler: what the sled's config
+// does not list goes. It fails the test if that is anything A wants.
+func (r *planRack) reconcile() {
+	r.t.Helper()
+	for _, s := range r.sleds {
+		if s.cfg == nil {
+			continue
+		}
+		for h := range s.have {
+			if slices.Contains(s.cfg.Artifacts, h) {
+				continue
+			}
+			if slices.Contains(r.wanted, h) {
+				r.t.Fatalf("sled %s (config %s at %d) deleted %s, which catalog %s wants",
+					s.id, s.cfg.CatalogID, s.cfg.Generation, h.String()[:2], r.catalog)
+			}
+			delete(s.have, h)
+		}
+	}
 }
 
 // list reports every sled as it is, OK where ok says so.
@@ -910,7 +983,7 @@ func (r *planRack) apply(gen uint64, actions []depot.Action, failRate float64) (
 		if s == nil {
 			r.t.Fatalf("%s: no such sled", planLine(a))
 		}
-		if gen != s.gen {
+		if s.cfg == nil || gen != s.cfg.Generation {
 			continue // 409 GENERATION: a stale coordinator's request
 		}
 		if r.rng.Float64() < failRate {
@@ -936,6 +1009,18 @@ func (r *planRack) apply(gen uint64, actions []depot.Action, failRate float64) (
 type planSimKey struct {
 	sled depot.SledID
 	hash store.Digest
+}
+
+// configs is each sled's config, printed, for comparisons.
+func (r *planRack) configs() map[depot.SledID]string {
+	out := map[depot.SledID]string{}
+	for _, s := range r.sleds {
+		out[s.id] = fmt.Sprint(s.cfg)
+		if s.cfg != nil {
+			out[s.id] = fmt.Sprint(*s.cfg)
+		}
+	}
+	return out
 }
 
 func (r *planRack) snapshot() map[planSimKey]int {
@@ -985,13 +1070,15 @@ func (r *planRack) putsOwed() int {
 // is held by some sled, and partial copies only appear with two sleds or
 // more (see the bound's assumptions). Sleds also hold unwanted junk.
 func newPlanRack(t testing.TB, rng *rand.Rand, maxSleds int) *planRack {
-	r := &planRack{t: t, rng: rng, min: 1 + rng.IntN(5), gen: 7, local: map[store.Digest]bool{}}
+	r := &planRack{t: t, rng: rng, min: 1 + rng.IntN(5), catalog: planCatalogA, gen: 7, local: map[store.Digest]bool{}}
 	for i := range 1 + rng.IntN(10) {
 		r.wanted = append(r.wanted, planHash(i+1))
 	}
 	n := 1 + rng.IntN(maxSleds)
 	for i := range n {
-		s := &planSimSled{id: depot.SledID(fmt.Sprintf("s%02d", i)), mirrors: 1 + rng.IntN(3), have: map[store.Digest]int{}, gen: r.gen}
+		s := &planSimSled{id: depot.SledID(fmt.Sprintf("s%02d", i)), mirrors: 1 + rng.IntN(3), have: map[store.Digest]int{}}
+		cfg := r.config()
+		s.cfg = &cfg
 		for _, h := range r.wanted {
 			switch x := rng.IntN(10); {
 			case x < 3:
@@ -1024,13 +1111,15 @@ func newPlanRack(t testing.TB, rng *rand.Rand, maxSleds int) *planRack {
 
 // planWeather is what happens to a simulated rack. In each of the first 20
 // activations a storm comes with probability storm: then each request fails
-// with probability fail, each sled's listing fails for 1-3 activations with
-// probability down, and an empty sled joins with probability join. With
-// stale, a second coordinator, a generation behind and with an older wanted
-// set, plans every activation too; the sleds reject all its requests.
+// with probability fail, each sled is unreachable for 1-3 activations with
+// probability down, an empty (unmanaged) sled joins with probability join,
+// and A's generation moves on (same set) with probability bump, so a sled
+// that was down lags behind. With stale, coordinators B and A' (see
+// planRack) write configs and plan every activation too, reading first
+// unless blind.
 type planWeather struct {
-	storm, fail, down, join float64
-	stale                   bool
+	storm, fail, down, join, bump float64
+	stale, blind                  bool
 }
 
 // planRun is the outcome of one simulated rack.
@@ -1071,7 +1160,13 @@ func (r *planRack) run(seed uint64, limits depot.PlanLimits, w planWeather) plan
 				joins++
 			}
 		}
-		inv := r.collect(act)
+		if stormy && r.rng.Float64() < w.bump {
+			r.gen++
+		}
+		inv, wrote, accepted := r.collect(act, r.config(), false)
+		if accepted != wrote {
+			r.t.Fatalf("seed %d: A found a sled driven by another coordinator", seed)
+		}
 		clean := !stormy
 		for _, s := range inv {
 			clean = clean && s.OK
@@ -1084,23 +1179,41 @@ func (r *planRack) run(seed uint64, limits depot.PlanLimits, w planWeather) plan
 		actions := depot.Plan(in)
 		planCheck(r.t, in, actions)
 
-		if w.stale {
-			old := r.input(inv, staleRnd, limits)
-			old.Generation = r.gen - 1
-			old.Wanted = append(slices.Clone(r.wanted[:len(r.wanted)-1]), planHash(240))
-			old.LocalHas = maps.Clone(r.local)
-			old.LocalHas[planHash(240)] = true
-			if n := r.apply(old.Generation, depot.Plan(old), 0); n != 0 {
-				r.t.Fatalf("seed %d: %d requests of a stale coordinator took effect", seed, n)
-			}
-		}
-
 		fail := 0.0
 		if stormy {
 			fail = w.fail
 		}
 		r.apply(r.gen, actions, fail)
+		r.reconcile()
 		res.activations++
+
+		if w.stale {
+			other := append(slices.Clone(r.wanted[:len(r.wanted)-1]), planHash(240))
+			for _, c := range []depot.Config{
+				{CatalogID: planCatalogB, Generation: r.gen + 1, Artifacts: other},
+				{CatalogID: r.catalog, Generation: r.gen - 1, Artifacts: other},
+			} {
+				before := r.configs()
+				_, wrote, accepted := r.collect(act, c, w.blind)
+				switch {
+				case wrote > 0 && !w.blind:
+					r.t.Fatalf("seed %d: coordinator %s at %d found nothing to stop it", seed, c.CatalogID[:2], c.Generation)
+				case accepted != 0 || !maps.Equal(before, r.configs()):
+					r.t.Fatalf("seed %d: %d sleds took the config of %s at %d", seed, accepted, c.CatalogID[:2], c.Generation)
+				}
+				if !w.blind {
+					continue // it stopped: no plan, no requests
+				}
+				in := r.input(r.list(func(s *planSimSled) bool { return up(s, act) }), staleRnd, limits)
+				in.Generation, in.Wanted = c.Generation, c.Artifacts
+				in.LocalHas = maps.Clone(r.local)
+				in.LocalHas[planHash(240)] = true
+				if n := r.apply(c.Generation, depot.Plan(in), 0); n != 0 {
+					r.t.Fatalf("seed %d: %d requests of coordinator %s at %d took effect", seed, n, c.CatalogID[:2], c.Generation)
+				}
+				r.reconcile()
+			}
+		}
 	}
 
 	per := func(n, limit int) int {
@@ -1133,7 +1246,8 @@ func TestPlan_RackConverges(t *testing.T) {
 	all8 := func(*rand.Rand) depot.PlanLimits {
 		return depot.PlanLimits{MaxRequests: 8, MaxPuts: 8, MaxCopiesPerSled: 8}
 	}
-	storms := planWeather{storm: 0.5, fail: 0.2, down: 0.1, join: 0.2, stale: true}
+	storms := planWeather{storm: 0.5, fail: 0.2, down: 0.1, join: 0.2, bump: 0.3, stale: true}
+	blind := planWeather{storm: 0.5, fail: 0.2, down: 0.1, join: 0.2, bump: 0.3, stale: true, blind: true}
 	tests := []struct {
 		name    string
 		limits  func(*rand.Rand) depot.PlanLimits // caps 0 or from 8 up
@@ -1145,9 +1259,12 @@ func TestPlan_RackConverges(t *testing.T) {
 		{"20% of requests fail", from8, planWeather{storm: 0.5, fail: 0.2}},
 		{"sleds drop out and come back", from8, planWeather{storm: 0.4, down: 0.1}},
 		{"sleds join empty", from8, planWeather{storm: 0.4, join: 0.3}},
-		{"two coordinators", from8, planWeather{stale: true}},
+		{"three coordinators", from8, planWeather{stale: true}},
+		{"sleds lag behind a stray catalog", from8, planWeather{storm: 0.5, down: 0.2, bump: 0.5, stale: true}},
+		{"stray coordinators write blind", from8, planWeather{storm: 0.5, down: 0.2, bump: 0.5, stale: true, blind: true}},
 		{"everything at once, unlimited", unlimited, storms},
 		{"everything at once, all caps 8", all8, storms},
+		{"everything at once, blind strays", all8, blind},
 	}
 	const racks = 40
 	for _, tt := range tests {

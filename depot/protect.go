@@ -12,6 +12,12 @@ import (
 // the reconciler until their stager releases them; protections are counted,
 // since two uploads may stage the same artifact.
 
+// stagingStore is what an upload's staging and undo need from the store.
+type stagingStore interface {
+	Put(ctx context.Context, d store.Digest, body io.Reader, size int64) (store.PutResult, error)
+	Delete(ctx context.Context, d store.Digest) error
+}
+
 // Protect keeps ds from the reconciler until Release.
 func (s *Sled) Protect(ds []store.Digest) {
 	s.mu.Lock()
@@ -43,6 +49,7 @@ func (s *Sled) Unprotect(ds []store.Digest) {
 // or protection that arrived meanwhile wins. It returns the number deleted
 // and the first error.
 func (s *Sled) DropUnwanted(ctx context.Context, ds []store.Digest, keep map[store.Digest]int64) (int, error) {
+	var st stagingStore = s.st
 	var firstErr error
 	n := 0
 	for _, d := range ds {
@@ -54,7 +61,7 @@ func (s *Sled) DropUnwanted(ctx context.Context, ds []store.Digest, keep map[sto
 			s.mu.RUnlock()
 			continue
 		}
-		err := s.st.Delete(ctx, d)
+		err := st.Delete(ctx, d)
 		s.mu.RUnlock()
 		if err != nil && firstErr == nil {
 			firstErr = err
@@ -69,5 +76,6 @@ func (s *Sled) DropUnwanted(ctx context.Context, ds []store.Digest, keep map[sto
 // Stage writes d to the store without the config checks of Put. The caller
 // protected d first.
 func (s *Sled) Stage(ctx context.Context, d store.Digest, body io.Reader, size int64) (store.PutResult, error) {
-	return s.st.Put(ctx, d, body, size)
+	var st stagingStore = s.st
+	return st.Put(ctx, d, body, size)
 }

@@ -1,8 +1,12 @@
 package depot
 
 import (
+	"context"
 	"sync"
 	"time"
+
+	"depot/store"
+	"depot/store/trigger"
 )
 
 // ReconcileStatus is what the delete reconciler did in its last pass and
@@ -22,19 +26,22 @@ type ReconcileStatus struct {
 	TotalFailed  int       `json:"total_failed"`
 }
 
+// reconcileStore is what the delete reconciler needs from the store.
+type reconcileStore interface {
+	List(ctx context.Context) ([]store.Info, error)
+	Delete(ctx context.Context, d store.Digest) error
+}
+
 // reconciler state; mu guards st.
 type reconciler struct {
-	kick chan struct{}
+	kick trigger.Trigger
 	mu   sync.Mutex
 	st   ReconcileStatus
 }
 
 // trigger asks for a pass; requests while one is queued fold into it.
 func (r *reconciler) trigger() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
+	r.kick.Fire()
 }
 
 func (r *reconciler) status() ReconcileStatus {
@@ -49,20 +56,24 @@ func (s *Sled) reconcileLoop() {
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-s.rec.kick:
+		case <-s.rec.kick.C():
 		}
 		s.Reconcile()
 	}
 }
 
 // Reconcile runs one delete pass now: every stored artifact outside the
-// config is removed. The config is read again just before each unlink, with
-// the config lock held across it, so a config that arrives mid-pass wins.
-// An unmanaged sled deletes nothing. Temp files of writes in flight are
-// never touched: only indexed artifacts are listed. Safe to run at any
-// time; the background loop runs it after every config change.
+// config is removed, except those an upload has protected (Protect). The
+// config is read again just before each unlink, with the config lock held
+// across it, so a config that arrives mid-pass wins. An unmanaged sled
+// deletes nothing. Temp files of writes in flight are never touched: only
+// indexed artifacts are listed. Safe to run alongside writes and config
+// changes; the background loop runs it after every config change and after
+// a write whose artifact the config no longer lists. Two passes at once
+// both delete correctly, but the status shows whichever finished last.
 func (s *Sled) Reconcile() ReconcileStatus {
 	ctx := s.ctx
+	var st reconcileStore = s.st
 	r := &s.rec
 	r.mu.Lock()
 	r.st.Running, r.st.LastStarted = true, time.Now()
@@ -79,7 +90,7 @@ func (s *Sled) Reconcile() ReconcileStatus {
 
 	var found, deleted, skipped, failed int
 	var lastErr string
-	all, err := s.st.List(ctx)
+	all, err := st.List(ctx)
 	if err != nil {
 		lastErr = err.Error()
 	}
@@ -105,7 +116,7 @@ func (s *Sled) Reconcile() ReconcileStatus {
 			continue
 		}
 		found++
-		err := s.st.Delete(ctx, info.Digest)
+		err := st.Delete(ctx, info.Digest)
 		s.mu.RUnlock()
 		if err != nil {
 			failed++

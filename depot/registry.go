@@ -26,7 +26,7 @@ const LocalSledID = "local"
 type SledRecord struct {
 	ID         string    `json:"id"`
 	ControlURL string    `json:"control_url"`
-	DepotURL   string    `json:"depot_url,omitempty"` // empty: discovered from the sled's /status
+	DepotURL   string    `json:"depot_url,omitempty"` // where peers copy from it; empty: never a copy source (a sled's own report is not trusted)
 	State      string    `json:"state"`
 	Added      time.Time `json:"added"`
 }
@@ -42,7 +42,7 @@ func validateSled(r SledRecord) error {
 	if r.ID == "" || r.ID == LocalSledID || strings.ContainsAny(r.ID, "/ ") {
 		return fmt.Errorf("%w: sled id %q must be non-empty, without / or spaces, and not %q", ErrInvalidSled, r.ID, LocalSledID)
 	}
-	if err := validateSource(r.ControlURL); err != nil {
+	if err := validateBaseURL(r.ControlURL, false); err != nil {
 		return fmt.Errorf("%w: control_url: %w", ErrInvalidSled, err)
 	}
 	if r.DepotURL != "" {
@@ -58,7 +58,8 @@ func validateSled(r SledRecord) error {
 
 // PutSled adds or updates a sled. An expunged sled stays expunged: it
 // cannot be brought back under the same id (its data is gone for good).
-func (c *Catalog) PutSled(r SledRecord) (SledRecord, error) {
+// The change appends e's audit record.
+func (c *Catalog) PutSled(r SledRecord, e *AuditEntry) (SledRecord, error) {
 	if r.State == "" {
 		r.State = SledInService
 	}
@@ -85,7 +86,10 @@ func (c *Catalog) PutSled(r SledRecord) (SledRecord, error) {
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(r.ID), v)
+		if err := b.Put([]byte(r.ID), v); err != nil {
+			return err
+		}
+		return c.appendAudit(tx, e)
 	})
 	return r, err
 }
@@ -121,13 +125,14 @@ func (c *Catalog) Sled(id string) (SledRecord, error) {
 }
 
 // ExpungeSled marks a sled expunged: it is no longer counted or contacted.
-func (c *Catalog) ExpungeSled(id string) (SledRecord, error) {
+// The change appends e's audit record.
+func (c *Catalog) ExpungeSled(id string, e *AuditEntry) (SledRecord, error) {
 	r, err := c.Sled(id)
 	if err != nil {
 		return r, err
 	}
 	r.State = SledExpunged
-	return c.PutSled(r)
+	return c.PutSled(r, e)
 }
 
 // ParseSledFlag parses --sled: a control URL, or

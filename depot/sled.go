@@ -10,32 +10,8 @@ import (
 	"time"
 
 	"depot/store"
+	"depot/store/trigger"
 )
-
-// Store is what the sled service needs from a sled's blob store.
-// *store.Store implements it.
-type Store interface {
-	Put(ctx context.Context, d store.Digest, body io.Reader, size int64) (store.PutResult, error)
-	Open(ctx context.Context, d store.Digest) (*store.Blob, error)
-	Stat(ctx context.Context, d store.Digest) (store.Info, error)
-	Delete(ctx context.Context, d store.Digest) error
-	List(ctx context.Context) ([]store.Info, error)
-	Mirrors() []store.MirrorStatus
-	WriteMeta(ctx context.Context, name string, data []byte) (int, error)
-	ReadMeta(name string) []store.MetaCopy
-	ScrubStatus() store.ScrubStatus
-	StartScrub(verify bool)
-}
-
-var _ Store = (*store.Store)(nil)
-
-// Peer fetches an artifact from another sled's repo-depot API
-// ({baseURL}/artifact/sha256/{hex}). size is the declared length or -1. The
-// caller closes body. Implementations bound the connect time; the sled
-// service bounds stalls.
-type Peer interface {
-	Fetch(ctx context.Context, baseURL string, d store.Digest) (body io.ReadCloser, size int64, err error)
-}
 
 // SledOptions configure NewSled.
 type SledOptions struct {
@@ -45,12 +21,19 @@ type SledOptions struct {
 	Logger *slog.Logger
 	// MaxConcurrentCopies bounds copy jobs running at once; 0 = 4.
 	MaxConcurrentCopies int
+	// MaxQueuedCopies bounds accepted copy jobs waiting for a running
+	// slot; one more is refused with ErrTooManyCopies. 0 = 64, < 0 = none.
+	MaxQueuedCopies int
 	// CopyStallTimeout fails a copy that receives no bytes for this long;
 	// 0 = 60s.
 	CopyStallTimeout time.Duration
 	// CopyHistory is how many finished copy jobs are kept for GET /copies;
 	// 0 = 1024.
 	CopyHistory int
+	// WriteSlots, if set, is shared with the other writers of the store:
+	// each copy job holds one slot while it runs, and a copy that finds
+	// none free is refused with ErrServerBusy.
+	WriteSlots *WriteSlots
 	// HoldReconciler keeps the reconciler from running until
 	// StartReconciler: a coordinator first restores the local config from
 	// its catalog, so its own staged copies are not deleted at start-up.
@@ -65,8 +48,10 @@ type Sled struct {
 	peer Peer
 	log  *slog.Logger
 
-	// setMu serialises SetConfig (ledger writes). Lock order: setMu, mu.
+	// setMu serialises SetConfig (ledger writes) and guards seq. Lock
+	// order: setMu, mu.
 	setMu sync.Mutex
+	seq   uint64 // the ledger's sequence number (see ledgerFile)
 	// mu guards cfg, wanted and managed. Deletes hold it for reading
 	// across their check and unlink, so a new config waits for them.
 	mu        sync.RWMutex
@@ -87,14 +72,21 @@ type Sled struct {
 }
 
 // NewSled loads the config ledger (the highest valid generation on any
-// mirror wins; other copies are rewritten), starts the delete reconciler
-// and runs a first pass.
+// mirror wins; other copies are rewritten) and, unless
+// SledOptions.HoldReconciler, starts the delete reconciler with a first
+// pass.
 func NewSled(ctx context.Context, opts SledOptions) (*Sled, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.MaxConcurrentCopies <= 0 {
 		opts.MaxConcurrentCopies = 4
+	}
+	switch {
+	case opts.MaxQueuedCopies == 0:
+		opts.MaxQueuedCopies = 64
+	case opts.MaxQueuedCopies < 0:
+		opts.MaxQueuedCopies = 0
 	}
 	if opts.CopyStallTimeout <= 0 {
 		opts.CopyStallTimeout = time.Minute
@@ -104,21 +96,25 @@ func NewSled(ctx context.Context, opts SledOptions) (*Sled, error) {
 	}
 	s := &Sled{st: opts.Store, peer: opts.Peer, log: opts.Logger}
 	s.copies = copyTracker{
-		max:     opts.MaxConcurrentCopies,
-		stall:   opts.CopyStallTimeout,
-		history: opts.CopyHistory,
-		running: make(map[store.Digest]*copyJob),
+		max:       opts.MaxConcurrentCopies,
+		maxQueued: opts.MaxQueuedCopies,
+		stall:     opts.CopyStallTimeout,
+		history:   opts.CopyHistory,
+		slots:     make(chan struct{}, opts.MaxConcurrentCopies),
+		active:    make(map[store.Digest]*copyJob),
+		writes:    opts.WriteSlots,
 	}
-	cfg, ok, err := loadLedger(ctx, s.st, healthyMirrors(s.st), s.log)
+	cfg, seq, ok, err := loadLedger(ctx, s.st, healthyMirrors(s.st), s.log)
 	if err != nil {
 		return nil, err
 	}
+	s.seq = seq
 	if ok {
 		s.setLocked(cfg)
-		s.log.Info("artifact config loaded", "generation", cfg.Generation, "artifacts", len(cfg.Artifacts))
+		s.log.Info("artifact config loaded", "catalog_id", cfg.CatalogID, "generation", cfg.Generation, "artifacts", len(cfg.Artifacts))
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.rec.kick = make(chan struct{}, 1)
+	s.rec.kick = trigger.New()
 	if !opts.HoldReconciler {
 		s.StartReconciler()
 	}
@@ -144,7 +140,7 @@ func (s *Sled) Close() error {
 	return nil
 }
 
-func healthyMirrors(st Store) int {
+func healthyMirrors(st interface{ Mirrors() []store.MirrorStatus }) int {
 	n := 0
 	for _, m := range st.Mirrors() {
 		if m.Healthy {
@@ -188,11 +184,13 @@ func (s *Sled) Generation(context.Context) (*uint64, error) {
 	return &g, nil
 }
 
-// SetConfig installs cfg if its generation is higher than the current one
-// (or equal with the same set, which changes nothing). The ledger is
-// written to every healthy mirror before the new config takes effect; then
-// the reconciler runs. A lower generation, or an equal one with a different
-// set, is ErrConfigGeneration.
+// SetConfig installs cfg if CheckConfig allows it: from the sled's
+// catalog (an unmanaged sled takes any), at a higher generation (an equal
+// one with the same set changes nothing). The ledger is written to every
+// healthy mirror before the new config takes effect (a mirror that fails
+// the write is marked unhealthy; the write fails only when no mirror took
+// it); then the reconciler is triggered. Refusals are ErrCatalogMismatch
+// and ErrConfigGeneration, and change nothing.
 func (s *Sled) SetConfig(ctx context.Context, cfg Config) error {
 	cfg = cfg.normalize()
 	s.setMu.Lock()
@@ -200,27 +198,39 @@ func (s *Sled) SetConfig(ctx context.Context, cfg Config) error {
 	s.mu.RLock()
 	cur, managed := s.cfg, s.managed
 	s.mu.RUnlock()
+	var curp *Config
 	if managed {
-		switch {
-		case cfg.Generation < cur.Generation:
-			return fmt.Errorf("%w: generation %d is older than the sled's %d", ErrConfigGeneration, cfg.Generation, cur.Generation)
-		case cfg.Generation == cur.Generation && !cfg.sameSet(cur):
-			return fmt.Errorf("%w: generation %d is already in force with a different set of %d artifacts", ErrConfigGeneration, cfg.Generation, len(cur.Artifacts))
-		case cfg.Generation == cur.Generation:
-			return nil
-		}
+		curp = &cur
 	}
-	data, err := encodeLedger(cfg)
+	change, err := CheckConfig(curp, cfg)
+	if err != nil {
+		if errors.Is(err, ErrCatalogMismatch) {
+			s.log.Warn("artifact config from another catalog refused", "catalog_id", cur.CatalogID,
+				"offered_catalog_id", cfg.CatalogID, "generation", cur.Generation, "offered_generation", cfg.Generation)
+		}
+		return err
+	}
+	if !change {
+		return nil
+	}
+	return s.installLocked(ctx, cfg)
+}
+
+// installLocked writes cfg to the ledger and puts it in force; the
+// caller holds setMu.
+func (s *Sled) installLocked(ctx context.Context, cfg Config) error {
+	data, err := encodeLedger(cfg, s.seq+1)
 	if err != nil {
 		return err
 	}
 	if _, err := s.st.WriteMeta(ctx, ledgerName, data); err != nil {
 		return fmt.Errorf("write config ledger: %w", err)
 	}
+	s.seq++
 	s.mu.Lock()
 	s.setLocked(cfg)
 	s.mu.Unlock()
-	s.log.Info("artifact config changed", "generation", cfg.Generation, "artifacts", len(cfg.Artifacts))
+	s.log.Info("artifact config changed", "catalog_id", cfg.CatalogID, "generation", cfg.Generation, "artifacts", len(cfg.Artifacts))
 	s.rec.trigger()
 	return nil
 }
@@ -322,6 +332,9 @@ func (s *Sled) StartScrub() { s.st.StartScrub(true) }
 
 // SledStatus is the sled service's part of GET /status.
 type SledStatus struct {
+	// CatalogID is the catalog the config comes from ("" when it names
+	// none, or while unmanaged).
+	CatalogID  string            `json:"catalog_id,omitempty"`
 	Generation *uint64           `json:"generation"`
 	Artifacts  *int              `json:"configured_artifacts,omitempty"`
 	Copies     CopyCounts        `json:"copies"`
@@ -335,7 +348,7 @@ func (s *Sled) Status() SledStatus {
 	s.mu.RLock()
 	if s.managed {
 		g, n := s.cfg.Generation, len(s.cfg.Artifacts)
-		st.Generation, st.Artifacts = &g, &n
+		st.Generation, st.Artifacts, st.CatalogID = &g, &n, s.cfg.CatalogID
 	}
 	s.mu.RUnlock()
 	return st

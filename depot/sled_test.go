@@ -31,6 +31,9 @@ type fakePeer struct {
 	// stall makes the body block until the fetch's context ends.
 	stall bool
 	calls int
+	// statErr, when set, is what every Stat returns.
+	statErr error
+	stats   int
 }
 
 func newFakePeer() *fakePeer {
@@ -68,6 +71,20 @@ func (p *fakePeer) Fetch(ctx context.Context, baseURL string, d store.Digest) (i
 		return io.NopCloser(io.MultiReader(bytes.NewReader(b[:len(b)/2]), blockingReader{ctx})), int64(len(b)), nil
 	}
 	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
+}
+
+func (p *fakePeer) Stat(ctx context.Context, baseURL string, d store.Digest) (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stats++
+	if p.statErr != nil {
+		return 0, p.statErr
+	}
+	b, ok := p.blobs[d]
+	if !ok {
+		return 0, fmt.Errorf("peer %s: %w", baseURL, store.ErrNotFound)
+	}
+	return int64(len(b)), nil
 }
 
 type blockingReader struct{ ctx context.Context }
@@ -435,28 +452,33 @@ func tempFiles(t testing.TB, mirrors []string) []string {
 	return out
 }
 
-func TestSled_Copy_LimitCoalesceAndLongPoll(t *testing.T) {
-	e := newEnv(t, depot.SledOptions{MaxConcurrentCopies: 2})
+func TestSled_Copy_QueueCoalesceAndLongPoll(t *testing.T) {
+	e := newEnv(t, depot.SledOptions{MaxConcurrentCopies: 2, MaxQueuedCopies: 1})
 	e.peer.gate = make(chan struct{})
 	ctx := context.Background()
 	var ds []store.Digest
-	for i := range 3 {
+	for i := range 4 {
 		ds = append(ds, e.peer.add(artifact(i)))
 	}
-	for _, d := range ds[:2] {
+	for _, d := range ds[:3] {
 		if err := e.sled.CopyFromDepot(ctx, d, nil, "http://127.0.0.1:1"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// The same hash again joins the running job; a third hash is refused.
+	// The same hash again joins its job; with 2 running and 1 waiting, a
+	// fourth hash is refused.
 	if err := e.sled.CopyFromDepot(ctx, ds[0], nil, "http://127.0.0.1:1"); err != nil {
 		t.Fatalf("coalesced copy: %v", err)
 	}
-	if err := e.sled.CopyFromDepot(ctx, ds[2], nil, "http://127.0.0.1:1"); !errors.Is(err, depot.ErrTooManyCopies) {
-		t.Fatalf("third copy: %v, want ErrTooManyCopies", err)
+	if err := e.sled.CopyFromDepot(ctx, ds[3], nil, "http://127.0.0.1:1"); !errors.Is(err, depot.ErrTooManyCopies) {
+		t.Fatalf("fourth copy: %v, want ErrTooManyCopies", err)
 	}
-	if n := len(e.sled.Copies()); n != 2 {
-		t.Fatalf("%d jobs, want 2", n)
+	if n := len(e.sled.Copies()); n != 3 {
+		t.Fatalf("%d jobs, want 3", n)
+	}
+	waitFor(t, func() bool { c := e.sled.Status().Copies; return c.Running == 2 && c.Queued == 1 })
+	if c := e.sled.Status().Copies; c.Limit != 2 || c.QueueLimit != 1 || c.Rejected != 1 {
+		t.Fatalf("counts = %+v", c)
 	}
 
 	type result struct {
@@ -466,17 +488,115 @@ func TestSled_Copy_LimitCoalesceAndLongPoll(t *testing.T) {
 	done := make(chan result)
 	go func() {
 		start := time.Now()
-		job, _ := e.sled.WaitCopy(ctx, ds[0], 30*time.Second)
+		job, _ := e.sled.WaitCopy(ctx, ds[2], 30*time.Second)
 		done <- result{job, time.Since(start)}
 	}()
 	time.Sleep(50 * time.Millisecond)
 	close(e.peer.gate)
 	r := <-done
 	if r.job.State != depot.CopySucceeded || r.took > 5*time.Second {
-		t.Fatalf("long-poll returned %+v after %s; want success as soon as the job ends", r.job, r.took)
+		t.Fatalf("long-poll returned %+v after %s; want success as soon as the queued job ends", r.job, r.took)
 	}
-	if e.peer.calls != 2 {
-		t.Fatalf("peer fetched %d times, want 2 (coalesced)", e.peer.calls)
+	for _, d := range ds[:3] {
+		if j, _ := e.sled.WaitCopy(ctx, d, 30*time.Second); j.State != depot.CopySucceeded {
+			t.Fatalf("job %s = %+v", d, j)
+		}
+	}
+	if e.peer.calls != 3 {
+		t.Fatalf("peer fetched %d times, want 3 (coalesced)", e.peer.calls)
+	}
+	if got := len(stored(t, e.st)); got != 3 {
+		t.Fatalf("%d artifacts stored, want 3", got)
+	}
+}
+
+// TestSled_Copy_Burst: a burst of 16 copies, as Nexus sends (8 at a time,
+// twice), is accepted whole with the default limits and every artifact
+// lands.
+func TestSled_Copy_Burst(t *testing.T) {
+	e := newEnv(t, depot.SledOptions{})
+	e.peer.gate = make(chan struct{})
+	ctx := context.Background()
+	var ds []store.Digest
+	for i := range 16 {
+		ds = append(ds, e.peer.add(artifact(i)))
+	}
+	errs := make(chan error, len(ds))
+	for _, d := range ds {
+		go func() { errs <- e.sled.CopyFromDepot(ctx, d, nil, "http://127.0.0.1:1") }()
+	}
+	for range ds {
+		if err := <-errs; err != nil {
+			t.Fatalf("copy refused: %v", err)
+		}
+	}
+	close(e.peer.gate)
+	for _, d := range ds {
+		if j, _ := e.sled.WaitCopy(ctx, d, 30*time.Second); j.State != depot.CopySucceeded {
+			t.Fatalf("job %s = %+v", d, j)
+		}
+	}
+	if got := len(stored(t, e.st)); got != 16 {
+		t.Fatalf("%d artifacts stored, want 16", got)
+	}
+}
+
+// TestSled_Copy_SourceCheckedFirst: a source without the artifact, or one
+// that cannot be asked, is refused before any job exists.
+func TestSled_Copy_SourceCheckedFirst(t *testing.T) {
+	e := newEnv(t, depot.SledOptions{})
+	ctx := context.Background()
+	missing := store.Digest(sha256.Sum256([]byte("nobody holds this")))
+	if err := e.sled.CopyFromDepot(ctx, missing, nil, "http://127.0.0.1:1"); !errors.Is(err, depot.ErrSourceNotFound) {
+		t.Fatalf("absent at the source: %v, want ErrSourceNotFound", err)
+	}
+	d := e.peer.add(artifact(1))
+	e.peer.statErr = errors.New("connection refused by 10.0.0.9 <secret>")
+	err := e.sled.CopyFromDepot(ctx, d, nil, "http://127.0.0.1:1")
+	if !errors.Is(err, depot.ErrSourceUnavailable) {
+		t.Fatalf("unreachable source: %v, want ErrSourceUnavailable", err)
+	}
+	if strings.Contains(err.Error(), "<secret>") {
+		t.Fatalf("the source's error text reached the caller: %v", err)
+	}
+	if n := len(e.sled.Copies()); n != 0 || e.peer.calls != 0 {
+		t.Fatalf("%d jobs, %d fetches after refused copies", n, e.peer.calls)
+	}
+	e.peer.statErr = nil
+	if err := e.sled.CopyFromDepot(ctx, d, nil, "http://127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	if j, _ := e.sled.WaitCopy(ctx, d, 30*time.Second); j.State != depot.CopySucceeded {
+		t.Fatalf("job = %+v", j)
+	}
+}
+
+// TestSled_Close_FailsQueuedCopies: jobs still waiting for a slot end as
+// failed when the sled closes, and Close does not wait for the queue.
+func TestSled_Close_FailsQueuedCopies(t *testing.T) {
+	e := newEnv(t, depot.SledOptions{MaxConcurrentCopies: 1})
+	e.peer.gate = make(chan struct{})
+	ctx := context.Background()
+	var ds []store.Digest
+	for i := range 3 {
+		d := e.peer.add(artifact(i))
+		ds = append(ds, d)
+		if err := e.sled.CopyFromDepot(ctx, d, nil, "http://127.0.0.1:1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return e.sled.Status().Copies.Queued == 2 })
+	done := make(chan struct{})
+	go func() { e.sled.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited for queued copies")
+	}
+	for _, j := range e.sled.Copies() {
+		if j.State != depot.CopyFailed {
+			t.Fatalf("job after close = %+v", j)
+		}
 	}
 }
 

@@ -2,14 +2,14 @@ package depot
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"time"
 
+	"depot/depot/randid"
 	"depot/store"
 	"depot/tuf"
 )
@@ -38,8 +38,11 @@ type UploadResult struct {
 // failed), ErrRepoConflict, tuf.ErrTooLarge, store errors. A failed upload
 // leaves nothing behind: no spool file, no staged artifacts that no
 // repository references, no catalog rows (its saga is marked undone).
-func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string, body io.Reader, size int64) (UploadResult, error) {
-	id := newID()
+//
+// e, if not nil, is the request's audit entry: recording the repository
+// appends its record in the same transaction.
+func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string, body io.Reader, size int64, e *AuditEntry) (UploadResult, error) {
+	id := randid.New()
 	spool, err := c.spool.CreateSpool("upload-")
 	if err != nil {
 		return UploadResult{}, fmt.Errorf("upload %s: %w", fileName, err)
@@ -62,7 +65,7 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 	}
 
 	start := time.Now()
-	res, staged, err := c.runUpload(ctx, &s, spool, systemVersion, body, size)
+	res, staged, err := c.runUpload(ctx, &s, spool, systemVersion, body, size, e)
 	spool.Close()
 	if rerr := os.Remove(spool.Name()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 		c.log.Warn("remove upload spool", "path", spool.Name(), "err", rerr)
@@ -90,10 +93,10 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 
 // runUpload does the saga's steps; s is kept up to date with the log.
 // staged is what it protected in the local sled (the caller releases it).
-func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, systemVersion string, body io.Reader, size int64) (_ UploadResult, staged []store.Digest, _ error) {
+func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, systemVersion string, body io.Reader, size int64, e *AuditEntry) (_ UploadResult, staged []store.Digest, _ error) {
 	// Spool: hash while writing, never hold the archive in memory.
 	c.reached(StepSpool)
-	n, hash, err := store.SpoolFrom(ctx, spool, body)
+	n, hash, err := c.spool.SpoolFrom(ctx, spool, body)
 	if err != nil {
 		return UploadResult{}, nil, fmt.Errorf("spool upload: %w", err)
 	}
@@ -124,7 +127,7 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 	if err != nil {
 		return UploadResult{}, nil, invalid(err)
 	}
-	rec, err := repoRecord(repo, hash, s.FileName, systemVersion)
+	rec, composites, err := repoRecord(repo, hash, s.FileName, systemVersion)
 	if err != nil {
 		return UploadResult{}, nil, err
 	}
@@ -148,7 +151,14 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 	}
 	c.local.Protect(staged)
 	done := make(map[store.Digest]bool)
+	sp := &splitter{c: c, s: s, lim: c.tuf.Limits, staged: &staged}
 	err = repo.WalkTargets(ctx, func(t tuf.Target, body io.Reader) error {
+		if comp, ok := composites[t.Path]; ok {
+			// Split as it streams; the parts' integrity is the composite's
+			// signed hash, checked at its end: until it matched they stay
+			// unpublished, and a mismatch fails the walk.
+			return sp.split(ctx, comp, body)
+		}
 		d := store.Digest(t.SHA256)
 		if _, ok := want[d]; !ok || done[d] {
 			// Not an artifact (or a second target with the same bytes):
@@ -180,11 +190,26 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 		}
 	}
 
+	if rec.Format != "" {
+		rec.Artifacts = append(rec.Artifacts, sp.parts...)
+		if rec.Artifacts, err = c.readCabooses(ctx, rec.Artifacts); err != nil {
+			return UploadResult{}, staged, err
+		}
+		comps := make([]RepoArtifact, 0, len(composites))
+		for _, a := range composites {
+			comps = append(comps, a)
+		}
+		sort.Slice(comps, func(i, j int) bool { return comps[i].Name < comps[j].Name })
+		if err := checkOxideRules(rec, comps); err != nil {
+			return UploadResult{}, staged, err
+		}
+	}
+
 	c.reached(StepStage)
 
 	// Record: repository, generation and saga step in one transaction.
 	rec.TimeCreated = time.Now().UTC()
-	got, inserted, gen, err := c.cat.InsertRepo(rec, s.ID)
+	got, inserted, gen, err := c.cat.InsertRepo(rec, s.ID, e)
 	if err != nil {
 		return UploadResult{}, staged, err
 	}
@@ -208,23 +233,33 @@ func (c *Coordinator) step(s *Saga, fn func(*Saga)) error {
 }
 
 // invalid wraps a tuf error as ErrRepoInvalid, keeping ErrTooLarge visible.
+// An expiry failure says how to accept it, and why it is refused by default.
 func invalid(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	var te *tuf.Error
+	if errors.As(err, &te) && te.Check == tuf.CheckExpiry {
+		return fmt.Errorf("%w: %w (restart depotd with --allow-expired to accept expired metadata; "+
+			"Nexus ignores expiry on upload, but Depot follows the TUF client workflow, which refuses expired "+
+			"metadata so that a mirror cannot freeze a rack on old, signed content)", ErrRepoInvalid, err)
 	}
 	return fmt.Errorf("%w: %w", ErrRepoInvalid, err)
 }
 
 // repoRecord turns a verified repository into the catalog's record: the
 // manifest's artifacts, or, without a manifest, every target as an
-// artifact of kind "file" (only when systemVersion is given).
-func repoRecord(repo *tuf.Repository, hash store.Digest, fileName, systemVersion string) (Repo, error) {
+// artifact of kind "file" (only when systemVersion is given). For an Oxide
+// repository, composites are returned by target path instead of recorded:
+// their parts are added as they are split.
+func repoRecord(repo *tuf.Repository, hash store.Digest, fileName, systemVersion string) (Repo, map[string]RepoArtifact, error) {
 	rec := Repo{Hash: hash, FileName: fileName}
+	composites := map[string]RepoArtifact{}
 	m, err := repo.Manifest()
 	switch {
 	case errors.Is(err, tuf.ErrNoManifest):
 		if systemVersion == "" {
-			return Repo{}, fmt.Errorf("%w: manifest: the repository has no artifacts.json target; give ?system_version= to upload its targets as files", ErrRepoInvalid)
+			return Repo{}, nil, fmt.Errorf("%w: manifest: the repository has no artifacts.json or artifacts-v2.json target; give ?system_version= to upload its targets as files", ErrRepoInvalid)
 		}
 		rec.SystemVersion = systemVersion
 		for _, t := range repo.Targets() {
@@ -233,26 +268,33 @@ func repoRecord(repo *tuf.Repository, hash store.Digest, fileName, systemVersion
 			})
 		}
 	case err != nil:
-		return Repo{}, invalid(err)
+		return Repo{}, nil, invalid(err)
 	default:
 		if systemVersion != "" && systemVersion != m.SystemVersion {
-			return Repo{}, fmt.Errorf("%w: manifest: system_version=%s was given but the manifest says %s", ErrRepoInvalid, systemVersion, m.SystemVersion)
+			return Repo{}, nil, fmt.Errorf("%w: manifest: system_version=%s was given but the manifest says %s", ErrRepoInvalid, systemVersion, m.SystemVersion)
 		}
 		rec.SystemVersion = m.SystemVersion
+		oxide := oxideShaped(m)
+		if oxide {
+			rec.Format = m.Format
+		}
 		for _, a := range m.Artifacts {
-			rec.Artifacts = append(rec.Artifacts, RepoArtifact{
-				Name: a.Name, Version: a.Version, Kind: a.Kind, Hash: a.SHA256, Size: a.Length,
-			})
+			ra := RepoArtifact{Name: a.Name, Version: a.Version, Kind: a.Kind, Hash: a.SHA256, Size: a.Length, Tags: a.Tags}
+			if oxide && m.Format == tuf.FormatV1 && tuf.IsComposite(a.Kind) {
+				if _, dup := composites[a.Target]; dup {
+					return Repo{}, nil, fmt.Errorf("%w: manifest: target %s is listed as two composites", ErrRepoInvalid, a.Target)
+				}
+				composites[a.Target] = ra
+				continue
+			}
+			rec.Artifacts = append(rec.Artifacts, ra)
 		}
 	}
 	if rec.SystemVersion == "" {
-		return Repo{}, fmt.Errorf("%w: manifest: empty system_version", ErrRepoInvalid)
+		return Repo{}, nil, fmt.Errorf("%w: manifest: empty system_version", ErrRepoInvalid)
 	}
-	return rec, nil
-}
-
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	if err := CheckSystemVersion(rec.SystemVersion); err != nil {
+		return Repo{}, nil, err
+	}
+	return rec, composites, nil
 }

@@ -74,13 +74,13 @@ func repoBuilder(t testing.TB, version string, seed byte) (*tuftest.Builder, map
 
 func (e *coordEnv) upload(t testing.TB, archive []byte) (depot.UploadResult, error) {
 	t.Helper()
-	return e.coord.Upload(context.Background(), "repo.zip", "", bytes.NewReader(archive), int64(len(archive)))
+	return e.coord.Upload(context.Background(), "repo.zip", "", bytes.NewReader(archive), int64(len(archive)), nil)
 }
 
 func TestCoordinator_Upload_StoresArtifactsAndManagesLocalSled(t *testing.T) {
 	e := newCoordEnv(t)
 	zip, root, arts := repoArchive(t, "1.0.0", 1)
-	if _, _, err := e.coord.AddTrustRoot(root, "test"); err != nil {
+	if _, _, err := e.coord.AddTrustRoot(root, "test", nil); err != nil {
 		t.Fatal(err)
 	}
 	res, err := e.upload(t, zip)
@@ -123,8 +123,8 @@ func TestCoordinator_Upload_ConflictingVersion(t *testing.T) {
 	e := newCoordEnv(t)
 	zip1, root1, _ := repoArchive(t, "2.0.0", 1)
 	zip2, root2, _ := repoArchive(t, "2.0.0", 2)
-	e.coord.AddTrustRoot(root1, "test")
-	e.coord.AddTrustRoot(root2, "test")
+	e.coord.AddTrustRoot(root1, "test", nil)
+	e.coord.AddTrustRoot(root2, "test", nil)
 	if _, err := e.upload(t, zip1); err != nil {
 		t.Fatal(err)
 	}
@@ -142,14 +142,14 @@ func TestCoordinator_Upload_RefusedLeavesNothing(t *testing.T) {
 	b, _ := repoBuilder(t, "3.0.0", 1)
 	zip, root := b.Archive(tuftest.Zip), b.RootJSON()
 	_, otherRoot, _ := repoArchive(t, "9.9.9", 9)
-	e.coord.AddTrustRoot(otherRoot, "test")
+	e.coord.AddTrustRoot(otherRoot, "test", nil)
 	_, err := e.upload(t, zip)
 	if !errors.Is(err, depot.ErrRepoInvalid) {
 		t.Fatalf("untrusted root: err = %v, want ErrRepoInvalid", err)
 	}
 	// Tampered target content: verification passes, staging fails on the
 	// hash; everything staged so far must go.
-	e.coord.AddTrustRoot(root, "test")
+	e.coord.AddTrustRoot(root, "test", nil)
 	b.EditFiles(func(es []tuftest.Entry) []tuftest.Entry {
 		for i, e := range es {
 			if strings.HasSuffix(e.Name, "sp-3.0.0.bin") {
@@ -185,11 +185,11 @@ func TestCoordinator_Upload_RefusedLeavesNothing(t *testing.T) {
 func TestCoordinator_DeleteRepo_DropsOnlyUnsharedArtifacts(t *testing.T) {
 	e := newCoordEnv(t)
 	zip1, root, arts1 := repoArchive(t, "4.0.0", 4)
-	e.coord.AddTrustRoot(root, "test")
+	e.coord.AddTrustRoot(root, "test", nil)
 	if _, err := e.upload(t, zip1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.coord.DeleteRepo(context.Background(), "4.0.0"); err != nil {
+	if _, err := e.coord.DeleteRepo(context.Background(), "4.0.0", nil); err != nil {
 		t.Fatal(err)
 	}
 	cfg, _ := e.sled.Config()
@@ -198,7 +198,7 @@ func TestCoordinator_DeleteRepo_DropsOnlyUnsharedArtifacts(t *testing.T) {
 	}
 	waitFor(t, func() bool { return len(stored(t, e.st)) == 0 })
 	_ = arts1
-	if _, err := e.coord.DeleteRepo(context.Background(), "4.0.0"); !errors.Is(err, depot.ErrRepoNotFound) {
+	if _, err := e.coord.DeleteRepo(context.Background(), "4.0.0", nil); !errors.Is(err, depot.ErrRepoNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 }
@@ -239,7 +239,7 @@ func TestCoordinator_Recover_UndoesSagaStoppedBeforeRecord(t *testing.T) {
 func TestCoordinator_AddTrustRoot_RejectsNonRoot(t *testing.T) {
 	e := newCoordEnv(t)
 	for _, doc := range [][]byte{nil, []byte("{}"), []byte(`{"signed":{"_type":"targets"}}`)} {
-		if _, _, err := e.coord.AddTrustRoot(doc, "test"); !errors.Is(err, depot.ErrTrustRootInvalid) {
+		if _, _, err := e.coord.AddTrustRoot(doc, "test", nil); !errors.Is(err, depot.ErrTrustRootInvalid) {
 			t.Errorf("AddTrustRoot(%q) err = %v", doc, err)
 		}
 	}
@@ -249,7 +249,7 @@ func TestCoordinator_AddTrustRoot_RejectsNonRoot(t *testing.T) {
 func TestCoordinator_Upload_ConcurrentDuplicates(t *testing.T) {
 	e := newCoordEnv(t)
 	zip, root, arts := repoArchive(t, "6.0.0", 6)
-	e.coord.AddTrustRoot(root, "test")
+	e.coord.AddTrustRoot(root, "test", nil)
 	const n = 6
 	results := make(chan string, n)
 	errs := make(chan error, n)

@@ -9,16 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"depot/depot"
-	"depot/store"
+	"depot/server/api"
 )
 
 func gen(g uint64) *uint64 { return &g }
 
 // putConfig puts a config of the given artifacts at generation g.
-func (e *env) putConfig(t testing.TB, g uint64, ds ...store.Digest) {
+func (e *env) putConfig(t testing.TB, g uint64, ds ...api.Digest) {
 	t.Helper()
-	if err := e.sled.PutConfig(context.Background(), depot.Config{Generation: g, Artifacts: ds}); err != nil {
+	if err := e.sled.PutConfig(context.Background(), api.Config{Generation: g, Artifacts: ds}); err != nil {
 		t.Fatalf("put config %d: %v", g, err)
 	}
 }
@@ -27,7 +26,7 @@ func TestServer_Config_Unmanaged(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	_, err := e.sled.GetConfig(context.Background())
-	if !errors.Is(err, depot.ErrNoConfig) {
+	if !errors.Is(err, api.ErrNoConfig) {
 		t.Fatalf("GetConfig on an unmanaged sled: %v, want ErrNoConfig", err)
 	}
 	resp, body := do(t, "GET", e.sledURL+"/artifacts-config", nil)
@@ -53,8 +52,8 @@ func TestServer_Config_GenerationRules(t *testing.T) {
 		t.Fatalf("same config again: %d %s", resp.StatusCode, body)
 	}
 	// Equal generation, another set: 409.
-	err = e.sled.PutConfig(ctx, depot.Config{Generation: 5, Artifacts: []store.Digest{d1, d2}})
-	if !errors.Is(err, depot.ErrConfigGeneration) {
+	err = e.sled.PutConfig(ctx, api.Config{Generation: 5, Artifacts: []api.Digest{d1, d2}})
+	if !errors.Is(err, api.ErrConfigGeneration) {
 		t.Fatalf("same generation, other set: %v", err)
 	}
 	// Lower generation: 409 with the generations in the message.
@@ -99,9 +98,48 @@ func TestServer_Config_MalformedBodies(t *testing.T) {
 		resp, body := do(t, "PUT", e.sledURL+"/artifacts-config", strings.NewReader(c.body))
 		wantError(t, resp, body, 400, c.code)
 	}
-	if _, err := e.sled.GetConfig(context.Background()); !errors.Is(err, depot.ErrNoConfig) {
+	if _, err := e.sled.GetConfig(context.Background()); !errors.Is(err, api.ErrNoConfig) {
 		t.Fatalf("a refused config took effect: %v", err)
 	}
+}
+
+// TestServer_Generation_Bounds: omicron's Generation fits in an i64;
+// 2^63 and above is 400 on the config, on PUT and on copy-from, and
+// changes nothing.
+func TestServer_Generation_Bounds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const top = "9223372036854775807" // 2^63-1
+	for _, g := range []string{"9223372036854775808", "18446744073709551615"} {
+		resp, body := do(t, "PUT", e.sledURL+"/artifacts-config", strings.NewReader(`{"generation":`+g+`,"artifacts":[]}`))
+		eb := wantError(t, resp, body, 400, "BAD_REQUEST")
+		if !strings.Contains(eb.Message, "generation") || !strings.Contains(eb.Message, top) {
+			t.Errorf("message %q does not name the field and the bound", eb.Message)
+		}
+	}
+	if _, err := e.sled.GetConfig(context.Background()); !errors.Is(err, api.ErrNoConfig) {
+		t.Fatalf("a refused config took effect: %v", err)
+	}
+	b, d := blob(t, 100)
+	upper := strings.ToUpper(d.String())
+	resp, body := do(t, "PUT", e.sledURL+"/artifacts-config", strings.NewReader(`{"generation":`+top+`,"artifacts":["`+upper+`"]}`))
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("config at 2^63-1 with an upper-case hash: %d %s", resp.StatusCode, body)
+	}
+	if cfg, err := e.sled.GetConfig(context.Background()); err != nil || len(cfg.Artifacts) != 1 || cfg.Artifacts[0] != d {
+		t.Fatalf("config = %+v, %v", cfg, err)
+	}
+	resp, body = do(t, "PUT", e.sledURL+"/artifacts/"+d.String()+"?generation=9223372036854775808", bytes.NewReader(b))
+	wantError(t, resp, body, 400, "BAD_REQUEST")
+	resp, body = do(t, "POST", e.sledURL+"/artifacts/"+d.String()+"/copy-from-depot?generation=9223372036854775808",
+		strings.NewReader(`{"depot_base_url":"http://127.0.0.1:1"}`))
+	wantError(t, resp, body, 400, "BAD_REQUEST")
+	e.checkMirrors(t)
+	resp, body = do(t, "PUT", e.sledURL+"/artifacts/"+upper+"?generation="+top, bytes.NewReader(b))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("put at 2^63-1: %d %s", resp.StatusCode, body)
+	}
+	e.checkMirrors(t, d)
 }
 
 func TestServer_PutArtifact_Generation(t *testing.T) {
@@ -112,7 +150,7 @@ func TestServer_PutArtifact_Generation(t *testing.T) {
 	bOut, dOut := blob(t, 1000)
 	// Unmanaged: a generation cannot match.
 	_, err := e.sled.PutArtifactAt(ctx, d, gen(1), bytes.NewReader(b), int64(len(b)))
-	if !errors.Is(err, depot.ErrGeneration) {
+	if !errors.Is(err, api.ErrGeneration) {
 		t.Fatalf("put with a generation on an unmanaged sled: %v", err)
 	}
 	e.putConfig(t, 3, d)
@@ -121,7 +159,7 @@ func TestServer_PutArtifact_Generation(t *testing.T) {
 		gen  *uint64
 	}{{"missing", nil}, {"lower", gen(2)}, {"higher", gen(4)}} {
 		_, err := e.sled.PutArtifactAt(ctx, d, c.gen, bytes.NewReader(b), int64(len(b)))
-		if !errors.Is(err, depot.ErrGeneration) {
+		if !errors.Is(err, api.ErrGeneration) {
 			t.Fatalf("%s generation: %v, want 409 GENERATION", c.name, err)
 		}
 	}
@@ -151,7 +189,7 @@ func TestServer_DeleteArtifact_InConfig(t *testing.T) {
 	e.putConfig(t, 1, d)
 	resp, body := do(t, "DELETE", e.sledURL+"/artifacts/"+d.String(), nil)
 	wantError(t, resp, body, 409, "ARTIFACT_IN_CONFIG")
-	if err := e.sled.DeleteArtifact(context.Background(), d); !errors.Is(err, depot.ErrArtifactInConfig) {
+	if err := e.sled.DeleteArtifact(context.Background(), d); !errors.Is(err, api.ErrArtifactInConfig) {
 		t.Fatalf("client delete: %v", err)
 	}
 	e.checkMirrors(t, d)
@@ -179,7 +217,7 @@ func TestServer_ListArtifacts_OnlyConfigured(t *testing.T) {
 	// The reconciler deletes what the config does not list.
 	e.waitReconciled(t, 1)
 	e.checkMirrors(t, d1)
-	if _, err := e.depot.HeadArtifact(ctx, d2); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.depot.HeadArtifact(ctx, d2); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("HEAD of a reconciled artifact: %v", err)
 	}
 }

@@ -15,24 +15,25 @@ import (
 	"time"
 
 	"depot/depot"
+	"depot/server/api"
 	"depot/server/client"
-	"depot/store"
+	"depot/server/servertest"
 )
 
 // waitCopy long-polls B's copy job for d until it leaves running.
-func (e *env) waitCopy(t testing.TB, d store.Digest) depot.CopyJob {
+func (e *env) waitCopy(t testing.TB, d api.Digest) api.CopyJob {
 	t.Helper()
 	for range 10 {
 		job, err := e.sled.Copy(context.Background(), d, 5*time.Second)
 		if err != nil {
 			t.Fatalf("copy job %s: %v", d, err)
 		}
-		if job.State != depot.CopyRunning {
+		if job.State != api.CopyRunning && job.State != api.CopyQueued {
 			return job
 		}
 	}
-	t.Fatalf("copy of %s still running after 50s", d)
-	return depot.CopyJob{}
+	t.Fatalf("copy of %s still queued or running after 50s", d)
+	return api.CopyJob{}
 }
 
 func TestServer_Copy_BetweenTwoServers(t *testing.T) {
@@ -46,7 +47,7 @@ func TestServer_Copy_BetweenTwoServers(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := b.waitCopy(t, d)
-	if job.State != depot.CopySucceeded || job.Bytes != int64(len(data)) || job.Source != a.depotURL ||
+	if job.State != api.CopySucceeded || job.Bytes != int64(len(data)) || job.Source != a.depotURL ||
 		job.Finished.IsZero() || job.Error != "" {
 		t.Fatalf("job = %+v", job)
 	}
@@ -70,6 +71,74 @@ func TestServer_Copy_BetweenTwoServers(t *testing.T) {
 	}
 }
 
+// TestServer_Copy_Burst: Nexus sends up to 8 copy requests at once; a
+// burst of 16 over HTTP, with the default limits, is 16 × 202 and 16
+// artifacts stored.
+func TestServer_Copy_Burst(t *testing.T) {
+	t.Parallel()
+	a := newEnv(t)
+	b := newEnv(t)
+	var ds []api.Digest
+	for range 16 {
+		_, d := a.putBlob(t, 64<<10)
+		ds = append(ds, d)
+	}
+	statuses := make(chan int, len(ds))
+	var wg sync.WaitGroup
+	for _, d := range ds {
+		wg.Go(func() {
+			resp, _ := do(t, "POST", b.sledURL+"/artifacts/"+strings.ToUpper(d.String())+"/copy-from-depot",
+				strings.NewReader(`{"depot_base_url":"`+a.depotURL+`"}`))
+			statuses <- resp.StatusCode
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	for st := range statuses {
+		if st != http.StatusAccepted {
+			t.Fatalf("a copy of the burst got %d, want 202", st)
+		}
+	}
+	for _, d := range ds {
+		if job := b.waitCopy(t, d); job.State != api.CopySucceeded {
+			t.Fatalf("job = %+v", job)
+		}
+	}
+	b.checkMirrors(t, ds...)
+}
+
+// TestServer_Copy_SourceChecked: the source is asked before the 202; its
+// failures are 502 with a code and a fixed message, and no job.
+func TestServer_Copy_SourceChecked(t *testing.T) {
+	t.Parallel()
+	a := newEnv(t)
+	b := newEnv(t)
+	_, d := blob(t, 1000) // a does not hold it
+	closed := servertest.Listen(t)
+	deadURL := "http://" + closed.Addr().String()
+	closed.Close()
+	for _, c := range []struct {
+		source, code string
+	}{
+		{a.depotURL, "SOURCE_NOT_FOUND"},
+		{deadURL, "SOURCE_UNAVAILABLE"},
+	} {
+		resp, body := do(t, "POST", b.sledURL+"/artifacts/"+d.String()+"/copy-from-depot",
+			strings.NewReader(`{"depot_base_url":"`+c.source+`"}`))
+		eb := wantError(t, resp, body, http.StatusBadGateway, c.code)
+		if strings.Contains(eb.Message, "127.0.0.1") || strings.Contains(eb.Message, "refused") {
+			t.Errorf("%s: the message repeats the source's failure: %q", c.code, eb.Message)
+		}
+	}
+	if jobs, err := b.sled.Copies(context.Background()); err != nil || len(jobs) != 0 {
+		t.Fatalf("jobs after refused copies: %+v, %v", jobs, err)
+	}
+	err := b.sled.CopyFromDepot(context.Background(), d, nil, a.depotURL)
+	if !errors.Is(err, api.ErrSourceNotFound) {
+		t.Fatalf("client: %v, want api.ErrSourceNotFound", err)
+	}
+}
+
 func TestServer_Copy_ManagedNeedsGeneration(t *testing.T) {
 	t.Parallel()
 	a := newEnv(t)
@@ -82,13 +151,13 @@ func TestServer_Copy_ManagedNeedsGeneration(t *testing.T) {
 	resp, body := do(t, "POST", b.sledURL+"/artifacts/"+d.String()+"/copy-from-depot",
 		strings.NewReader(`{"depot_base_url":"`+a.depotURL+`"}`))
 	wantError(t, resp, body, 409, "GENERATION")
-	if err := b.sled.CopyFromDepot(ctx, other, gen(2), a.depotURL); !errors.Is(err, depot.ErrNotInConfig) {
+	if err := b.sled.CopyFromDepot(ctx, other, gen(2), a.depotURL); !errors.Is(err, api.ErrNotInConfig) {
 		t.Fatalf("copy of an artifact outside the config: %v", err)
 	}
 	if err := b.sled.CopyFromDepot(ctx, d, gen(2), a.depotURL); err != nil {
 		t.Fatal(err)
 	}
-	if job := b.waitCopy(t, d); job.State != depot.CopySucceeded || job.Generation == nil || *job.Generation != 2 {
+	if job := b.waitCopy(t, d); job.State != api.CopySucceeded || job.Generation == nil || *job.Generation != 2 {
 		t.Fatalf("job = %+v", job)
 	}
 	b.checkMirrors(t, d)
@@ -116,7 +185,7 @@ func TestServer_Copy_InvalidDepotURL(t *testing.T) {
 		t.Fatalf("copies = %+v, %v", jobs, err)
 	}
 	_, err = e.sled.Copy(context.Background(), d, 0)
-	if !errors.Is(err, depot.ErrCopyNotFound) {
+	if !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("Copy of a hash without a job: %v", err)
 	}
 	resp, body = do(t, "GET", e.sledURL+"/copies/"+d.String(), nil)
@@ -164,18 +233,19 @@ func TestServer_Copy_LyingPeer(t *testing.T) {
 				t.Fatal(err)
 			}
 			job := e.waitCopy(t, d)
-			if job.State != depot.CopyFailed || job.Error == "" {
+			if job.State != api.CopyFailed || job.Error == "" {
 				t.Fatalf("job = %+v, want failed", job)
 			}
 			e.checkMirrors(t) // nothing stored, no temp files
-			if _, err := e.depot.HeadArtifact(context.Background(), d); !errors.Is(err, store.ErrNotFound) {
+			if _, err := e.depot.HeadArtifact(context.Background(), d); !errors.Is(err, api.ErrNotFound) {
 				t.Fatalf("HEAD after a failed copy: %v", err)
 			}
 		})
 	}
 }
 
-// holdingPeer serves the artifacts it holds, but only once released.
+// holdingPeer serves the artifacts it holds, but GETs only once released
+// (HEADs, the check before a copy is accepted, answer at once).
 type holdingPeer struct {
 	url      string
 	mu       sync.Mutex
@@ -188,10 +258,12 @@ func newHoldingPeer(t testing.TB) *holdingPeer {
 	t.Helper()
 	p := &holdingPeer{blobs: map[string][]byte{}, released: make(chan struct{})}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-p.released:
-		case <-r.Context().Done():
-			return
+		if r.Method != http.MethodHead {
+			select {
+			case <-p.released:
+			case <-r.Context().Done():
+				return
+			}
 		}
 		p.mu.Lock()
 		b, ok := p.blobs[strings.TrimPrefix(r.URL.Path, "/artifact/sha256/")]
@@ -203,14 +275,16 @@ func newHoldingPeer(t testing.TB) *holdingPeer {
 		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("ETag", `"`+strings.TrimPrefix(r.URL.Path, "/artifact/sha256/")+`"`)
-		w.Write(b)
+		if r.Method != http.MethodHead {
+			w.Write(b)
+		}
 	}))
 	p.url = srv.URL
 	t.Cleanup(func() { p.release(); srv.Close() })
 	return p
 }
 
-func (p *holdingPeer) add(t testing.TB, n int) ([]byte, store.Digest) {
+func (p *holdingPeer) add(t testing.TB, n int) ([]byte, api.Digest) {
 	b, d := blob(t, n)
 	p.mu.Lock()
 	p.blobs[d.String()] = b
@@ -222,10 +296,10 @@ func (p *holdingPeer) release() { p.once.Do(func() { close(p.released) }) }
 
 func TestServer_Copy_TooManyCopies(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, withSledOptions(depot.SledOptions{MaxConcurrentCopies: 2}))
+	e := newEnv(t, withSledOptions(depot.SledOptions{MaxConcurrentCopies: 2, MaxQueuedCopies: -1}))
 	peer := newHoldingPeer(t)
 	ctx := context.Background()
-	var ds []store.Digest
+	var ds []api.Digest
 	for range 5 {
 		_, d := peer.add(t, 10<<10)
 		ds = append(ds, d)
@@ -254,7 +328,7 @@ func TestServer_Copy_TooManyCopies(t *testing.T) {
 	}
 	err := e.sled.CopyFromDepot(ctx, ds[4], nil, peer.url)
 	var ae *client.APIError
-	if !errors.Is(err, depot.ErrTooManyCopies) || !errors.As(err, &ae) || ae.RetryAfter != depot.RetryAfter {
+	if !errors.Is(err, api.ErrTooManyCopies) || !errors.As(err, &ae) || ae.RetryAfter != depot.RetryAfter {
 		t.Fatalf("client copy in the storm: %v", err)
 	}
 	st, _ := e.sled.Status(ctx)
@@ -263,7 +337,7 @@ func TestServer_Copy_TooManyCopies(t *testing.T) {
 	}
 	peer.release()
 	for _, d := range ds[:2] {
-		if job := e.waitCopy(t, d); job.State != depot.CopySucceeded {
+		if job := e.waitCopy(t, d); job.State != api.CopySucceeded {
 			t.Fatalf("job = %+v", job)
 		}
 	}
@@ -290,7 +364,7 @@ func TestServer_Copy_LongPollReturnsAtOnce(t *testing.T) {
 	start := time.Now()
 	job, err := e.sled.Copy(context.Background(), d, 30*time.Second)
 	took := time.Since(start)
-	if err != nil || job.State != depot.CopySucceeded {
+	if err != nil || job.State != api.CopySucceeded {
 		t.Fatalf("long-poll = %+v, %v", job, err)
 	}
 	if took < 50*time.Millisecond || took > 5*time.Second {
@@ -311,8 +385,8 @@ func TestServer_Copy_LongPollEndsAtShutdown(t *testing.T) {
 	start := time.Now()
 	go func() {
 		job, err := e.sled.Copy(context.Background(), d, time.Minute)
-		if err == nil && job.State != depot.CopyRunning {
-			err = fmt.Errorf("job %+v is not running", job)
+		if err == nil && job.State != api.CopyRunning && job.State != api.CopyQueued {
+			err = fmt.Errorf("job %+v is not queued or running", job)
 		}
 		res <- err
 	}()
@@ -332,5 +406,39 @@ func TestServer_Copy_LongPollEndsAtShutdown(t *testing.T) {
 	e.served <- nil
 	if took := time.Since(start); took > 3*time.Second {
 		t.Fatalf("shutdown took %v", took)
+	}
+}
+
+// BenchmarkCopyBurst16 measures a burst of 16 copy-from-depot requests of
+// 1 MiB artifacts between two daemons on loopback, from the first request
+// to the last job's end: the source HEAD before each 202, the queue (4
+// running, the rest waiting) and the copies themselves.
+func BenchmarkCopyBurst16(b *testing.B) {
+	a := newEnv(b)
+	var ds []api.Digest
+	for range 16 {
+		_, d := a.putBlob(b, 1<<20)
+		ds = append(ds, d)
+	}
+	b.SetBytes(16 << 20)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		dst := newEnv(b)
+		b.StartTimer()
+		var wg sync.WaitGroup
+		for _, d := range ds {
+			wg.Go(func() {
+				if err := dst.sled.CopyFromDepot(context.Background(), d, nil, a.depotURL); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		for _, d := range ds {
+			if job := dst.waitCopy(b, d); job.State != api.CopySucceeded {
+				b.Fatalf("job = %+v", job)
+			}
+		}
 	}
 }

@@ -14,13 +14,13 @@ import (
 )
 
 // handleError is echo's HTTPErrorHandler and the one place where an error
-// becomes a status, an error_code and a message (through api.ForError). The
+// becomes a status, an error_code and a message (through forError). The
 // real error is logged by the request logger, never sent for 5xx. It runs
 // more than once per failed request (the request logger, the metrics
 // middleware and echo itself hand it the error): only the first call
 // writes, and the error is counted in the metrics once.
 func (s *Server) handleError(err error, c echo.Context) {
-	entry, msg := api.ForError(s.fromEcho(err, c.Request()))
+	entry, msg := forError(s.fromEcho(err, c.Request()))
 	if s.cfg.Metrics != nil && c.Get(ctxObserved) == nil {
 		// Counted even when the answer is already out (a download that
 		// failed midway), once per request.
@@ -64,10 +64,10 @@ func (s *Server) fromEcho(err error, r *http.Request) error {
 		if s.coord == nil && (r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/")) {
 			return notCoordinator(err)
 		}
-		return api.WithMessage(fmt.Errorf("%w: %w", store.ErrNotFound, err),
+		return withMessage(fmt.Errorf("%w: %w", store.ErrNotFound, err),
 			fmt.Sprintf("no such path: %s %s", r.Method, r.URL.Path))
 	case http.StatusMethodNotAllowed:
-		return api.WithMessage(fmt.Errorf("%w: %w", api.ErrMethodNotAllowed, err),
+		return withMessage(fmt.Errorf("%w: %w", api.ErrMethodNotAllowed, err),
 			fmt.Sprintf("%s is not allowed on %s; the Allow header lists the methods that are", r.Method, r.URL.Path))
 	case http.StatusRequestEntityTooLarge:
 		return fmt.Errorf("%w: %w", api.ErrTooLarge, err)

@@ -14,6 +14,7 @@ import (
 	"depot/server"
 	"depot/server/api"
 	"depot/server/client"
+	"depot/server/servertest"
 	"depot/store"
 	"depot/tuf"
 )
@@ -142,7 +143,7 @@ func TestErrorTable_RoundTrip(t *testing.T) {
 	e := newEnv(t, withFake(f))
 	_, d := blob(t, 1)
 	ctx := context.Background()
-	for i, entry := range api.Entries() {
+	for i, entry := range server.ErrorEntries() {
 		t.Run(fmt.Sprintf("%02d_%s", i, entry.Code), func(t *testing.T) {
 			// Public entries show the domain's text, so wrap as the domain
 			// does (operation and object); the others must hide the text,
@@ -154,7 +155,7 @@ func TestErrorTable_RoundTrip(t *testing.T) {
 				wantMsg = wrapped.Error()
 			}
 			fail = wrapped
-			primary, _ := api.ForCode(entry.Code)
+			sentinel := api.ErrForCode(entry.Code)
 			check := func(call string, err error, wantMessage bool) {
 				t.Helper()
 				var ae *client.APIError
@@ -164,8 +165,8 @@ func TestErrorTable_RoundTrip(t *testing.T) {
 				if ae.Status != entry.Status || ae.Code != entry.Code || ae.RequestID == "" {
 					t.Errorf("%s: got %d %s (request %q), want %d %s", call, ae.Status, ae.Code, ae.RequestID, entry.Status, entry.Code)
 				}
-				if !errors.Is(err, primary.Err) {
-					t.Errorf("%s: errors.Is(%v, %v) is false", call, err, primary.Err)
+				if !errors.Is(err, sentinel) {
+					t.Errorf("%s: errors.Is(%v, %v) is false", call, err, sentinel)
 				}
 				if wantMessage && ae.Message != wantMsg {
 					t.Errorf("%s: message %q, want %q", call, ae.Message, wantMsg)
@@ -190,26 +191,26 @@ func TestErrorTable_RoundTrip(t *testing.T) {
 }
 
 // TestErrorTable_Codes keeps the table well-formed: the entries of a code
-// share its status, the first is what ForCode returns, statuses are errors,
+// share its status, every code has its api sentinel, statuses are errors,
 // messages present, no entry is shadowed by an earlier one.
 func TestErrorTable_Codes(t *testing.T) {
 	t.Parallel()
-	first := map[string]api.Entry{}
-	for _, en := range api.Entries() {
+	first := map[string]server.ErrorEntry{}
+	for _, en := range server.ErrorEntries() {
 		if p, ok := first[en.Code]; ok {
 			if p.Status != en.Status {
 				t.Errorf("code %s has statuses %d and %d", en.Code, p.Status, en.Status)
 			}
 		} else {
 			first[en.Code] = en
-			if got, ok := api.ForCode(en.Code); !ok || got.Err != en.Err {
-				t.Errorf("ForCode(%s) = %v, %v", en.Code, got.Err, ok)
+			if api.ErrForCode(en.Code) == nil {
+				t.Errorf("code %s has no sentinel in server/api", en.Code)
 			}
 		}
 		if en.Status < 400 || en.Message == "" || en.Err == nil {
 			t.Errorf("entry %s: status %d, message %q, err %v", en.Code, en.Status, en.Message, en.Err)
 		}
-		if got, _ := api.ForError(fmt.Errorf("wrapped: %w", en.Err)); got.Err != en.Err {
+		if got, _ := server.ForError(fmt.Errorf("wrapped: %w", en.Err)); got.Err != en.Err {
 			t.Errorf("ForError(wrapped %v) = %s (%v), want %s (shadowed by an earlier entry?)", en.Err, got.Code, got.Err, en.Code)
 		}
 	}
@@ -230,8 +231,9 @@ func TestErrorTable_Order(t *testing.T) {
 		{fmt.Errorf("%w: stage x: %w", depot.ErrRepoInvalid, store.ErrHashMismatch), api.CodeRepositoryInvalid},
 		{fmt.Errorf("%w: control_url: %w", depot.ErrInvalidSled, depot.ErrInvalidSource), api.CodeInvalidSled},
 		{badRoot, api.CodeRepositoryInvalid},
+		{fmt.Errorf("put x: %w: %w", store.ErrBusy, store.ErrNoMirrors), api.CodeServerBusy},
 	} {
-		if got, _ := api.ForError(c.err); got.Code != c.code {
+		if got, _ := server.ForError(c.err); got.Code != c.code {
 			t.Errorf("ForError(%v) = %s, want %s", c.err, got.Code, c.code)
 		}
 	}
@@ -307,7 +309,7 @@ func TestServer_PutArtifact_SizePassedToSled(t *testing.T) {
 func TestClient_StalledServer(t *testing.T) {
 	t.Parallel()
 	// A server that accepts and never answers.
-	ln := listen(t)
+	ln := servertest.Listen(t)
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -329,7 +331,7 @@ func TestClient_StalledServer(t *testing.T) {
 
 func TestClient_ConnectionRefused(t *testing.T) {
 	t.Parallel()
-	ln := listen(t)
+	ln := servertest.Listen(t)
 	addr := ln.Addr().String()
 	ln.Close()
 	_, err := client.New("http://"+addr, nil).Status(context.Background())
@@ -341,7 +343,7 @@ func TestClient_ConnectionRefused(t *testing.T) {
 
 func TestClient_NonJSONError(t *testing.T) {
 	t.Parallel()
-	ln := listen(t)
+	ln := servertest.Listen(t)
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		c, err := ln.Accept()

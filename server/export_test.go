@@ -6,3 +6,12 @@ type SledService = sledService
 
 // NewWithSled is New over any SledService.
 func NewWithSled(cfg Config, s SledService) *Server { return newServer(cfg, s) }
+
+// ErrorEntry, ErrorEntries and ForError expose the error table to the
+// tests that walk it.
+type ErrorEntry = errorEntry
+
+var (
+	ErrorEntries = errorEntries
+	ForError     = forError
+)

@@ -50,7 +50,7 @@ func (s *Server) getArtifact(c echo.Context) error {
 	h := c.Response().Header()
 	h.Set("ETag", `"`+d.String()+`"`)
 	h.Set(echo.HeaderContentType, "application/octet-stream")
-	http.ServeContent(sendfileWriter{c.Response()}, c.Request(), "", time.Time{}, blob.File)
+	http.ServeContent(sendfileWriter{Response: c.Response(), stall: s.cfg.DownloadStallTimeout}, c.Request(), "", time.Time{}, blob.File)
 	return nil
 }
 
@@ -86,9 +86,9 @@ func (s *Server) listArtifacts(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list := make(map[store.Digest]int, len(infos))
+	list := make(map[api.Digest]int, len(infos))
 	for _, in := range infos {
-		list[in.Digest] = in.Copies
+		list[api.Digest(in.Digest)] = in.Copies
 	}
 	return c.JSON(http.StatusOK, api.ListResponse{Generation: gen, List: list})
 }
@@ -102,12 +102,13 @@ func (s *Server) getConfig(c echo.Context) error {
 	if cfg.Artifacts == nil {
 		cfg.Artifacts = []store.Digest{}
 	}
-	return c.JSON(http.StatusOK, cfg)
+	return c.JSON(http.StatusOK, wireConfig(cfg))
 }
 
 // putConfig: PUT /artifacts-config, 204.
 func (s *Server) putConfig(c echo.Context) error {
 	var body struct {
+		CatalogID  string          `json:"catalog_id"`
 		Generation *uint64         `json:"generation"`
 		Artifacts  *[]store.Digest `json:"artifacts"`
 	}
@@ -115,10 +116,16 @@ func (s *Server) putConfig(c echo.Context) error {
 		return err
 	}
 	if body.Generation == nil || body.Artifacts == nil {
-		return api.WithMessage(api.ErrBadRequest,
+		return withMessage(api.ErrBadRequest,
 			`the config needs both "generation" (an integer) and "artifacts" (an array of sha256s)`)
 	}
-	cfg := depot.Config{Generation: *body.Generation, Artifacts: *body.Artifacts}
+	if err := checkGeneration(*body.Generation, `"generation": `); err != nil {
+		return err
+	}
+	if body.CatalogID != "" && !depot.ValidCatalogID(body.CatalogID) {
+		return withMessage(api.ErrBadRequest, `"catalog_id", when given, must be 32 lowercase hex digits`)
+	}
+	cfg := depot.Config{CatalogID: body.CatalogID, Generation: *body.Generation, Artifacts: *body.Artifacts}
 	if err := s.sled.SetConfig(c.Request().Context(), cfg); err != nil {
 		return err
 	}
@@ -148,7 +155,7 @@ func (s *Server) listCopies(c echo.Context) error {
 	if jobs == nil {
 		jobs = []depot.CopyJob{}
 	}
-	return c.JSON(http.StatusOK, api.List[depot.CopyJob]{Items: jobs})
+	return c.JSON(http.StatusOK, api.List[api.CopyJob]{Items: convert(jobs, wireCopyJob)})
 }
 
 // getCopy: GET /copies/{sha256}?wait=30s, a long-poll with wait.
@@ -167,13 +174,13 @@ func (s *Server) getCopy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, job)
+	return c.JSON(http.StatusOK, wireCopyJob(job))
 }
 
 // startScrub: POST /scrub, 202 with the scrub status.
 func (s *Server) startScrub(c echo.Context) error {
 	s.sled.StartScrub()
-	return c.JSON(http.StatusAccepted, s.sled.Status().Scrub)
+	return c.JSON(http.StatusAccepted, wireScrub(s.sled.Status().Scrub))
 }
 
 // status: GET /status.
@@ -185,14 +192,16 @@ func (s *Server) status(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, api.StatusResponse{
 		Version:             s.cfg.Version,
-		Mirrors:             mirrors,
+		Mirrors:             convert(mirrors, wireMirror),
 		Generation:          st.Generation,
+		CatalogID:           st.CatalogID,
 		ConfiguredArtifacts: st.Artifacts,
 		DepotURL:            s.depotURL,
 		UptimeSeconds:       time.Since(s.start).Seconds(),
-		Copies:              st.Copies,
-		Reconciler:          st.Reconciler,
-		Scrub:               st.Scrub,
+		Copies:              wireCopyCounts(st.Copies),
+		Reconciler:          wireReconcile(st.Reconciler),
+		Scrub:               wireScrub(st.Scrub),
+		Auth:                s.AuthMode(),
 	})
 }
 
@@ -214,13 +223,16 @@ type bodyReader struct {
 	flag  string // the flag that sets the route's body limit, for messages
 	rc    *http.ResponseController
 	stall time.Duration // <= 0: no deadline
-	next  time.Time     // the read deadline currently set
-	n     int64         // bytes read
-	err   error         // first error other than io.EOF
+	// external: another reader below sets the deadlines (bodyRate);
+	// stall is then only for messages.
+	external bool
+	next     time.Time // the read deadline currently set
+	n        int64     // bytes read
+	err      error     // first error other than io.EOF
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
-	if b.stall > 0 {
+	if b.stall > 0 && !b.external {
 		// Re-arm only when a quarter of the window is used up, so a fast
 		// upload does not pay for a deadline update on every read.
 		if now := time.Now(); b.next.Sub(now) < b.stall*3/4 {
@@ -230,7 +242,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
-	if err == io.EOF && b.stall > 0 {
+	if err == io.EOF && b.stall > 0 && !b.external {
 		// The connection outlives the body (keep-alive, and net/http's
 		// background read that notices a client hanging up), so clear the
 		// deadline. After an error it stays: net/http may still try to
@@ -253,6 +265,8 @@ func (s *Server) newBodyReader(c echo.Context) *bodyReader {
 		flag:  flag,
 		rc:    http.NewResponseController(c.Response().Writer),
 		stall: s.cfg.BodyStallTimeout,
+		// The body-rate check, if on, owns the read deadline.
+		external: c.Get(ctxRateChecked) != nil,
 	}
 }
 
@@ -265,11 +279,15 @@ func (b *bodyReader) explain(putErr error) error {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(b.err, &mbe):
-		return api.WithMessage(
+		return withMessage(
 			fmt.Errorf("%w: body over %d bytes (store: %v)", api.ErrTooLarge, mbe.Limit, putErr),
 			fmt.Sprintf("the body exceeds this route's limit of %d bytes%s; nothing was stored", mbe.Limit, flagNote(b.flag)))
+	case errors.Is(b.err, errBodyTooSlow):
+		return withMessage(
+			fmt.Errorf("%w: %w after %d bytes (store: %v)", api.ErrBodyTimeout, b.err, b.n, putErr),
+			"the body arrived slower than this daemon's minimum rate (--min-body-rate); nothing was stored: retry the upload")
 	case errors.Is(b.err, os.ErrDeadlineExceeded):
-		return api.WithMessage(
+		return withMessage(
 			fmt.Errorf("%w: no body bytes for %s after %d bytes (store: %v)", api.ErrBodyTimeout, b.stall, b.n, putErr),
 			fmt.Sprintf("no bytes of the body arrived for %s; nothing was stored: retry the upload", b.stall))
 	default:
@@ -283,7 +301,13 @@ func (b *bodyReader) explain(putErr error) error {
 // uses sendfile for an *os.File) through echo's Response, which does not
 // implement io.ReaderFrom, while echo still records the status and size for
 // the request log.
-type sendfileWriter struct{ *echo.Response }
+//
+// With stall > 0 it writes in chunks of downloadChunk, each under a write
+// deadline stall from its start (see downloadChunk).
+type sendfileWriter struct {
+	*echo.Response
+	stall time.Duration
+}
 
 func (w sendfileWriter) ReadFrom(r io.Reader) (int64, error) {
 	if !w.Committed {
@@ -293,9 +317,36 @@ func (w sendfileWriter) ReadFrom(r io.Reader) (int64, error) {
 	if !ok {
 		return io.Copy(onlyWriter{w.Response}, r)
 	}
-	n, err := rf.ReadFrom(r)
-	w.Size += n
-	return n, err
+	if w.stall <= 0 {
+		n, err := rf.ReadFrom(r)
+		w.Size += n
+		return n, err
+	}
+	rc := http.NewResponseController(w.Writer)
+	defer rc.SetWriteDeadline(time.Time{})
+	// ServeContent hands an *io.LimitedReader over the file; chunks are
+	// cut from it at one level, so sendfile still sees the *os.File.
+	lr, limited := r.(*io.LimitedReader)
+	var total int64
+	for {
+		chunk := io.LimitReader(r, downloadChunk)
+		if limited {
+			if lr.N <= 0 {
+				return total, nil
+			}
+			chunk = &io.LimitedReader{R: lr.R, N: min(lr.N, downloadChunk)}
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(w.stall))
+		n, err := rf.ReadFrom(chunk)
+		if limited {
+			lr.N -= n
+		}
+		total += n
+		w.Size += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
 }
 
 // onlyWriter hides ReadFrom so io.Copy does not recurse into it.

@@ -23,8 +23,10 @@ import (
 	"depot/server/api"
 	"depot/server/client"
 	"depot/server/metrics"
+	"depot/server/remote"
 	"depot/server/servertest"
 	"depot/store"
+	"depot/tuf"
 )
 
 // env is one running server on real loopback listeners.
@@ -32,15 +34,20 @@ type env struct {
 	sledAddr, depotAddr string
 	sledURL, depotURL   string         // "http://" + the addresses
 	sled, depot         *client.Client // clients of the two APIs
-	mirrors             []string
-	store               *store.Store       // nil when the server runs over a fake
-	svc                 *depot.Sled        // nil when the server runs over a fake
-	coord               *depot.Coordinator // nil without the coordinator role
-	rep                 *depot.Replicator  // nil without the coordinator role
-	metrics             *metrics.Metrics   // nil unless withMetrics
-	logs                *servertest.Buffer
-	cancel              context.CancelFunc
-	served              chan error // Serve's result, once
+	// opURL and op reach the operator API: its own listener with the
+	// coordinator role, else the sled listener (which answers
+	// NOT_COORDINATOR there).
+	opURL   string
+	op      *client.Client
+	mirrors []string
+	store   *store.Store       // nil when the server runs over a fake
+	svc     *depot.Sled        // nil when the server runs over a fake
+	coord   *depot.Coordinator // nil without the coordinator role
+	rep     *depot.Replicator  // nil without the coordinator role
+	metrics *metrics.Metrics   // nil unless withMetrics
+	logs    *servertest.Buffer
+	cancel  context.CancelFunc
+	served  chan error // Serve's result, once
 }
 
 // envConfig is what the options of newEnv set.
@@ -55,6 +62,10 @@ type envConfig struct {
 	transport http.RoundTripper
 	// minReplication is the coordinator's quorum (0: 1).
 	minReplication int
+	// storeFS, if set, is the store's file system per mirror (faults).
+	storeFS func(root string) store.FS
+	// tuf is how the coordinator opens uploads.
+	tuf tuf.Options
 }
 
 type envOpt func(*envConfig)
@@ -76,8 +87,8 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	if ec.transport != nil {
 		hc = &http.Client{Transport: ec.transport}
 	}
-	sledLn := listen(t)
-	depotLn := listen(t)
+	sledLn := servertest.Listen(t)
+	depotLn := servertest.Listen(t)
 	e.sledAddr, e.depotAddr = sledLn.Addr().String(), depotLn.Addr().String()
 	e.sledURL, e.depotURL = "http://"+e.sledAddr, "http://"+e.depotAddr
 	var closers []func() error
@@ -91,7 +102,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	if ec.fake == nil {
 		dir := t.TempDir()
 		e.mirrors = []string{filepath.Join(dir, "m2a"), filepath.Join(dir, "m2b")}
-		st, err := store.Open(context.Background(), store.Options{Mirrors: e.mirrors, Logger: log})
+		st, err := store.Open(context.Background(), store.Options{Mirrors: e.mirrors, Logger: log, FS: ec.storeFS})
 		if err != nil {
 			t.Fatalf("open store: %v", err)
 		}
@@ -100,7 +111,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 		so := ec.sled
 		so.Store, so.Logger = st, log
 		if so.Peer == nil {
-			so.Peer = client.Peer{}
+			so.Peer = remote.Peer{}
 		}
 		so.HoldReconciler = so.HoldReconciler || ec.coordinator
 		svc, err := depot.NewSled(context.Background(), so)
@@ -119,7 +130,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 			}
 			closers = append(closers, cat.Close)
 			coord, err := depot.NewCoordinator(context.Background(), depot.CoordinatorOptions{
-				Catalog: cat, Local: svc, Spool: st, Logger: log,
+				Catalog: cat, Local: svc, Spool: st, Logger: log, TUF: ec.tuf,
 			})
 			if err != nil {
 				closeAll()
@@ -130,7 +141,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 			e.rep = depot.NewReplicator(coord, depot.ReplicationOptions{
 				Local:          depot.LocalSled{Sled: svc, DepotURL: e.depotURL},
 				LocalStore:     st,
-				ClientFor:      func(r depot.SledRecord) depot.SledClient { return client.NewSledClient(r.ControlURL, hc) },
+				ClientFor:      func(r depot.SledRecord) depot.SledClient { return remote.NewSledClient(r.ControlURL, hc) },
 				Logger:         log,
 				Seed:           1,
 				MinReplication: ec.minReplication,
@@ -154,10 +165,17 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	}
 	e.sled = client.New(e.sledURL, hc)
 	e.depot = client.New(e.depotURL, hc)
+	var opLn net.Listener
+	e.opURL = e.sledURL
+	if ec.coordinator {
+		opLn = servertest.Listen(t)
+		e.opURL = "http://" + opLn.Addr().String()
+	}
+	e.op = client.New(e.opURL, hc)
 	var ctx context.Context
 	ctx, e.cancel = context.WithCancel(context.Background())
 	e.served = make(chan error, 1)
-	go func() { e.served <- srv.Serve(ctx, sledLn, depotLn) }()
+	go func() { e.served <- srv.Serve(ctx, sledLn, depotLn, opLn) }()
 	t.Cleanup(func() {
 		e.cancel()
 		select {
@@ -197,21 +215,12 @@ func withTransport(rt http.RoundTripper) envOpt {
 	return func(c *envConfig) { c.transport = rt }
 }
 
-func listen(t testing.TB) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
-}
-
 // blob returns n random bytes and their digest.
-func blob(t testing.TB, n int) ([]byte, store.Digest) {
+func blob(t testing.TB, n int) ([]byte, api.Digest) {
 	t.Helper()
 	b := make([]byte, n)
 	rand.Read(b)
-	return b, store.Digest(sha256.Sum256(b))
+	return b, api.Digest(sha256.Sum256(b))
 }
 
 // files lists the regular files under root, relative to it.
@@ -238,7 +247,7 @@ var artifactFile = regexp.MustCompile(`^artifacts/[0-9a-f]{2}/[0-9a-f]{64}$`)
 
 // checkMirrors fails unless every mirror holds exactly the given artifacts,
 // each intact, besides its index, and no temp or stray file.
-func (e *env) checkMirrors(t testing.TB, want ...store.Digest) {
+func (e *env) checkMirrors(t testing.TB, want ...api.Digest) {
 	t.Helper()
 	for _, m := range e.mirrors {
 		var got []string
@@ -251,7 +260,7 @@ func (e *env) checkMirrors(t testing.TB, want ...store.Digest) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if sum := store.Digest(sha256.Sum256(b)); sum.String() != filepath.Base(f) {
+				if sum := api.Digest(sha256.Sum256(b)); sum.String() != filepath.Base(f) {
 					t.Errorf("mirror %s: %s hashes to %s", m, f, sum)
 				}
 			default:
@@ -377,6 +386,8 @@ func wantError(t testing.TB, resp *http.Response, body []byte, status int, code 
 
 func sha256sum(b []byte) [32]byte { return sha256.Sum256(b) }
 
+func withTUF(o tuf.Options) envOpt { return func(c *envConfig) { c.tuf = o } }
+
 func withMinReplication(n int) envOpt {
 	return func(c *envConfig) { c.minReplication = n }
 }
@@ -394,11 +405,16 @@ var operatorRequests = []operatorRequest{
 	{"DELETE", "/v1/system/update/repositories/1.0.0", ""},
 	{"POST", "/v1/system/update/trust-roots", `{"signed":{},"signatures":[]}`},
 	{"GET", "/v1/system/update/trust-roots", ""},
-	{"DELETE", "/v1/system/update/trust-roots/" + strings.Repeat("0", 64), ""},
+	{"GET", "/v1/system/update/trust-roots/3f2b9c1e-8d4a-4e1b-9f0a-6c2d7e8f9a0b", ""},
+	{"DELETE", "/v1/system/update/trust-roots/3f2b9c1e-8d4a-4e1b-9f0a-6c2d7e8f9a0b", ""},
 	{"GET", "/v1/sleds", ""},
 	{"GET", "/v1/sleds/b", ""},
 	{"PUT", "/v1/sleds/b", `{"control_url":"http://127.0.0.1:1"}`},
 	{"DELETE", "/v1/sleds/b", ""},
 	{"GET", "/v1/replication/status", ""},
 	{"POST", "/v1/replication/activate", ""},
+	{"GET", "/v1/audit", ""},
+	{"GET", "/v1/tokens", ""},
+	{"POST", "/v1/tokens", `{"name":"x","role":"viewer"}`},
+	{"DELETE", "/v1/tokens/x", ""},
 }

@@ -8,11 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"depot/server/api"
+
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-
-	"depot/store"
 )
 
 // scrapeMetrics GETs /metrics and parses the text format.
@@ -68,7 +68,7 @@ func TestServer_Metrics(t *testing.T) {
 	io.Copy(io.Discard, rc)
 	rc.Close()
 	_, other := blob(t, 1)
-	if _, err := e.sled.PutArtifact(ctx, other, bytes.NewReader(b), int64(len(b))); !errors.Is(err, store.ErrHashMismatch) {
+	if _, err := e.sled.PutArtifact(ctx, other, bytes.NewReader(b), int64(len(b))); !errors.Is(err, api.ErrHashMismatch) {
 		t.Fatalf("mismatched put: %v", err)
 	}
 	// The request metrics are recorded after the answer is out.

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,15 +9,17 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"depot/depot/randid"
 	"depot/server/api"
 )
 
 // Keys of values handlers leave in the echo context for the request log.
 const (
-	ctxRequestID = "depot.request_id"
-	ctxBytesIn   = "depot.bytes_in"
-	ctxLimitFlag = "depot.limit_flag" // the flag that sets the route's body limit
-	ctxObserved  = "depot.error_observed"
+	ctxRequestID   = "depot.request_id"
+	ctxBytesIn     = "depot.bytes_in"
+	ctxLimitFlag   = "depot.limit_flag" // the flag that sets the route's body limit
+	ctxObserved    = "depot.error_observed"
+	ctxRateChecked = "depot.rate_checked" // bodyRate wraps the body
 )
 
 // trackInflight counts the request for Shutdown.
@@ -37,7 +37,7 @@ func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id := c.Request().Header.Get(api.RequestIDHeader)
 		if !validRequestID(id) {
-			id = newRequestID()
+			id = randid.New()
 		}
 		c.Set(ctxRequestID, id)
 		c.Response().Header().Set(api.RequestIDHeader, id)
@@ -60,12 +60,6 @@ func validRequestID(id string) bool {
 		}
 	}
 	return true
-}
-
-func newRequestID() string {
-	var b [16]byte
-	rand.Read(b[:]) // never fails (crypto/rand panics instead)
-	return hex.EncodeToString(b[:])
 }
 
 func requestIDOf(c echo.Context) string {
@@ -135,7 +129,7 @@ func (s *Server) limitBody(max int64, flag string) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
 			if r.ContentLength > max {
-				return api.WithMessage(api.ErrTooLarge, fmt.Sprintf(
+				return withMessage(api.ErrTooLarge, fmt.Sprintf(
 					"Content-Length %d exceeds this route's limit of %d bytes%s; nothing was read", r.ContentLength, max, flagNote(flag)))
 			}
 			// The raw ResponseWriter lets MaxBytesReader tell net/http to

@@ -6,34 +6,44 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"depot/depot"
+	"depot/depot/semver"
 	"depot/server/api"
 )
 
-// operatorRoutes mounts the operator API (DESIGN.md §3). The routes exist
-// on every daemon; without the coordinator role each answers 404
+// operatorRoutes mounts the operator API (DESIGN.md §3) on the operator
+// listener. Without the coordinator role each route answers 404
 // NOT_COORDINATOR.
 func (s *Server) operatorRoutes(e *echo.Echo) {
-	const repos = "/v1/system/update/repositories"
-	const roots = "/v1/system/update/trust-roots"
-	co := s.requireCoordinator
-	e.PUT(repos, s.uploadRepo, co, s.limitBody(s.cfg.MaxRepoSize, "--max-repo-size"))
-	e.GET(repos, s.listRepos, co)
-	e.GET(repos+"/:system_version", s.getRepo, co)
-	e.DELETE(repos+"/:system_version", s.deleteRepo, co)
-	e.POST(roots, s.addTrustRoot, co, s.limitBody(maxTrustRootBody, ""))
-	e.GET(roots, s.listTrustRoots, co)
-	e.DELETE(roots+"/:id", s.deleteTrustRoot, co)
-	e.GET("/v1/sleds", s.listSleds, co)
-	e.GET("/v1/sleds/:id", s.getSled, co)
-	e.PUT("/v1/sleds/:id", s.putSled, co, s.limitBody(maxSmallJSONBody, ""))
-	e.DELETE("/v1/sleds/:id", s.expungeSled, co)
-	e.GET("/v1/replication/status", s.replicationStatus, co)
-	e.POST("/v1/replication/activate", s.activateReplication, co)
+	const repos = "/system/update/repositories"
+	const roots = "/system/update/trust-roots"
+	// Every operator route is in this group. requireCoordinator and then
+	// authorize (auth.go) run before any of a body is read; authorize
+	// refuses routes missing from its table.
+	g := e.Group("/v1", s.requireCoordinator, s.authorize)
+	g.PUT(repos, s.uploadRepo, s.limitBody(s.cfg.MaxRepoSize, "--max-repo-size"), s.writeSlot)
+	g.GET(repos, s.listRepos)
+	g.GET(repos+"/:system_version", s.getRepo)
+	g.DELETE(repos+"/:system_version", s.deleteRepo)
+	g.POST(roots, s.addTrustRoot, s.limitBody(maxTrustRootBody, ""))
+	g.GET(roots, s.listTrustRoots)
+	g.GET(roots+"/:trust_root_id", s.getTrustRoot)
+	g.DELETE(roots+"/:trust_root_id", s.deleteTrustRoot)
+	g.GET("/sleds", s.listSleds)
+	g.GET("/sleds/:id", s.getSled)
+	g.PUT("/sleds/:id", s.putSled, s.limitBody(maxSmallJSONBody, ""))
+	g.DELETE("/sleds/:id", s.expungeSled)
+	g.GET("/replication/status", s.replicationStatus)
+	g.POST("/replication/activate", s.activateReplication)
+	g.GET("/audit", s.getAudit)
+	g.GET("/tokens", s.listTokens)
+	g.POST("/tokens", s.createToken, s.limitBody(maxSmallJSONBody, ""))
+	g.DELETE("/tokens/:name", s.revokeToken)
 }
 
 // requireCoordinator answers 404 NOT_COORDINATOR, before any of the body
@@ -52,7 +62,7 @@ func notCoordinator(cause error) error {
 	if cause != nil {
 		err = fmt.Errorf("%w: %w", depot.ErrNotCoordinator, cause)
 	}
-	return api.WithMessage(err,
+	return withMessage(err,
 		"this daemon runs with --coordinator=false, so it serves no operator API (/v1); send this request to the rack's coordinator")
 }
 
@@ -61,26 +71,44 @@ func notCoordinator(cause error) error {
 func (s *Server) uploadRepo(c echo.Context) error {
 	fileName := c.QueryParam("file_name")
 	if fileName == "" {
-		return api.WithMessage(fmt.Errorf("%w: no file_name", api.ErrBadRequest),
+		return withMessage(fmt.Errorf("%w: no file_name", api.ErrBadRequest),
 			"file_name is required: PUT /v1/system/update/repositories?file_name=repo.zip")
 	}
 	r := c.Request()
 	body := s.newBodyReader(c)
-	res, err := s.coord.Upload(r.Context(), fileName, c.QueryParam("system_version"), body, r.ContentLength)
+	audit := auditOf(c)
+	res, err := s.coord.Upload(r.Context(), fileName, c.QueryParam("system_version"), body, r.ContentLength, audit)
 	c.Set(ctxBytesIn, body.n)
 	if err != nil {
 		return body.explain(err)
 	}
-	return c.JSON(http.StatusOK, res)
+	if audit != nil {
+		audit.Target = res.Repo.SystemVersion // for an archive already recorded, which changes nothing
+	}
+	return c.JSON(http.StatusOK, wireUploadResult(res))
 }
 
-// listRepos: GET /v1/system/update/repositories.
+// Sort modes of the operator API's lists (the first is the default).
+var (
+	repoSorts = []sortMode{
+		{"version_ascending", semver.CompareStrings},
+		{"version_descending", reversed(semver.CompareStrings)},
+	}
+	idSorts = []sortMode{{"id_ascending", strings.Compare}}
+)
+
+// listRepos: GET /v1/system/update/repositories, paginated.
 func (s *Server) listRepos(c echo.Context) error {
+	q, err := pageParam(c, repoSorts)
+	if err != nil {
+		return err
+	}
 	repos, err := s.coord.Catalog().Repos()
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.List[depot.Repo]{Items: nonNil(repos)})
+	page, next := paginate(repos, func(r depot.Repo) string { return r.SystemVersion }, q)
+	return c.JSON(http.StatusOK, api.Page[api.Repo]{Items: convert(page, wireRepo), NextPage: next})
 }
 
 // getRepo: GET /v1/system/update/repositories/{system_version}?wait=30s.
@@ -150,7 +178,7 @@ func untilParam(c echo.Context) (int, error) {
 	if r := stateRank(v); r >= 0 {
 		return r, nil
 	}
-	return 0, api.WithMessage(fmt.Errorf("%w: until %q", api.ErrBadRequest, v),
+	return 0, withMessage(fmt.Errorf("%w: until %q", api.ErrBadRequest, v),
 		fmt.Sprintf("until=%q is not a repository state: use durable or complete", v))
 }
 
@@ -169,7 +197,7 @@ func (s *Server) writeProgress(c echo.Context, p depot.RepoProgress, err error) 
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, p)
+	return c.JSON(http.StatusOK, wireRepoProgress(p))
 }
 
 // sameProgress reports whether a long-poll has nothing new to tell: the
@@ -193,14 +221,15 @@ func (s *Server) deleteRepo(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.coord.DeleteRepo(c.Request().Context(), sv); err != nil {
+	if _, err := s.coord.DeleteRepo(c.Request().Context(), sv, auditOf(c)); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }
 
 // addTrustRoot: POST /v1/system/update/trust-roots with a root.json body;
-// 201 when added, 200 when it was already trusted.
+// 201 with the record, also when the document was already trusted (the
+// existing record: omicron's document declares 201 only).
 func (s *Server) addTrustRoot(c echo.Context) error {
 	body := s.newBodyReader(c)
 	doc, err := io.ReadAll(body)
@@ -208,49 +237,68 @@ func (s *Server) addTrustRoot(c echo.Context) error {
 		return body.explain(err)
 	}
 	if !json.Valid(doc) {
-		return api.WithMessage(fmt.Errorf("%w: trust root is not JSON", api.ErrBadRequest),
+		return withMessage(fmt.Errorf("%w: trust root is not JSON", api.ErrBadRequest),
 			"the body is not JSON; send a TUF root.json document")
 	}
-	root, created, err := s.coord.AddTrustRoot(doc, "api")
+	root, _, err := s.coord.AddTrustRoot(doc, "api", auditOf(c))
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.JSON(status, root)
+	return c.JSON(http.StatusCreated, wireTrustRoot(root))
 }
 
-// listTrustRoots: GET /v1/system/update/trust-roots.
+// listTrustRoots: GET /v1/system/update/trust-roots, paginated.
 func (s *Server) listTrustRoots(c echo.Context) error {
+	q, err := pageParam(c, idSorts)
+	if err != nil {
+		return err
+	}
 	roots, err := s.coord.Catalog().TrustRoots()
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.List[depot.TrustRoot]{Items: nonNil(roots)})
+	page, next := paginate(roots, func(r depot.TrustRoot) string { return r.ID }, q)
+	return c.JSON(http.StatusOK, api.Page[api.TrustRoot]{Items: convert(page, wireTrustRoot), NextPage: next})
 }
 
-// deleteTrustRoot: DELETE /v1/system/update/trust-roots/{id}, 204.
-func (s *Server) deleteTrustRoot(c echo.Context) error {
-	// The id is the document's sha256: check its form like any hash.
-	d, err := digestOf(c, "id")
+// getTrustRoot: GET /v1/system/update/trust-roots/{trust_root_id}.
+func (s *Server) getTrustRoot(c echo.Context) error {
+	id, err := uuidParam(c, "trust_root_id")
 	if err != nil {
 		return err
 	}
-	if err := s.coord.Catalog().DeleteTrustRoot(d); err != nil {
+	root, err := s.coord.Catalog().TrustRoot(id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, wireTrustRoot(root))
+}
+
+// deleteTrustRoot: DELETE /v1/system/update/trust-roots/{trust_root_id},
+// 204.
+func (s *Server) deleteTrustRoot(c echo.Context) error {
+	id, err := uuidParam(c, "trust_root_id")
+	if err != nil {
+		return err
+	}
+	if err := s.coord.Catalog().DeleteTrustRoot(id, auditOf(c)); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }
 
-// listSleds: GET /v1/sleds.
+// listSleds: GET /v1/sleds, paginated.
 func (s *Server) listSleds(c echo.Context) error {
+	q, err := pageParam(c, idSorts)
+	if err != nil {
+		return err
+	}
 	sleds, err := s.coord.Catalog().Sleds()
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.List[depot.SledRecord]{Items: nonNil(sleds)})
+	page, next := paginate(sleds, func(r depot.SledRecord) string { return r.ID }, q)
+	return c.JSON(http.StatusOK, api.Page[api.SledRecord]{Items: convert(page, wireSledRecord), NextPage: next})
 }
 
 // getSled: GET /v1/sleds/{id}.
@@ -263,7 +311,7 @@ func (s *Server) getSled(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, rec)
+	return c.JSON(http.StatusOK, wireSledRecord(rec))
 }
 
 // putSled: PUT /v1/sleds/{id} with {"control_url", "depot_url"}; the
@@ -277,12 +325,12 @@ func (s *Server) putSled(c echo.Context) error {
 	if err := s.decodeJSON(c, &body, `{"control_url": "http://host:port", "depot_url": "http://host:port"}`); err != nil {
 		return err
 	}
-	rec, err := s.coord.Catalog().PutSled(depot.SledRecord{ID: id, ControlURL: body.ControlURL, DepotURL: body.DepotURL})
+	rec, err := s.coord.Catalog().PutSled(depot.SledRecord{ID: id, ControlURL: body.ControlURL, DepotURL: body.DepotURL}, auditOf(c))
 	if err != nil {
 		return err
 	}
 	s.rep.Activate()
-	return c.JSON(http.StatusOK, rec)
+	return c.JSON(http.StatusOK, wireSledRecord(rec))
 }
 
 // expungeSled: DELETE /v1/sleds/{id}; the expunged record.
@@ -294,12 +342,12 @@ func (s *Server) expungeSled(c echo.Context) error {
 	if id == depot.LocalSledID {
 		return fmt.Errorf("%w: %q is the coordinator's own sled, which is always a member and cannot be expunged", depot.ErrInvalidSled, id)
 	}
-	rec, err := s.coord.Catalog().ExpungeSled(id)
+	rec, err := s.coord.Catalog().ExpungeSled(id, auditOf(c))
 	if err != nil {
 		return err
 	}
 	s.rep.Activate()
-	return c.JSON(http.StatusOK, rec)
+	return c.JSON(http.StatusOK, wireSledRecord(rec))
 }
 
 // replicationStatus: GET /v1/replication/status?wait=30s. With wait it
@@ -325,7 +373,7 @@ func (s *Server) replicationStatus(c echo.Context) error {
 	st := s.rep.Status()
 	st.Sleds = nonNil(st.Sleds)
 	st.Recent = nonNil(st.Recent)
-	return c.JSON(http.StatusOK, st)
+	return c.JSON(http.StatusOK, wireReplicationStatus(st))
 }
 
 // activateReplication: POST /v1/replication/activate, 202.

@@ -15,14 +15,13 @@ import (
 
 	"depot/depot"
 	"depot/server/api"
-	"depot/store"
 	"depot/tuf/tuftest"
 )
 
 // testRepo builds a signed repository of system version version with two
 // random artifacts of about 40 KiB and returns the zip, its root and the
 // artifacts' digests.
-func testRepo(t testing.TB, version string) (zip, root []byte, arts []store.Digest) {
+func testRepo(t testing.TB, version string) (zip, root []byte, arts []api.Digest) {
 	t.Helper()
 	b := tuftest.NewBuilder(t)
 	var list []tuftest.Artifact
@@ -41,12 +40,12 @@ func testRepo(t testing.TB, version string) (zip, root []byte, arts []store.Dige
 // and Expect: 100-continue.
 func (e *env) putRepo(t testing.TB, query string, archive []byte) (*http.Response, []byte) {
 	t.Helper()
-	return do(t, "PUT", e.sledURL+"/v1/system/update/repositories?"+query, bytes.NewReader(archive), "Expect", "100-continue")
+	return do(t, "PUT", e.opURL+"/v1/system/update/repositories?"+query, bytes.NewReader(archive), "Expect", "100-continue")
 }
 
-func (e *env) trust(t testing.TB, root []byte) depot.TrustRoot {
+func (e *env) trust(t testing.TB, root []byte) api.TrustRoot {
 	t.Helper()
-	tr, err := e.sled.AddTrustRoot(context.Background(), root)
+	tr, err := e.op.AddTrustRoot(context.Background(), root)
 	if err != nil {
 		t.Fatalf("add trust root: %v", err)
 	}
@@ -67,17 +66,18 @@ func TestOperator_UploadRepo(t *testing.T) {
 	}
 	e.checkMirrors(t) // nothing staged, no spool left
 
-	// Trust roots: 201, then 200 for the same document.
-	resp, body = do(t, "POST", e.sledURL+"/v1/system/update/trust-roots", bytes.NewReader(root))
+	// Trust roots: 201, and 201 with the same record for the same document.
+	resp, body = do(t, "POST", e.opURL+"/v1/system/update/trust-roots", bytes.NewReader(root))
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("add trust root: %d %s", resp.StatusCode, body)
 	}
-	var tr depot.TrustRoot
-	if err := json.Unmarshal(body, &tr); err != nil || tr.Source != "api" || len(tr.ID) != 64 {
+	var tr api.TrustRoot
+	if err := json.Unmarshal(body, &tr); err != nil || tr.Source != "api" || len(tr.ID) != 36 || len(tr.SHA256) != 64 {
 		t.Fatalf("trust root = %+v, %v", tr, err)
 	}
-	resp, body = do(t, "POST", e.sledURL+"/v1/system/update/trust-roots", bytes.NewReader(root))
-	if resp.StatusCode != http.StatusOK {
+	resp, body = do(t, "POST", e.opURL+"/v1/system/update/trust-roots", bytes.NewReader(root))
+	var dup api.TrustRoot
+	if resp.StatusCode != http.StatusCreated || json.Unmarshal(body, &dup) != nil || dup.ID != tr.ID {
 		t.Fatalf("add the same trust root: %d %s", resp.StatusCode, body)
 	}
 
@@ -86,16 +86,16 @@ func TestOperator_UploadRepo(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("upload: %d %s", resp.StatusCode, body)
 	}
-	var res depot.UploadResult
+	var res api.UploadResult
 	if err := json.Unmarshal(body, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != depot.UploadInserted || res.Repo.SystemVersion != "1.0.0" || res.Repo.FileName != "repo.zip" ||
-		len(res.Repo.Artifacts) != 2 || res.Repo.Hash != store.Digest(sha256sum(zip)) {
+	if res.Status != api.UploadInserted || res.Repo.SystemVersion != "1.0.0" || res.Repo.FileName != "repo.zip" ||
+		len(res.Repo.Artifacts) != 2 || res.Repo.Hash != api.Digest(sha256sum(zip)) {
 		t.Fatalf("upload result = %+v", res)
 	}
-	again, err := e.sled.UploadRepo(ctx, "again.zip", "", bytes.NewReader(zip), int64(len(zip)))
-	if err != nil || again.Status != depot.UploadAlreadyExists || again.Repo.FileName != "repo.zip" {
+	again, err := e.op.UploadRepo(ctx, "again.zip", "", bytes.NewReader(zip), int64(len(zip)))
+	if err != nil || again.Status != api.UploadAlreadyExists || again.Repo.FileName != "repo.zip" {
 		t.Fatalf("second upload = %+v, %v", again, err)
 	}
 	e.checkMirrors(t, arts...)
@@ -105,32 +105,32 @@ func TestOperator_UploadRepo(t *testing.T) {
 	}
 
 	// List, get, delete.
-	repos, err := e.sled.Repos(ctx)
+	repos, err := e.op.Repos(ctx)
 	if err != nil || len(repos) != 1 || repos[0].SystemVersion != "1.0.0" {
 		t.Fatalf("repos = %+v, %v", repos, err)
 	}
-	p, err := e.sled.Repo(ctx, "1.0.0", 0)
-	if err != nil || p.State != depot.RepoReplicating || len(p.Artifacts) != 2 || p.Artifacts[0].Sleds == nil {
+	p, err := e.op.Repo(ctx, "1.0.0", 0)
+	if err != nil || p.State != api.RepoReplicating || len(p.Artifacts) != 2 || p.Artifacts[0].Sleds == nil {
 		t.Fatalf("progress before replication = %+v, %v", p, err)
 	}
-	if _, err := e.sled.Repo(ctx, "9.9.9", 0); !errors.Is(err, depot.ErrRepoNotFound) {
+	if _, err := e.op.Repo(ctx, "9.9.9", 0); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("Repo of an unknown version: %v", err)
 	}
-	if err := e.sled.DeleteRepo(ctx, "9.9.9"); !errors.Is(err, depot.ErrRepoNotFound) {
+	if err := e.op.DeleteRepo(ctx, "9.9.9"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("DeleteRepo of an unknown version: %v", err)
 	}
-	resp, body = do(t, "GET", e.sledURL+"/v1/system/update/repositories/9.9.9", nil)
+	resp, body = do(t, "GET", e.opURL+"/v1/system/update/repositories/9.9.9", nil)
 	eb = wantError(t, resp, body, 404, "NOT_FOUND")
 	if !strings.Contains(eb.Message, "repository") || !strings.Contains(eb.Message, "9.9.9") {
 		t.Errorf("NOT_FOUND message %q is not specific", eb.Message)
 	}
-	if err := e.sled.DeleteRepo(ctx, "1.0.0"); err != nil {
+	if err := e.op.DeleteRepo(ctx, "1.0.0"); err != nil {
 		t.Fatal(err)
 	}
-	if repos, err := e.sled.Repos(ctx); err != nil || len(repos) != 0 {
+	if repos, err := e.op.Repos(ctx); err != nil || len(repos) != 0 {
 		t.Fatalf("repos after delete = %+v, %v", repos, err)
 	}
-	if _, body := do(t, "GET", e.sledURL+"/v1/system/update/repositories", nil); strings.TrimSpace(string(body)) != `{"items":[]}` {
+	if _, body := do(t, "GET", e.opURL+"/v1/system/update/repositories", nil); strings.TrimSpace(string(body)) != `{"items":[],"next_page":null}` {
 		t.Errorf("empty list = %s", body)
 	}
 	// The local sled drops the artifacts with the next generation.
@@ -157,7 +157,7 @@ func TestOperator_UploadRepo_Refused(t *testing.T) {
 		t.Errorf("message %q does not name the limit", eb.Message)
 	}
 	// Over the limit, chunked: refused while spooling.
-	_, err := e.sled.UploadRepo(context.Background(), "big.zip", "", bytes.NewReader(zip), -1)
+	_, err := e.op.UploadRepo(context.Background(), "big.zip", "", bytes.NewReader(zip), -1)
 	if !errors.Is(err, api.ErrTooLarge) {
 		t.Fatalf("chunked upload over the limit: %v", err)
 	}
@@ -171,7 +171,7 @@ func TestOperator_UploadRepo_Refused(t *testing.T) {
 		t.Errorf("message %q does not name the check", eb.Message)
 	}
 	// Truncated: the connection ends before Content-Length.
-	conn, br := raw(t, e.sledAddr, fmt.Sprintf("PUT /v1/system/update/repositories?file_name=cut.zip HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 5000), []byte("PK"))
+	conn, br := raw(t, strings.TrimPrefix(e.opURL, "http://"), fmt.Sprintf("PUT /v1/system/update/repositories?file_name=cut.zip HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 5000), []byte("PK"))
 	conn.(interface{ CloseWrite() error }).CloseWrite()
 	resp, err = http.ReadResponse(br, nil)
 	if err != nil {
@@ -179,7 +179,7 @@ func TestOperator_UploadRepo_Refused(t *testing.T) {
 	}
 	body, _ = io.ReadAll(resp.Body)
 	wantError(t, resp, body, 400, "TRUNCATED_BODY")
-	if repos, err := e.sled.Repos(context.Background()); err != nil || len(repos) != 0 {
+	if repos, err := e.op.Repos(context.Background()); err != nil || len(repos) != 0 {
 		t.Fatalf("repos = %+v, %v", repos, err)
 	}
 	e.checkMirrors(t) // nothing staged, no spool left
@@ -192,7 +192,7 @@ func TestOperator_UploadRepo_Conflict(t *testing.T) {
 	zip2, root2, _ := testRepo(t, "3.0.0")
 	e.trust(t, root1)
 	e.trust(t, root2)
-	if _, err := e.sled.UploadRepo(context.Background(), "a.zip", "", bytes.NewReader(zip1), int64(len(zip1))); err != nil {
+	if _, err := e.op.UploadRepo(context.Background(), "a.zip", "", bytes.NewReader(zip1), int64(len(zip1))); err != nil {
 		t.Fatal(err)
 	}
 	resp, body := e.putRepo(t, "file_name=b.zip", zip2)
@@ -207,37 +207,49 @@ func TestOperator_TrustRoots(t *testing.T) {
 	e := newEnv(t, withCoordinator())
 	ctx := context.Background()
 	_, root, _ := testRepo(t, "1.0.0")
-	if roots, err := e.sled.TrustRoots(ctx); err != nil || len(roots) != 0 {
+	if roots, err := e.op.TrustRoots(ctx); err != nil || len(roots) != 0 {
 		t.Fatalf("roots = %+v, %v", roots, err)
 	}
 	tr := e.trust(t, root)
-	roots, err := e.sled.TrustRoots(ctx)
+	roots, err := e.op.TrustRoots(ctx)
 	if err != nil || len(roots) != 1 || roots[0].ID != tr.ID || !json.Valid(roots[0].Root) {
 		t.Fatalf("roots = %+v, %v", roots, err)
 	}
 
-	resp, body := do(t, "POST", e.sledURL+"/v1/system/update/trust-roots", strings.NewReader("{not json"))
+	resp, body := do(t, "POST", e.opURL+"/v1/system/update/trust-roots", strings.NewReader("{not json"))
 	wantError(t, resp, body, 400, "BAD_REQUEST")
-	resp, body = do(t, "POST", e.sledURL+"/v1/system/update/trust-roots", strings.NewReader(`{"signed":{},"signatures":[]}`))
+	resp, body = do(t, "POST", e.opURL+"/v1/system/update/trust-roots", strings.NewReader(`{"signed":{},"signatures":[]}`))
 	eb := wantError(t, resp, body, 400, "TRUST_ROOT_INVALID")
 	if !strings.Contains(eb.Message, "root") {
 		t.Errorf("message %q", eb.Message)
 	}
-	if _, err := e.sled.AddTrustRoot(ctx, []byte(`{}`)); !errors.Is(err, depot.ErrTrustRootInvalid) {
+	if _, err := e.op.AddTrustRoot(ctx, []byte(`{}`)); !errors.Is(err, api.ErrTrustRootInvalid) {
 		t.Fatalf("client add of a non-root: %v", err)
 	}
-	resp, body = do(t, "POST", e.sledURL+"/v1/system/update/trust-roots", bytes.NewReader(make([]byte, 1<<20+1)))
+	resp, body = do(t, "POST", e.opURL+"/v1/system/update/trust-roots", bytes.NewReader(make([]byte, 1<<20+1)))
 	wantError(t, resp, body, 413, "TOO_LARGE")
 
-	resp, body = do(t, "DELETE", e.sledURL+"/v1/system/update/trust-roots/nope", nil)
-	wantError(t, resp, body, 400, "INVALID_HASH")
-	if err := e.sled.DeleteTrustRoot(ctx, strings.Repeat("0", 64)); !errors.Is(err, depot.ErrTrustRootNotFound) {
+	got, err := e.op.TrustRoot(ctx, strings.ToUpper(tr.ID))
+	if err != nil || got.ID != tr.ID || got.SHA256 != tr.SHA256 || !json.Valid(got.Root) {
+		t.Fatalf("get by id = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"nope", tr.SHA256, tr.ID[:35] + "g"} {
+		resp, body = do(t, "DELETE", e.opURL+"/v1/system/update/trust-roots/"+bad, nil)
+		wantError(t, resp, body, 400, "BAD_REQUEST")
+		resp, body = do(t, "GET", e.opURL+"/v1/system/update/trust-roots/"+bad, nil)
+		wantError(t, resp, body, 400, "BAD_REQUEST")
+	}
+	const unknown = "3f2b9c1e-8d4a-4e1b-9f0a-6c2d7e8f9a0b"
+	if err := e.op.DeleteTrustRoot(ctx, unknown); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("delete of an unknown root: %v", err)
 	}
-	if err := e.sled.DeleteTrustRoot(ctx, tr.ID); err != nil {
+	if _, err := e.op.TrustRoot(ctx, unknown); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("get of an unknown root: %v", err)
+	}
+	if err := e.op.DeleteTrustRoot(ctx, tr.ID); err != nil {
 		t.Fatal(err)
 	}
-	if roots, err := e.sled.TrustRoots(ctx); err != nil || len(roots) != 0 {
+	if roots, err := e.op.TrustRoots(ctx); err != nil || len(roots) != 0 {
 		t.Fatalf("roots after delete = %+v, %v", roots, err)
 	}
 }
@@ -248,7 +260,7 @@ func TestOperator_Repo_LongPoll(t *testing.T) {
 	ctx := context.Background()
 	zip, root, _ := testRepo(t, "4.0.0")
 	e.trust(t, root)
-	if _, err := e.sled.UploadRepo(ctx, "r.zip", "", bytes.NewReader(zip), int64(len(zip))); err != nil {
+	if _, err := e.op.UploadRepo(ctx, "r.zip", "", bytes.NewReader(zip), int64(len(zip))); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan depot.Activation, 1)
@@ -257,9 +269,9 @@ func TestOperator_Repo_LongPoll(t *testing.T) {
 		done <- e.rep.RunOnce(ctx)
 	}()
 	start := time.Now()
-	p, err := e.sled.Repo(ctx, "4.0.0", 30*time.Second)
+	p, err := e.op.Repo(ctx, "4.0.0", 30*time.Second)
 	took := time.Since(start)
-	if err != nil || p.State != depot.RepoComplete || p.InService != 1 || len(p.Artifacts[0].Sleds) != 1 {
+	if err != nil || p.State != api.RepoComplete || p.InService != 1 || len(p.Artifacts[0].Sleds) != 1 {
 		t.Fatalf("progress = %+v, %v", p, err)
 	}
 	if took < 50*time.Millisecond || took > 5*time.Second {
@@ -271,20 +283,20 @@ func TestOperator_Repo_LongPoll(t *testing.T) {
 	}
 	// Nothing changes any more: the wait runs out.
 	start = time.Now()
-	p, err = e.sled.Repo(ctx, "4.0.0", 300*time.Millisecond)
-	if err != nil || p.State != depot.RepoComplete || time.Since(start) < 250*time.Millisecond {
+	p, err = e.op.Repo(ctx, "4.0.0", 300*time.Millisecond)
+	if err != nil || p.State != api.RepoComplete || time.Since(start) < 250*time.Millisecond {
 		t.Fatalf("idle long-poll = %+v, %v after %v", p, err, time.Since(start))
 	}
 	// Waiting for a state already reached answers at once, not at the end
 	// of the wait (the state may have changed between two polls).
 	start = time.Now()
-	p, err = e.sled.RepoUntil(ctx, "4.0.0", 30*time.Second, depot.RepoDurable)
-	if err != nil || p.State != depot.RepoComplete || time.Since(start) > 5*time.Second {
+	p, err = e.op.RepoUntil(ctx, "4.0.0", 30*time.Second, api.RepoDurable)
+	if err != nil || p.State != api.RepoComplete || time.Since(start) > 5*time.Second {
 		t.Fatalf("until=durable on a complete repository = %+v, %v after %v", p, err, time.Since(start))
 	}
-	resp, body := do(t, "GET", e.sledURL+"/v1/system/update/repositories/4.0.0?wait=-1s", nil)
+	resp, body := do(t, "GET", e.opURL+"/v1/system/update/repositories/4.0.0?wait=-1s", nil)
 	wantError(t, resp, body, 400, "BAD_REQUEST")
-	resp, body = do(t, "GET", e.sledURL+"/v1/system/update/repositories/4.0.0?wait=1s&until=done", nil)
+	resp, body = do(t, "GET", e.opURL+"/v1/system/update/repositories/4.0.0?wait=1s&until=done", nil)
 	wantError(t, resp, body, 400, "BAD_REQUEST")
 }
 
@@ -292,23 +304,23 @@ func TestOperator_Sleds(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withCoordinator())
 	ctx := context.Background()
-	if sleds, err := e.sled.Sleds(ctx); err != nil || len(sleds) != 0 {
+	if sleds, err := e.op.Sleds(ctx); err != nil || len(sleds) != 0 {
 		t.Fatalf("sleds = %+v, %v", sleds, err)
 	}
-	rec, err := e.sled.PutSled(ctx, depot.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:1/", DepotURL: "http://127.0.0.1:2"})
-	if err != nil || rec.ID != "b" || rec.State != depot.SledInService || rec.ControlURL != "http://127.0.0.1:1" || rec.Added.IsZero() {
+	rec, err := e.op.PutSled(ctx, api.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:1/", DepotURL: "http://127.0.0.1:2"})
+	if err != nil || rec.ID != "b" || rec.State != api.SledInService || rec.ControlURL != "http://127.0.0.1:1" || rec.Added.IsZero() {
 		t.Fatalf("put sled = %+v, %v", rec, err)
 	}
 	// Changing the URLs keeps the record.
-	rec2, err := e.sled.PutSled(ctx, depot.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:3"})
+	rec2, err := e.op.PutSled(ctx, api.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:3"})
 	if err != nil || !rec2.Added.Equal(rec.Added) || rec2.DepotURL != "" {
 		t.Fatalf("update sled = %+v, %v", rec2, err)
 	}
-	got, err := e.sled.Sled(ctx, "b")
+	got, err := e.op.Sled(ctx, "b")
 	if err != nil || got.ControlURL != "http://127.0.0.1:3" {
 		t.Fatalf("get sled = %+v, %v", got, err)
 	}
-	if _, err := e.sled.Sled(ctx, "zz"); !errors.Is(err, depot.ErrSledNotFound) {
+	if _, err := e.op.Sled(ctx, "zz"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("get unknown sled: %v", err)
 	}
 	for _, c := range []struct{ id, body string }{
@@ -316,30 +328,30 @@ func TestOperator_Sleds(t *testing.T) {
 		{"c", `{"control_url":""}`},
 		{"local", `{"control_url":"http://127.0.0.1:1"}`},
 	} {
-		resp, body := do(t, "PUT", e.sledURL+"/v1/sleds/"+c.id, strings.NewReader(c.body))
+		resp, body := do(t, "PUT", e.opURL+"/v1/sleds/"+c.id, strings.NewReader(c.body))
 		wantError(t, resp, body, 400, "INVALID_SLED")
 	}
-	resp, body := do(t, "PUT", e.sledURL+"/v1/sleds/c", strings.NewReader(`{"control_url":`))
+	resp, body := do(t, "PUT", e.opURL+"/v1/sleds/c", strings.NewReader(`{"control_url":`))
 	wantError(t, resp, body, 400, "BAD_REQUEST")
-	sleds, err := e.sled.Sleds(ctx)
+	sleds, err := e.op.Sleds(ctx)
 	if err != nil || len(sleds) != 1 {
 		t.Fatalf("sleds = %+v, %v", sleds, err)
 	}
 
-	gone, err := e.sled.ExpungeSled(ctx, "b")
-	if err != nil || gone.State != depot.SledExpunged {
+	gone, err := e.op.ExpungeSled(ctx, "b")
+	if err != nil || gone.State != api.SledExpunged {
 		t.Fatalf("expunge = %+v, %v", gone, err)
 	}
-	if _, err := e.sled.PutSled(ctx, depot.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:1"}); !errors.Is(err, depot.ErrInvalidSled) {
+	if _, err := e.op.PutSled(ctx, api.SledRecord{ID: "b", ControlURL: "http://127.0.0.1:1"}); !errors.Is(err, api.ErrInvalidSled) {
 		t.Fatalf("bringing an expunged sled back: %v", err)
 	}
-	if _, err := e.sled.ExpungeSled(ctx, "zz"); !errors.Is(err, depot.ErrSledNotFound) {
+	if _, err := e.op.ExpungeSled(ctx, "zz"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("expunge unknown: %v", err)
 	}
-	resp, body = do(t, "DELETE", e.sledURL+"/v1/sleds/local", nil)
+	resp, body = do(t, "DELETE", e.opURL+"/v1/sleds/local", nil)
 	wantError(t, resp, body, 400, "INVALID_SLED")
 	// Ids with reserved characters travel escaped.
-	if _, err := e.sled.Sled(ctx, "a/b c"); !errors.Is(err, depot.ErrSledNotFound) {
+	if _, err := e.op.Sled(ctx, "a/b c"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("get escaped id: %v", err)
 	}
 }
@@ -354,21 +366,21 @@ func TestOperator_Replication(t *testing.T) {
 	c := newEnv(t)
 	ctx := context.Background()
 
-	st, err := e.sled.ReplicationStatus(ctx, 0)
+	st, err := e.op.ReplicationStatus(ctx, 0)
 	if err != nil || st.Activations != 0 || st.Last != nil || st.Sleds == nil || st.Recent == nil {
 		t.Fatalf("status before any activation = %+v, %v", st, err)
 	}
-	if err := e.sled.ActivateReplication(ctx); err != nil {
+	if err := e.op.ActivateReplication(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []*env{b, c} {
-		if _, err := e.sled.PutSled(ctx, depot.SledRecord{ID: strings.TrimPrefix(s.sledURL, "http://127.0.0.1:"), ControlURL: s.sledURL}); err != nil {
+		if _, err := e.op.PutSled(ctx, api.SledRecord{ID: strings.TrimPrefix(s.sledURL, "http://127.0.0.1:"), ControlURL: s.sledURL}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	zip, root, arts := testRepo(t, "5.0.0")
 	e.trust(t, root)
-	if _, err := e.sled.UploadRepo(ctx, "r.zip", "", bytes.NewReader(zip), int64(len(zip))); err != nil {
+	if _, err := e.op.UploadRepo(ctx, "r.zip", "", bytes.NewReader(zip), int64(len(zip))); err != nil {
 		t.Fatal(err)
 	}
 
@@ -382,15 +394,15 @@ func TestOperator_Replication(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	st, err = e.sled.ReplicationStatus(ctx, 30*time.Second)
+	st, err = e.op.ReplicationStatus(ctx, 30*time.Second)
 	if err != nil || time.Since(start) > 5*time.Second {
 		t.Fatalf("status long-poll = %v after %v", err, time.Since(start))
 	}
-	p, err := e.sled.Repo(ctx, "5.0.0", 0)
-	for i := 0; err == nil && p.State != depot.RepoComplete && i < 50; i++ {
-		p, err = e.sled.Repo(ctx, "5.0.0", 10*time.Second)
+	p, err := e.op.Repo(ctx, "5.0.0", 0)
+	for i := 0; err == nil && p.State != api.RepoComplete && i < 50; i++ {
+		p, err = e.op.Repo(ctx, "5.0.0", 10*time.Second)
 	}
-	if err != nil || p.State != depot.RepoComplete || p.InService != 3 {
+	if err != nil || p.State != api.RepoComplete || p.InService != 3 {
 		t.Fatalf("progress = %+v, %v", p, err)
 	}
 	for _, s := range []*env{b, c} {
@@ -400,14 +412,14 @@ func TestOperator_Replication(t *testing.T) {
 			t.Fatalf("remote config = %+v, %v", cfg, err)
 		}
 	}
-	st, err = e.sled.ReplicationStatus(ctx, 0)
+	st, err = e.op.ReplicationStatus(ctx, 0)
 	if err != nil || st.Generation != 1 || st.Activations < 1 || len(st.Sleds) != 3 {
 		t.Fatalf("status = %+v, %v", st, err)
 	}
-	if n := st.Lifetime[depot.OpCopy].OK + st.Lifetime[depot.OpPut].OK; n != int64(2*len(arts)) {
+	if n := st.Lifetime[api.OpCopy].OK + st.Lifetime[api.OpPut].OK; n != int64(2*len(arts)) {
 		t.Fatalf("puts+copies = %d, want %d: %+v", n, 2*len(arts), st.Recent)
 	}
-	if st.Lifetime[depot.OpCopy].Err+st.Lifetime[depot.OpPut].Err != 0 {
+	if st.Lifetime[api.OpCopy].Err+st.Lifetime[api.OpPut].Err != 0 {
 		t.Fatalf("replication errors: %+v", st.Recent)
 	}
 }
@@ -434,10 +446,10 @@ func TestOperator_NotCoordinator(t *testing.T) {
 			t.Errorf("%s %s took %v", r.method, r.path, time.Since(start))
 		}
 	}
-	if _, err := e.sled.Repos(context.Background()); !errors.Is(err, depot.ErrNotCoordinator) {
+	if _, err := e.op.Repos(context.Background()); !errors.Is(err, api.ErrNotCoordinator) {
 		t.Fatalf("client: %v", err)
 	}
-	if _, err := e.sled.UploadRepo(context.Background(), "r.zip", "", strings.NewReader("zip"), 3); !errors.Is(err, depot.ErrNotCoordinator) {
+	if _, err := e.op.UploadRepo(context.Background(), "r.zip", "", strings.NewReader("zip"), 3); !errors.Is(err, api.ErrNotCoordinator) {
 		t.Fatalf("client upload: %v", err)
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -25,7 +27,7 @@ func digestParam(c echo.Context) (store.Digest, error) {
 	d, err := store.ParseDigest(c.Param("sha256"))
 	if err != nil {
 		// ParseDigest's text describes the client's input, so show it.
-		return d, api.WithMessage(err, err.Error())
+		return d, withMessage(err, err.Error())
 	}
 	return d, nil
 }
@@ -35,9 +37,31 @@ func digestParam(c echo.Context) (store.Digest, error) {
 func digestOf(c echo.Context, name string) (string, error) {
 	d, err := store.ParseDigest(c.Param(name))
 	if err != nil {
-		return "", api.WithMessage(err, fmt.Sprintf("%s: %v", name, err))
+		return "", withMessage(err, fmt.Sprintf("%s: %v", name, err))
 	}
 	return d.String(), nil
+}
+
+// uuidParam parses the path parameter name as a UUID (8-4-4-4-12 hex
+// digits, either case) and returns it in lower case; 400 BAD_REQUEST
+// otherwise.
+func uuidParam(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	ok := len(v) == 36
+	for i := 0; ok && i < len(v); i++ {
+		ch := v[i]
+		switch i {
+		case 8, 13, 18, 23:
+			ok = ch == '-'
+		default:
+			ok = ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'f' || ch >= 'A' && ch <= 'F'
+		}
+	}
+	if !ok {
+		return "", withMessage(fmt.Errorf("%w: %s is not a UUID", api.ErrBadRequest, name),
+			fmt.Sprintf("%s must be a UUID such as 3f2b9c1e-8d4a-4e1b-9f0a-6c2d7e8f9a0b", name))
+	}
+	return strings.ToLower(v), nil
 }
 
 // pathParam returns a path parameter unescaped. echo routes on the escaped
@@ -50,11 +74,16 @@ func pathParam(c echo.Context, name string) (string, error) {
 	}
 	u, err := url.PathUnescape(v)
 	if err != nil {
-		return "", api.WithMessage(fmt.Errorf("%w: %s: %v", api.ErrBadRequest, name, err),
+		return "", withMessage(fmt.Errorf("%w: %s: %v", api.ErrBadRequest, name, err),
 			fmt.Sprintf("the %s in the path is not properly escaped", name))
 	}
 	return u, nil
 }
+
+// MaxGeneration is the largest generation accepted: omicron's Generation
+// is a u64 that must fit in an i64, and one config above it would put a
+// sled ahead of every generation its coordinator can send.
+const MaxGeneration = math.MaxInt64
 
 // generationParam parses ?generation=G: nil when absent.
 func generationParam(c echo.Context) (*uint64, error) {
@@ -64,10 +93,23 @@ func generationParam(c echo.Context) (*uint64, error) {
 	}
 	g, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return nil, api.WithMessage(fmt.Errorf("%w: generation %q: %v", api.ErrBadRequest, v, err),
+		return nil, withMessage(fmt.Errorf("%w: generation %q: %v", api.ErrBadRequest, v, err),
 			fmt.Sprintf("generation=%q is not a non-negative integer", v))
 	}
+	if err := checkGeneration(g, "generation="); err != nil {
+		return nil, err
+	}
 	return &g, nil
+}
+
+// checkGeneration refuses a generation above MaxGeneration; where names
+// the field for the message.
+func checkGeneration(g uint64, where string) error {
+	if g <= MaxGeneration {
+		return nil
+	}
+	return withMessage(fmt.Errorf("%w: %s%d is above 2^63-1", api.ErrBadRequest, where, g),
+		fmt.Sprintf("%s%d is out of range: a generation is at most %d (2^63-1)", where, g, uint64(MaxGeneration)))
 }
 
 // waitParam parses ?wait=30s: 0 when absent, at most api.MaxWait.
@@ -78,7 +120,7 @@ func waitParam(c echo.Context) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
-		return 0, api.WithMessage(fmt.Errorf("%w: wait %q", api.ErrBadRequest, v),
+		return 0, withMessage(fmt.Errorf("%w: wait %q", api.ErrBadRequest, v),
 			fmt.Sprintf("wait=%q is not a duration such as 30s, 1m or 1500ms", v))
 	}
 	return min(d, api.MaxWait), nil
@@ -106,12 +148,12 @@ func (s *Server) decodeJSON(c echo.Context, v any, what string) error {
 	case body.err != nil:
 		return body.explain(err)
 	case errors.Is(err, store.ErrInvalidDigest):
-		return api.WithMessage(err, err.Error())
+		return withMessage(err, err.Error())
 	case errors.Is(err, io.EOF):
-		return api.WithMessage(fmt.Errorf("%w: empty body", api.ErrBadRequest),
+		return withMessage(fmt.Errorf("%w: empty body", api.ErrBadRequest),
 			"the body is empty; want "+what)
 	}
-	return api.WithMessage(fmt.Errorf("%w: decode body: %w", api.ErrBadRequest, err),
+	return withMessage(fmt.Errorf("%w: decode body: %w", api.ErrBadRequest, err),
 		fmt.Sprintf("the body is not %s: %v", what, err))
 }
 

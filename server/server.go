@@ -16,6 +16,7 @@ import (
 	"depot/depot"
 	"depot/server/metrics"
 	"depot/server/openapi"
+	"depot/server/transport"
 	"depot/store"
 )
 
@@ -104,6 +105,38 @@ type Config struct {
 	// reported by GET /status; "" = "http://" + the depot listener's
 	// address (right unless that is a wildcard or behind NAT).
 	DepotURL string
+
+	// RequireCoordinatorRole makes every sled-API mutation (config, PUT,
+	// copy-from, DELETE, scrub) need a verified client certificate with the
+	// coordinator role (403 FORBIDDEN otherwise). Set it when the sled
+	// listener requires client certificates.
+	RequireCoordinatorRole bool
+	// WriteSlots bounds concurrent writes into the store, shared with the
+	// sled service's copies; nil = NewWriteSlots(MaxConcurrentWrites).
+	WriteSlots *depot.WriteSlots
+	// MaxConcurrentWrites is used when WriteSlots is nil; 0 =
+	// DefaultMaxConcurrentWrites.
+	MaxConcurrentWrites int
+	// MinBodyRate (bytes a second, averaged over each MinBodyRateWindow)
+	// below which a request body is cut with 408; 0 = DefaultMinBodyRate,
+	// < 0 = no check (BodyStallTimeout still applies).
+	MinBodyRate       int64
+	MinBodyRateWindow time.Duration // 0 = DefaultMinBodyRateWindow
+	// DownloadStallTimeout drops a download whose reader takes no
+	// downloadChunk bytes for this long; 0 = DefaultDownloadStallTimeout,
+	// < 0 = never.
+	DownloadStallTimeout time.Duration
+	// Tokens is the --tokens-file's token set; nil: none (tokens may still
+	// come from the catalog). With a tokens file there is no dev mode.
+	Tokens *depot.TokenFile
+	// OperatorAddr is the operator listener's address, for dev mode (open
+	// when no token is configured and it is loopback); "" = the address of
+	// the listener the operator routes are mounted on.
+	OperatorAddr string
+	// AuthFailureRate is how many failed authentications per second a
+	// source address may make before it gets 429; 0 =
+	// DefaultAuthFailureRate.
+	AuthFailureRate float64
 }
 
 // Server serves the sled API and the repo-depot API. Create it with New.
@@ -115,9 +148,10 @@ type Server struct {
 	log      *slog.Logger
 	start    time.Time
 	depotURL string // Config.DepotURL, or derived in Serve
+	writes   *depot.WriteSlots
 
-	sledEcho, depotEcho *echo.Echo
-	sledHTTP, depotHTTP *http.Server
+	sledEcho, depotEcho, operatorEcho *echo.Echo
+	sledHTTP, depotHTTP, operatorHTTP *http.Server
 
 	// baseCtx is the parent of every request context; cancelBase cuts off
 	// requests still running when the shutdown deadline passes.
@@ -131,6 +165,10 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+
+	authFails    *failLimiter
+	addrMu       sync.Mutex
+	opListenAddr string // guarded by addrMu; the operator listener's address, set by Serve
 }
 
 // New builds a Server; it listens nowhere until Serve. It panics when
@@ -167,37 +205,75 @@ func newServer(cfg Config, sled sledService) *Server {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if cfg.MaxConcurrentWrites == 0 {
+		cfg.MaxConcurrentWrites = DefaultMaxConcurrentWrites
+	}
+	if cfg.WriteSlots == nil {
+		cfg.WriteSlots = depot.NewWriteSlots(cfg.MaxConcurrentWrites)
+	}
+	if cfg.MinBodyRate == 0 {
+		cfg.MinBodyRate = DefaultMinBodyRate
+	}
+	if cfg.MinBodyRateWindow <= 0 {
+		cfg.MinBodyRateWindow = DefaultMinBodyRateWindow
+	}
+	if cfg.DownloadStallTimeout == 0 {
+		cfg.DownloadStallTimeout = DefaultDownloadStallTimeout
+	}
 	s := &Server{
 		cfg: cfg, sled: sled, coord: cfg.Coordinator, rep: cfg.Replicator,
-		log: cfg.Logger, start: time.Now(), depotURL: cfg.DepotURL,
+		log: cfg.Logger, start: time.Now(), depotURL: cfg.DepotURL, writes: cfg.WriteSlots,
+		authFails: newFailLimiter(cfg.AuthFailureRate),
 	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.stopping, s.stopLongPoll = context.WithCancel(context.Background())
 
 	s.sledEcho = s.newEcho("sled")
 	s.sledRoutes(s.sledEcho)
-	s.operatorRoutes(s.sledEcho)
+	s.sledEcho.Any("/v1", s.operatorElsewhere)
+	s.sledEcho.Any("/v1/*", s.operatorElsewhere)
 	s.depotEcho = s.newEcho("depot")
 	s.depotRoutes(s.depotEcho)
+	s.operatorEcho = s.newEcho("operator")
+	s.operatorRoutes(s.operatorEcho)
 
 	s.sledHTTP = s.newHTTPServer(s.sledEcho, "sled")
 	s.depotHTTP = s.newHTTPServer(s.depotEcho, "depot")
+	s.operatorHTTP = s.newHTTPServer(s.operatorEcho, "operator")
 	return s
+}
+
+// operatorElsewhere answers /v1 on the sled listener: the operator API has
+// its own listener (or, without the coordinator role, none).
+func (s *Server) operatorElsewhere(c echo.Context) error {
+	if s.coord == nil {
+		return notCoordinator(nil)
+	}
+	return withMessage(fmt.Errorf("%w: operator API on the sled listener", store.ErrNotFound),
+		"the operator API (/v1) is served on the coordinator's --operator-listen address (default 127.0.0.1:12346), not on the sled API")
 }
 
 // sledRoutes mounts the sled API (DESIGN.md §2).
 func (s *Server) sledRoutes(e *echo.Echo) {
+	// Mutations: only the coordinator, when client certificates are
+	// checked; reads: any rack member the listener let in.
+	mut := func(m ...echo.MiddlewareFunc) []echo.MiddlewareFunc {
+		if s.cfg.RequireCoordinatorRole {
+			m = append([]echo.MiddlewareFunc{needRole(transport.RoleCoordinator)}, m...)
+		}
+		return m
+	}
 	e.GET("/artifacts-config", s.getConfig)
-	e.PUT("/artifacts-config", s.putConfig, s.limitBody(maxConfigBody, ""))
-	e.PUT("/artifacts/:sha256", s.putArtifact, s.limitBody(s.cfg.MaxArtifactSize, "--max-artifact-size"))
+	e.PUT("/artifacts-config", s.putConfig, mut(s.limitBody(maxConfigBody, ""))...)
+	e.PUT("/artifacts/:sha256", s.putArtifact, mut(s.limitBody(s.cfg.MaxArtifactSize, "--max-artifact-size"), s.writeSlot)...)
 	e.GET("/artifacts/:sha256", s.getArtifact)
 	e.HEAD("/artifacts/:sha256", s.getArtifact)
-	e.DELETE("/artifacts/:sha256", s.deleteArtifact)
-	e.POST("/artifacts/:sha256/copy-from-depot", s.copyFromDepot, s.limitBody(maxSmallJSONBody, ""))
+	e.DELETE("/artifacts/:sha256", s.deleteArtifact, mut()...)
+	e.POST("/artifacts/:sha256/copy-from-depot", s.copyFromDepot, mut(s.limitBody(maxSmallJSONBody, ""))...)
 	e.GET("/artifacts", s.listArtifacts)
 	e.GET("/copies", s.listCopies)
 	e.GET("/copies/:sha256", s.getCopy)
-	e.POST("/scrub", s.startScrub)
+	e.POST("/scrub", s.startScrub, mut()...)
 	e.GET("/status", s.status)
 	if s.cfg.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(s.cfg.Metrics.Handler()))
@@ -225,7 +301,7 @@ func (s *Server) newEcho(api string) *echo.Echo {
 	if s.cfg.Metrics != nil {
 		e.Use(s.cfg.Metrics.Middleware(api))
 	}
-	e.Use(s.trackInflight, s.requestID, s.requestLogger(), s.recoverer())
+	e.Use(s.trackInflight, s.requestID, s.requestLogger(), s.recoverer(), s.bodyRate)
 	return e
 }
 
@@ -234,8 +310,10 @@ func (s *Server) newHTTPServer(h http.Handler, name string) *http.Server {
 		Handler:           h,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		// No ReadTimeout/WriteTimeout: uploads and downloads take as long
-		// as they take; BodyStallTimeout catches stalled uploads.
+		// as they take; the body-rate check cuts slow uploads, and
+		// downloads get per-chunk write deadlines.
 		BaseContext: func(net.Listener) context.Context { return s.baseCtx },
 		ErrorLog:    slog.NewLogLogger(s.log.With("api", name).Handler(), slog.LevelWarn),
 	}
@@ -247,22 +325,36 @@ func (s *Server) SledHandler() http.Handler { return s.sledEcho }
 // DepotHandler returns the repo-depot API's handler.
 func (s *Server) DepotHandler() http.Handler { return s.depotEcho }
 
-// Serve serves the sled API on sledLn and the repo-depot API on depotLn
-// until ctx is done or either listener fails, then shuts down as Shutdown
-// does with Config.ShutdownTimeout. It returns nil after a shutdown in which
-// every request finished, and closes both listeners. Call it once.
-func (s *Server) Serve(ctx context.Context, sledLn, depotLn net.Listener) error {
+// OperatorHandler returns the operator API's handler.
+func (s *Server) OperatorHandler() http.Handler { return s.operatorEcho }
+
+// Serve serves the sled API on sledLn, the repo-depot API on depotLn and,
+// if operatorLn is not nil, the operator API on operatorLn, until ctx is
+// done or a listener fails, then shuts down as Shutdown does with
+// Config.ShutdownTimeout. The listeners may be TLS listeners (each keeps
+// its own tls.Config). It returns nil after a shutdown in which every
+// request finished, and closes the listeners. Call it once.
+func (s *Server) Serve(ctx context.Context, sledLn, depotLn, operatorLn net.Listener) error {
 	if s.depotURL == "" {
 		// Written before any handler can run (they run in goroutines
 		// started below), so handlers read it without a lock.
 		s.depotURL = "http://" + depotLn.Addr().String()
 	}
-	errc := make(chan error, 2)
+	if operatorLn != nil {
+		s.addrMu.Lock()
+		s.opListenAddr = operatorLn.Addr().String()
+		s.addrMu.Unlock()
+	}
+	errc := make(chan error, 3)
+	pending := 2
 	go func() { errc <- serveErr("sled", s.sledHTTP.Serve(sledLn)) }()
 	go func() { errc <- serveErr("depot", s.depotHTTP.Serve(depotLn)) }()
+	if operatorLn != nil {
+		pending++
+		go func() { errc <- serveErr("operator", s.operatorHTTP.Serve(operatorLn)) }()
+	}
 
 	var errs []error
-	pending := 2
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -305,11 +397,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) shutdown(ctx context.Context) error {
 	s.stopLongPoll()
 	var wg sync.WaitGroup
-	var sledErr, depotErr error
+	var sledErr, depotErr, opErr error
 	wg.Go(func() { sledErr = s.sledHTTP.Shutdown(ctx) })
 	wg.Go(func() { depotErr = s.depotHTTP.Shutdown(ctx) })
+	wg.Go(func() { opErr = s.operatorHTTP.Shutdown(ctx) })
 	wg.Wait()
-	if sledErr == nil && depotErr == nil {
+	if sledErr == nil && depotErr == nil && opErr == nil {
 		s.cancelBase()
 		return nil
 	}
@@ -317,6 +410,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.cancelBase()
 	s.sledHTTP.Close()
 	s.depotHTTP.Close()
+	s.operatorHTTP.Close()
 	if n == 0 {
 		// Only connections without a request were left (net/http waits
 		// 5 s for a fresh connection's first request): nothing was lost.
@@ -328,7 +422,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	if err := s.inflight.wait(gctx); err != nil {
 		return fmt.Errorf("shutdown: %d requests cut off; some handlers still running: %w", n, err)
 	}
-	return fmt.Errorf("shutdown: %d requests cut off: %w", n, errors.Join(sledErr, depotErr))
+	return fmt.Errorf("shutdown: %d requests cut off: %w", n, errors.Join(sledErr, depotErr, opErr))
 }
 
 // inflight counts running handlers, so that Shutdown can wait for the ones

@@ -17,17 +17,39 @@ import (
 
 	"depot/server/api"
 	"depot/server/client"
-	"depot/store"
 )
 
 const validHex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" // sha256("")
 
-func TestServer_PutArtifact_UppercaseHash(t *testing.T) {
+// TestServer_UppercaseHash: omicron's ArtifactHash accepts upper-case hex,
+// so paths do too; the artifact is stored and listed under lower case.
+func TestServer_UppercaseHash(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	resp, body := do(t, "PUT", "http://"+e.sledAddr+"/artifacts/"+strings.ToUpper(validHex), strings.NewReader(""))
+	if resp.StatusCode != 200 {
+		t.Fatalf("PUT upper case: %d %s", resp.StatusCode, body)
+	}
+	resp, body = do(t, "GET", "http://"+e.sledAddr+"/artifacts", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"`+validHex+`"`) {
+		t.Fatalf("list after PUT upper case: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = do(t, "HEAD", "http://"+e.depotAddr+"/artifact/sha256/"+strings.ToUpper(validHex), nil)
+	if resp.StatusCode != 200 || resp.Header.Get("ETag") != `"`+validHex+`"` {
+		t.Fatalf("HEAD upper case: %d, ETag %q", resp.StatusCode, resp.Header.Get("ETag"))
+	}
+	resp, body = do(t, "DELETE", "http://"+e.sledAddr+"/artifacts/"+strings.ToUpper(validHex), nil)
+	if resp.StatusCode != 204 {
+		t.Fatalf("DELETE upper case: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestServer_PutArtifact_BadCharacter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	resp, body := do(t, "PUT", "http://"+e.sledAddr+"/artifacts/"+validHex[:63]+"G", strings.NewReader(""))
 	eb := wantError(t, resp, body, 400, "INVALID_HASH")
-	if !strings.Contains(eb.Message, "lowercase") {
+	if !strings.Contains(eb.Message, "hex digits") {
 		t.Errorf("message %q does not say what is wrong", eb.Message)
 	}
 	e.checkMirrors(t)
@@ -65,7 +87,7 @@ func TestServer_GetArtifact_InvalidHash(t *testing.T) {
 func TestServer_DeleteArtifact_InvalidHash(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	resp, body := do(t, "DELETE", "http://"+e.sledAddr+"/artifacts/"+strings.ToUpper(validHex), nil)
+	resp, body := do(t, "DELETE", "http://"+e.sledAddr+"/artifacts/"+validHex[:62]+"zz", nil)
 	wantError(t, resp, body, 400, "INVALID_HASH")
 }
 
@@ -75,7 +97,7 @@ func TestServer_PutArtifact_HashMismatch(t *testing.T) {
 	b, _ := blob(t, 300<<10)
 	_, other := blob(t, 1)
 	_, err := e.sled.PutArtifact(context.Background(), other, bytes.NewReader(b), int64(len(b)))
-	if !errors.Is(err, store.ErrHashMismatch) {
+	if !errors.Is(err, api.ErrHashMismatch) {
 		t.Fatalf("err = %v, want ErrHashMismatch", err)
 	}
 	var ae *client.APIError
@@ -97,7 +119,7 @@ func TestServer_PutArtifact_ClientDisconnectsMidBody(t *testing.T) {
 	conn.Close()
 	e.waitLog(t, `msg=request .*method=PUT path=/artifacts/`+d.String())
 	e.checkMirrors(t)
-	if _, err := e.depot.HeadArtifact(context.Background(), d); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.depot.HeadArtifact(context.Background(), d); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("HEAD after aborted upload: %v", err)
 	}
 }
@@ -216,7 +238,7 @@ func TestServer_PutArtifact_Twice(t *testing.T) {
 func TestServer_PutArtifact_Empty(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	d, _ := store.ParseDigest(validHex)
+	d, _ := api.ParseDigest(validHex)
 	if res, err := e.sled.PutArtifact(context.Background(), d, strings.NewReader(""), 0); err != nil || res.SuccessfulWrites != 2 {
 		t.Fatalf("put = %+v, %v", res, err)
 	}
@@ -262,7 +284,7 @@ func TestServer_GetArtifact_Absent(t *testing.T) {
 		resp, body := do(t, "GET", url, nil)
 		wantError(t, resp, body, 404, "NOT_FOUND")
 	}
-	if _, _, err := e.depot.GetArtifact(context.Background(), d); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := e.depot.GetArtifact(context.Background(), d); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("client GET: %v, want ErrNotFound", err)
 	}
 }
@@ -275,13 +297,13 @@ func TestServer_HeadArtifact_Absent(t *testing.T) {
 	if resp.StatusCode != 404 || len(body) != 0 || resp.Header.Get("X-Error-Code") != "NOT_FOUND" {
 		t.Fatalf("HEAD absent: %d %q %v", resp.StatusCode, body, resp.Header)
 	}
-	if _, err := e.depot.HeadArtifact(context.Background(), d); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.depot.HeadArtifact(context.Background(), d); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("client HEAD: %v, want ErrNotFound", err)
 	}
 }
 
 // putBlob stores a fresh random artifact of n bytes.
-func (e *env) putBlob(t testing.TB, n int) ([]byte, store.Digest) {
+func (e *env) putBlob(t testing.TB, n int) ([]byte, api.Digest) {
 	t.Helper()
 	b, d := blob(t, n)
 	if _, err := e.sled.PutArtifact(context.Background(), d, bytes.NewReader(b), int64(n)); err != nil {
@@ -378,7 +400,7 @@ func TestServer_DeleteArtifact(t *testing.T) {
 	if err := e.sled.DeleteArtifact(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.depot.HeadArtifact(ctx, d); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.depot.HeadArtifact(ctx, d); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("HEAD after delete: %v", err)
 	}
 	e.checkMirrors(t)

@@ -119,22 +119,27 @@ func (m *mirror) syncDirShared(dir string) error {
 // indexShared records d with rec in the mirror's index, in one transaction with
 // whatever other records are pending, and returns once it is committed.
 func (m *mirror) indexShared(d Digest, rec record) error {
-	return m.commit.index.do(indexEntry{d, rec}, m.indexBatch)
+	return m.commit.index.do(indexEntry{d, rec}, m.indexCommit)
 }
 
-// indexBatch writes every entry in one bbolt transaction, then updates the
-// in-memory index. A failed commit fails every write of the batch on this
-// mirror.
-func (m *mirror) indexBatch(batch []indexEntry) error {
+// indexCommit writes every entry in one bbolt transaction (through the
+// mirror's index fault hook, indexUpdate), then updates the in-memory
+// index. A new copy supersedes an earlier delete of the same digest, so
+// its tombstone goes in the same transaction. A failed commit fails every
+// write of the batch on this mirror.
+func (m *mirror) indexCommit(batch []indexEntry) error {
 	m.mu.RLock()
 	db := m.db
 	m.mu.RUnlock()
 	if db == nil {
 		return ErrClosed
 	}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketArtifacts)
+	if err := m.indexUpdate(db, func(tx *bolt.Tx) error {
+		b, tombs := tx.Bucket(bucketArtifacts), tx.Bucket(bucketTombstones)
 		for _, e := range batch {
+			if err := tombs.Delete(e.d[:]); err != nil {
+				return err
+			}
 			if err := b.Put(e.d[:], e.rec.encode()); err != nil {
 				return err
 			}

@@ -13,11 +13,11 @@ import (
 
 // Delete removes d from every mirror, healthy or not. Absent is not an
 // error. A mirror that cannot remove it now is marked unhealthy and keeps
-// the delete pending: it is done before that mirror serves again, as long
-// as this process runs. Pending deletes are not written down, so a restart
-// forgets them and d comes back from that mirror (see mirror.pending).
-// Delete fails only when no mirror could remove d, and the delete stays
-// pending then too.
+// the delete pending; the mirrors that did remove it record a tombstone in
+// their index, so the delete is done before that mirror serves again, in
+// this process or after a restart. Delete fails when no mirror could
+// remove d, or when no mirror could record the tombstone of a delete
+// another missed; the delete stays pending then too.
 func (s *Store) Delete(ctx context.Context, d Digest) error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -25,6 +25,7 @@ func (s *Store) Delete(ctx context.Context, d Digest) error {
 	s.locks[d[0]].Lock()
 	defer s.locks[d[0]].Unlock()
 	var errs []error
+	var done []*mirror
 	for _, m := range s.mirrors {
 		if err := m.remove(d); err != nil {
 			if m.isHealthy() {
@@ -32,15 +33,104 @@ func (s *Store) Delete(ctx context.Context, d Digest) error {
 			}
 			m.deferDelete(d)
 			errs = append(errs, fmt.Errorf("mirror %s: %w", m.root, err))
+			continue
 		}
+		done = append(done, m)
 	}
 	if len(errs) == len(s.mirrors) {
 		return fmt.Errorf("delete %s: %w", d, noMirrorErr(errs))
 	}
-	if len(errs) > 0 {
-		s.log.Warn("delete deferred on failing mirrors", "digest", d, "err", errors.Join(errs...))
+	if len(errs) == 0 {
+		return nil
+	}
+	var busy error
+	for _, e := range errs {
+		if isResourceErr(e) {
+			busy = e
+		}
+	}
+	s.log.Warn("delete deferred on failing mirrors", "digest", d, "err", errors.Join(errs...))
+	s.tombMu.Lock()
+	defer s.tombMu.Unlock()
+	recorded := 0
+	var terrs []error
+	for _, m := range done {
+		m.mu.RLock()
+		opened := m.db != nil
+		m.mu.RUnlock()
+		if !opened {
+			continue
+		}
+		if err := m.putTombstones([]Digest{d}); err != nil {
+			m.fail("record missed delete", err)
+			terrs = append(terrs, fmt.Errorf("mirror %s: %w", m.root, err))
+			continue
+		}
+		recorded++
+	}
+	if recorded == 0 {
+		return fmt.Errorf("delete %s: record the delete a failing mirror missed: %w", d, noMirrorErr(append(errs, terrs...)))
+	}
+	if busy != nil {
+		// Done where it could be and recorded; the caller retries.
+		return fmt.Errorf("delete %s: %w", d, busyErr(busy))
 	}
 	return nil
+}
+
+// applyTombstones makes every mirror's pending deletes include the
+// tombstones any opened mirror holds: deletes some mirror missed, perhaps
+// before a restart.
+func (s *Store) applyTombstones() error {
+	all := make(map[Digest]bool)
+	for _, m := range s.mirrors {
+		m.mu.RLock()
+		opened := m.db != nil
+		m.mu.RUnlock()
+		if !opened {
+			continue
+		}
+		ds, err := m.tombstones()
+		if err != nil {
+			return fmt.Errorf("read tombstones of mirror %s: %w", m.root, err)
+		}
+		for _, d := range ds {
+			all[d] = true
+		}
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	for _, m := range s.mirrors {
+		for d := range all {
+			m.deferDelete(d)
+		}
+	}
+	return nil
+}
+
+// clearDoneTombstones drops every tombstone once every mirror is healthy
+// and has done all its pending deletes: nothing is left to bring back.
+func (s *Store) clearDoneTombstones() {
+	s.tombMu.Lock()
+	defer s.tombMu.Unlock()
+	for _, m := range s.mirrors {
+		m.mu.RLock()
+		ok := m.healthy && len(m.pending) == 0
+		m.mu.RUnlock()
+		if !ok {
+			return
+		}
+	}
+	for _, m := range s.mirrors {
+		ds, err := m.tombstones()
+		if err == nil {
+			err = m.clearTombstones(ds)
+		}
+		if err != nil {
+			s.log.Warn("clear tombstones", "mirror", m.root, "err", err)
+		}
+	}
 }
 
 // deferDelete remembers a delete the mirror could not do now.
@@ -101,7 +191,7 @@ func (m *mirror) remove(d Digest) error {
 	if db == nil {
 		return ErrClosed
 	}
-	if err := db.Batch(func(tx *bolt.Tx) error {
+	if err := m.indexBatch(db, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketArtifacts).Delete(d[:])
 	}); err != nil {
 		return fmt.Errorf("unindex %s in mirror %s: %w", d, m.root, err)

@@ -11,17 +11,18 @@ import (
 // Digest once, at the boundary, and never travel further.
 type Digest [32]byte
 
-// ParseDigest parses 64 lowercase hex digits. Anything else (upper case,
-// wrong length, other characters) returns an error wrapping ErrInvalidDigest.
+// ParseDigest parses 64 hex digits in either case (omicron's ArtifactHash
+// accepts both); the Digest prints in lower case. Anything else (wrong
+// length, other characters) returns an error wrapping ErrInvalidDigest.
 func ParseDigest(s string) (Digest, error) {
 	var d Digest
 	if len(s) != 2*len(d) {
-		return d, fmt.Errorf("%w: %q is %d characters, want 64 lowercase hex digits", ErrInvalidDigest, truncate(s), len(s))
+		return d, fmt.Errorf("%w: %q is %d characters, want 64 hex digits", ErrInvalidDigest, truncate(s), len(s))
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return d, fmt.Errorf("%w: %q has %q at offset %d, want 64 lowercase hex digits", ErrInvalidDigest, truncate(s), c, i)
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
+			return d, fmt.Errorf("%w: %q has %q at offset %d, want 64 hex digits", ErrInvalidDigest, truncate(s), c, i)
 		}
 	}
 	if _, err := hex.Decode(d[:], []byte(s)); err != nil {

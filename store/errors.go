@@ -6,7 +6,7 @@ import "errors"
 // returned errors wrap them with the operation and the object.
 var (
 	// ErrInvalidDigest is returned by ParseDigest for anything that is not
-	// 64 lowercase hex digits.
+	// 64 hex digits (either case).
 	ErrInvalidDigest = errors.New("invalid sha256 digest")
 
 	// ErrNotFound is returned by Open and Stat when no healthy mirror
@@ -31,6 +31,11 @@ var (
 
 	// ErrLocked is returned by Open when another process holds a mirror.
 	ErrLocked = errors.New("mirror is locked by another process")
+
+	// ErrBusy is returned when the process, not a disk, ran out of a
+	// shared resource (file descriptors, memory): EMFILE, ENFILE, ENOMEM.
+	// The request fails; no mirror is marked unhealthy for it.
+	ErrBusy = errors.New("the daemon is out of file descriptors or memory")
 
 	// ErrClosed is returned by every method after Close.
 	ErrClosed = errors.New("store is closed")

@@ -24,6 +24,17 @@ type FS interface {
 	Stat(name string) (os.FileInfo, error)
 }
 
+// IndexFS is implemented by an FS that also reaches a mirror's bbolt index,
+// which does its own I/O through an *os.File and a memory map: OpenIndex
+// opens the index file (bbolt's Options.OpenFile), and IndexUpdate is asked
+// before every index transaction that writes; its error fails that
+// transaction as a failed write to the index would. storetest's FaultFS
+// implements it; OSFS does not need to.
+type IndexFS interface {
+	OpenIndex(name string, flag int, perm os.FileMode) (*os.File, error)
+	IndexUpdate() error
+}
+
 // File is an open file of an FS. On the operating system's FS it is an
 // *os.File, which lets readers of Blob use sendfile.
 type File interface {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -54,12 +55,13 @@ func blob(n int, seed uint64) ([]byte, store.Digest) {
 	return b, sha256.Sum256(b)
 }
 
-// filesUnder lists every regular file below dir except index databases.
+// filesUnder lists every regular file below dir except index databases
+// and mirror markers.
 func filesUnder(t testing.TB, dir string) []string {
 	t.Helper()
 	var out []string
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() && d.Name() != "index.db" {
+		if err == nil && d.Type().IsRegular() && d.Name() != "index.db" && d.Name() != ".depot-mirror" {
 			out = append(out, p)
 		}
 		return nil
@@ -84,4 +86,16 @@ func readAll(t testing.TB, s *store.Store, d store.Digest) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// remakeMirror is what an operator does to bring back a mirror folder:
+// make it and mark it as a mirror.
+func remakeMirror(t testing.TB, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "meta"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "meta", ".depot-mirror"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

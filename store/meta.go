@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,9 +13,9 @@ import (
 )
 
 // Small documents (the artifact config ledger) are kept beside the
-// artifacts on every mirror, so each mirror holds its own copy (Open still
-// needs every mirror to open; see the package doc). The store only writes and reads them atomically; what they mean and
-// which copy wins is the caller's business.
+// artifacts on every mirror, so each mirror holds its own copy. The store
+// only writes and reads them atomically; what they mean and which copy
+// wins is the caller's business.
 
 var metaName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
@@ -121,10 +123,12 @@ func (s *Store) ReadMeta(name string) []MetaCopy {
 	return out
 }
 
-// CreateSpool creates a temp file on the first healthy mirror, for a
-// caller that must spool a large upload to disk (a zip needs random
-// access). It lives in the mirror's temp folder, so a crash leaves nothing
-// behind after the next start-up. The caller closes and removes it.
+// CreateSpool creates a temp file on the first healthy mirror, through
+// the mirror's FS, for a caller that must spool a large upload to disk (a
+// zip needs random access). It lives in the mirror's temp folder, so a
+// crash leaves nothing behind after the next start-up. Write to it with
+// SpoolFrom; the caller closes and removes it. ErrBusy when the process
+// is out of descriptors (no mirror is blamed for that).
 func (s *Store) CreateSpool(prefix string) (*os.File, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
@@ -134,10 +138,13 @@ func (s *Store) CreateSpool(prefix string) (*os.File, error) {
 		if !m.isHealthy() {
 			continue
 		}
-		f, err := os.CreateTemp(filepath.Join(m.root, tmpDir), prefix+"*")
+		f, err := m.createSpool(prefix)
 		if err != nil {
 			m.fail("create spool file", err)
 			errs = append(errs, err)
+			if isResourceErr(err) {
+				break
+			}
 			continue
 		}
 		return f, nil
@@ -145,11 +152,76 @@ func (s *Store) CreateSpool(prefix string) (*os.File, error) {
 	return nil, fmt.Errorf("create spool: %w", noMirrorErr(errs))
 }
 
+func (m *mirror) createSpool(prefix string) (*os.File, error) {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	name := filepath.Join(m.root, tmpDir, prefix+hex.EncodeToString(rnd[:]))
+	f, err := m.fs.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if osf, ok := f.(*os.File); ok {
+		return osf, nil
+	}
+	// A wrapping FS (tests): writes go through it in SpoolFrom; the
+	// caller reads the file through the operating system.
+	f.Close()
+	osf, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		_ = m.fs.Remove(name)
+		return nil, err
+	}
+	return osf, nil
+}
+
 // SpoolFrom copies body into f (a spool file from CreateSpool) and hashes
 // it, hashing and writing in parallel with flat memory, as Put does. It
-// returns the bytes copied and their digest. A write error wraps
-// ErrNoSpace or ErrNoMirrors; a read error is returned as is (wrapped).
-func SpoolFrom(ctx context.Context, f *os.File, body io.Reader) (int64, Digest, error) {
-	n, sum, _, err := fanOut(ctx, body, []File{f}, false)
-	return n, sum, err
+// returns the bytes copied and their digest. A write error marks the
+// spool's mirror unhealthy (unless the process is out of a resource) and
+// wraps ErrNoSpace, ErrBusy or ErrNoMirrors; a read error is returned as
+// is (wrapped).
+func (s *Store) SpoolFrom(ctx context.Context, f *os.File, body io.Reader) (int64, Digest, error) {
+	m := s.mirrorOf(f.Name())
+	if m == nil {
+		return 0, Digest{}, fmt.Errorf("spool: %s is not a spool file of this store", filepath.Base(f.Name()))
+	}
+	w, err := m.fs.OpenFile(f.Name(), os.O_WRONLY, 0)
+	if err != nil {
+		m.fail("open spool file", err)
+		return 0, Digest{}, fmt.Errorf("spool: %w", noMirrorErr([]error{err}))
+	}
+	defer w.Close()
+	// Append after whatever the caller wrote through f.
+	if off, err := f.Seek(0, io.SeekCurrent); err != nil {
+		return 0, Digest{}, fmt.Errorf("spool: %w", err)
+	} else if _, err := w.Seek(off, io.SeekStart); err != nil {
+		return 0, Digest{}, fmt.Errorf("spool: %w", err)
+	}
+	n, sum, werrs, err := fanOut(ctx, body, []File{w}, false)
+	if err == nil && len(werrs) == 1 && werrs[0] != nil {
+		err = noMirrorErr(werrs)
+	}
+	if err != nil {
+		for _, werr := range werrs {
+			if werr != nil {
+				m.fail("write spool file", werr)
+			}
+		}
+		return n, sum, fmt.Errorf("spool: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		m.fail("write spool file", err)
+		return n, sum, fmt.Errorf("spool: %w", noMirrorErr([]error{err}))
+	}
+	return n, sum, nil
+}
+
+// mirrorOf is the mirror whose temp folder holds path, or nil.
+func (s *Store) mirrorOf(path string) *mirror {
+	for _, m := range s.mirrors {
+		if filepath.Dir(path) == filepath.Join(m.root, tmpDir) {
+			return m
+		}
+	}
+	return nil
 }

@@ -14,18 +14,18 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Mirror layout. Everything a mirror holds lives under its root: files,
-// index and meta documents, a complete copy of the sled's artifacts. Open
-// still needs every configured mirror (see Open): one whose index cannot be
-// opened stops start-up.
+// index and meta documents, a complete copy of the sled's artifacts. A
+// mirror that cannot be opened is left unhealthy and the others serve (see
+// Open).
 //
 //	<root>/index.db                 bbolt index (also the mirror's lock)
 //	<root>/artifacts/<xx>/<sha256>  artifact files, xx = first two hex digits
 //	<root>/tmp/                     temp files of writes in flight
 //	<root>/meta/                    small documents such as the config ledger
+//	<root>/meta/.depot-mirror       marker: this folder is a mirror (see marker.go)
 const (
 	indexFile    = "index.db"
 	artifactsDir = "artifacts"
@@ -33,7 +33,6 @@ const (
 	metaDir      = "meta"
 )
 
-var artifactName = regexp.MustCompile(`^[0-9a-f]{64}$`)
 var fanoutName = regexp.MustCompile(`^[0-9a-f]{2}$`)
 
 // mirror is one directory of the store. Safe for concurrent use; mu guards
@@ -54,11 +53,13 @@ type mirror struct {
 	lastErr   string
 	lastErrAt time.Time
 	dbInode   uint64
+	// rebuilding is set while the mirror's index is rebuilt from its files
+	// (see rebuild); the health check leaves it alone meanwhile.
+	rebuilding bool
 	// pending are deletes this mirror missed while it was failing; they
-	// are applied before it serves again in this process, so it cannot
-	// refill the others with what was deleted meanwhile. They are kept in
-	// memory only: after a restart the mirror still holds what it missed,
-	// serves it, and a refill pass copies it back to the other mirrors.
+	// are applied before it serves again, so it cannot refill the others
+	// with what was deleted meanwhile. The mirrors that did the delete keep
+	// it as a tombstone in their index, so it survives a restart.
 	pending map[Digest]bool
 }
 
@@ -75,47 +76,46 @@ func (m *mirror) artifactPath(d Digest) string {
 	return filepath.Join(m.root, artifactsDir, h[:2], h)
 }
 
-// open prepares the mirror: creates its folders, locks and opens its index,
-// clears temp files and reconciles index and files. It is also how a mirror
-// that vanished and came back is brought in again. It leaves the mirror
-// unhealthy: the caller marks it healthy once it may serve.
-func (m *mirror) open(ctx context.Context) error {
-	if err := m.fs.MkdirAll(filepath.Join(m.root, tmpDir), 0o755); err != nil {
-		return fmt.Errorf("create mirror %s: %w", m.root, err)
+// open prepares the mirror: checks its marker (or, with create, writes
+// it), creates its folders, locks, opens and reads
+// its index, clears temp files and reconciles index and files. It is also
+// how a mirror that vanished and came back is brought in again. It leaves
+// the mirror unhealthy: the caller marks it healthy once it may serve. An
+// index bbolt cannot read is errIndexCorrupt (see rebuild).
+func (m *mirror) open(ctx context.Context, create bool) error {
+	if !create && !m.hasMarker() {
+		return fmt.Errorf("mirror %s: %w", m.root, errNoMarker)
 	}
-	if err := m.fs.MkdirAll(filepath.Join(m.root, metaDir), 0o755); err != nil {
-		return fmt.Errorf("create mirror %s: %w", m.root, err)
+	for _, dir := range []string{tmpDir, metaDir, artifactsDir} {
+		// Fan-out folders are made on first use (publish): making all 256
+		// up front costs a third of a second on some file systems.
+		if err := m.fs.MkdirAll(filepath.Join(m.root, dir), 0o755); err != nil {
+			return fmt.Errorf("create mirror %s: %w", m.root, err)
+		}
 	}
-	// Fan-out folders are made on first use (publish): making all 256 up
-	// front costs a third of a second on some file systems.
-	if err := m.fs.MkdirAll(filepath.Join(m.root, artifactsDir), 0o755); err != nil {
-		return fmt.Errorf("create mirror %s: %w", m.root, err)
+	if create && !m.hasMarker() {
+		if err := m.writeMarker(); err != nil {
+			return err
+		}
+	}
+	db, index, err := m.openIndex()
+	if err != nil {
+		return err
 	}
 	dbPath := filepath.Join(m.root, indexFile)
-	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: m.lockTimeout})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return fmt.Errorf("open index of mirror %s: %w", m.root, ErrLocked)
-	}
+	ino, err := inode(dbPath)
 	if err != nil {
-		return fmt.Errorf("open index of mirror %s: %w", m.root, err)
+		// Without the inode a replaced folder could not be noticed.
+		closeQuietly(db)
+		return fmt.Errorf("stat index of mirror %s: %w", m.root, err)
 	}
-	db.MaxBatchDelay = 2 * time.Millisecond
-	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketArtifacts)
-		return err
-	}); err != nil {
-		db.Close()
-		return fmt.Errorf("init index of mirror %s: %w", m.root, err)
-	}
-	ino, _ := inode(dbPath)
-
 	if err := m.clearTemp(); err != nil {
-		db.Close()
+		closeQuietly(db)
 		return err
 	}
-	index, err := m.reconcile(ctx, db)
+	index, err = m.reconcile(ctx, db, index)
 	if err != nil {
-		db.Close()
+		closeQuietly(db)
 		return err
 	}
 	var total int64
@@ -129,9 +129,21 @@ func (m *mirror) open(ctx context.Context) error {
 	m.mu.Unlock()
 	m.changed()
 	if old != nil {
-		old.Close()
+		closeQuietly(old)
 	}
 	return nil
+}
+
+// rebuild replaces an unreadable index with one built from the mirror's
+// files: the old index is moved aside, then open adopts every file that
+// hashes to its name. It leaves the mirror unhealthy, as open does.
+func (m *mirror) rebuild(ctx context.Context) error {
+	aside, err := m.moveIndexAside()
+	if err != nil {
+		return err
+	}
+	m.log.Warn("index unreadable: moved aside, rebuilding from the mirror's files", "mirror", m.root, "old_index", aside)
+	return m.open(ctx, false)
 }
 
 func (m *mirror) close() error {
@@ -187,6 +199,12 @@ func (m *mirror) lookup(d Digest) (record, bool) {
 // fail marks the mirror unhealthy after an I/O error. It logs only the
 // transition, so a dead disk does not flood the log on every request.
 func (m *mirror) fail(op string, err error) {
+	if isResourceErr(err) {
+		// The process is short of descriptors or memory, not the disk:
+		// the request fails (ErrBusy), the mirror stays as it is.
+		m.log.Warn("request failed for lack of a process resource", "mirror", m.root, "op", op, "err", err)
+		return
+	}
 	m.mu.Lock()
 	was := m.healthy
 	m.healthy = false
@@ -206,7 +224,11 @@ func (m *mirror) putRecord(d Digest, r record) error {
 	if db == nil {
 		return ErrClosed
 	}
-	if err := db.Batch(func(tx *bolt.Tx) error {
+	if err := m.indexBatch(db, func(tx *bolt.Tx) error {
+		// A new copy supersedes an earlier delete of the same digest.
+		if err := tx.Bucket(bucketTombstones).Delete(d[:]); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketArtifacts).Put(d[:], r.encode())
 	}); err != nil {
 		return fmt.Errorf("index %s in mirror %s: %w", d, m.root, err)

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"depot/store"
@@ -99,10 +100,23 @@ func TestStore_Mirror_VanishesAndComesBack(t *testing.T) {
 	if !bytes.Equal(readAll(t, s, d), data) {
 		t.Fatal("read back different bytes")
 	}
-	// The operator restores the folder (empty); the store re-opens it.
+	// The folder comes back empty, without the marker (an unmounted disk's
+	// mount point): it is not taken for the mirror.
 	if err := os.MkdirAll(mirrors[1], 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if back := s.CheckMirrors(context.Background()); len(back) != 0 {
+		t.Fatalf("a folder without the marker came back as a mirror: %v", back)
+	}
+	if st := s.Mirrors()[1]; st.Healthy || !strings.Contains(st.LastError, "marker") {
+		t.Fatalf("unmarked folder = %+v, want unhealthy, saying why", st)
+	}
+	if f, _ := os.ReadDir(mirrors[1]); len(f) != 0 {
+		t.Fatalf("the store wrote into the unmarked folder: %v", f)
+	}
+	// The operator restores the folder (empty) and marks it; the store
+	// re-opens it.
+	remakeMirror(t, mirrors[1])
 	if back := s.CheckMirrors(context.Background()); len(back) != 1 {
 		t.Fatalf("mirrors back = %v", back)
 	}
@@ -112,5 +126,25 @@ func TestStore_Mirror_VanishesAndComesBack(t *testing.T) {
 	res, err = s.Put(context.Background(), d2, bytes.NewReader(data2), -1)
 	if err != nil || res.Written != 1 || res.SuccessfulWrites != 2 {
 		t.Fatalf("refill = %+v, %v", res, err)
+	}
+}
+
+// A store whose mirrors are marked does not take a new, unmarked folder for
+// a mirror at start-up either (a disk not mounted before depotd starts).
+func TestStore_Open_UnmarkedFolderIsNotAMirror(t *testing.T) {
+	dir := t.TempDir()
+	mirrors := []string{filepath.Join(dir, "m2a"), filepath.Join(dir, "m2b")}
+	s := openStore(t, mirrors, nil)
+	s.Close()
+	if err := os.RemoveAll(mirrors[1]); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(mirrors[1], 0o755) // the empty mount point
+	s = openStore(t, mirrors, nil)
+	if st := s.Mirrors(); !st[0].Healthy || st[1].Healthy || !strings.Contains(st[1].LastError, "marker") {
+		t.Fatalf("status = %+v, want m2b left out for its missing marker", st)
+	}
+	if f, _ := os.ReadDir(mirrors[1]); len(f) != 0 {
+		t.Fatalf("the store wrote into the unmarked folder: %v", f)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // Put stores body under d in every healthy mirror. size is the declared
@@ -41,8 +42,21 @@ func (s *Store) Put(ctx context.Context, d Digest, body io.Reader, size int64) (
 	}
 	res.Written = w.written
 	res.SuccessfulWrites = len(have) + w.written
+	s.refillIfReturned(targets, have)
 	if res.SuccessfulWrites == 0 {
 		return res, fmt.Errorf("put %s: %w", d, noMirrorErr(append(w.openErrs, w.errs...)))
 	}
 	return res, nil
+}
+
+// refillIfReturned queues a refill pass when a mirror came back while a
+// write ran: it was not a target, and the refill pass it triggered may
+// have listed the artifacts before this one was indexed.
+func (s *Store) refillIfReturned(targets, have []*mirror) {
+	for _, m := range s.mirrors {
+		if m.isHealthy() && !slices.Contains(targets, m) && !slices.Contains(have, m) {
+			s.StartScrub(false)
+			return
+		}
+	}
 }

@@ -19,6 +19,7 @@ func (s *Store) Open(ctx context.Context, d Digest) (*Blob, error) {
 		return nil, ErrClosed
 	}
 	anyHealthy := false
+	var busy error
 	for _, m := range s.mirrors {
 		if m.isHealthy() {
 			anyHealthy = true
@@ -33,6 +34,9 @@ func (s *Store) Open(ctx context.Context, d Digest) (*Blob, error) {
 			if errors.Is(err, fs.ErrNotExist) && !m.vanished() {
 				s.log.Warn("indexed artifact file is missing", "path", path)
 				continue
+			}
+			if isResourceErr(err) {
+				busy = err
 			}
 			m.fail("open", err)
 			continue
@@ -49,6 +53,9 @@ func (s *Store) Open(ctx context.Context, d Digest) (*Blob, error) {
 			continue
 		}
 		return &Blob{File: f, Size: r.Size, ModTime: r.Added, Mirror: m.root}, nil
+	}
+	if busy != nil {
+		return nil, fmt.Errorf("open %s: %w", d, busyErr(busy))
 	}
 	if !anyHealthy {
 		return nil, fmt.Errorf("open %s: %w", d, ErrNoMirrors)

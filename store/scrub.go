@@ -10,7 +10,10 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"depot/store/trigger"
 
 	"golang.org/x/time/rate"
 )
@@ -41,10 +44,14 @@ type ScrubStatus struct {
 // scrubber holds the scrub state; mu guards st.
 type scrubber struct {
 	rate  int64 // bytes per second, 0 = unbounded
-	kick  chan bool
+	kick  trigger.Trigger
 	runMu sync.Mutex // held for a whole pass: one pass at a time
 	mu    sync.Mutex
 	st    ScrubStatus
+
+	// verify is set by a verify request and taken by the pass the kick
+	// starts: a refill request queued with it folds into the verify pass.
+	verify atomic.Bool
 }
 
 // ScrubStatus returns a copy of the scrub state.
@@ -58,21 +65,10 @@ func (s *Store) ScrubStatus() ScrubStatus {
 // every copy, otherwise only missing copies are filled. It never blocks; a
 // request while a pass is queued is folded into it (a verify request wins).
 func (s *Store) StartScrub(verify bool) {
-	select {
-	case s.scrub.kick <- verify:
-	default:
-		if verify {
-			// A refill is queued; replace it with a verify pass.
-			select {
-			case <-s.scrub.kick:
-			default:
-			}
-			select {
-			case s.scrub.kick <- true:
-			default:
-			}
-		}
+	if verify {
+		s.scrub.verify.Store(true)
 	}
+	s.scrub.kick.Fire()
 }
 
 func (s *Store) scrubLoop(ctx context.Context, every time.Duration) {
@@ -89,7 +85,8 @@ func (s *Store) scrubLoop(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-tick:
-		case verify = <-s.scrub.kick:
+		case <-s.scrub.kick.C():
+			verify = s.scrub.verify.Swap(false)
 		}
 		if _, err := s.Scrub(ctx, verify); err != nil && ctx.Err() == nil {
 			s.log.Error("scrub failed", "err", err)
@@ -191,10 +188,13 @@ func (s *Store) scrubOne(ctx context.Context, d Digest, verify bool, lim *rate.L
 		switch {
 		case ctx.Err() != nil:
 			return
-		case err == nil && got == d && n == r.Size:
-			r.Verified = time.Now()
-			if err := m.putRecord(d, r); err != nil {
-				m.fail("record verification", err)
+		case err == nil && got == d:
+			// A file that hashes to its name wins over an index entry
+			// whose size disagrees: the entry is corrected.
+			r.Size, r.Verified = n, time.Now()
+			size = n
+			if !s.recordVerified(m, d, r) {
+				continue // deleted while it was hashed
 			}
 			good = append(good, m)
 		case err != nil && (!errors.Is(err, fs.ErrNotExist) || m.vanished()):
@@ -240,6 +240,22 @@ func (s *Store) scrubOne(ctx context.Context, d Digest, verify bool, lim *rate.L
 		s.log.Error("no good copy of artifact left on this sled", "digest", d)
 		s.note(func(st *ScrubStatus) { st.Failed++ })
 	}
+}
+
+// recordVerified writes d's verified record under d's lock, only if the
+// mirror still holds d: a delete that ran while the copy was hashed wins.
+// It reports whether the record was kept.
+func (s *Store) recordVerified(m *mirror, d Digest, r record) bool {
+	s.locks[d[0]].Lock()
+	defer s.locks[d[0]].Unlock()
+	if _, ok := m.lookup(d); !ok {
+		return false
+	}
+	if err := m.putRecord(d, r); err != nil {
+		m.fail("record verification", err)
+		return false
+	}
+	return true
 }
 
 func (s *Store) dropCopy(m *mirror, d Digest) {

@@ -90,7 +90,7 @@ func TestStore_Scrub_RefillsRestoredMirror(t *testing.T) {
 	if s.Mirrors()[0].Healthy {
 		t.Fatal("removed mirror still healthy")
 	}
-	os.MkdirAll(mirrors[0], 0o755)
+	remakeMirror(t, mirrors[0])
 	if back := s.CheckMirrors(context.Background()); len(back) != 1 {
 		t.Fatalf("back = %v", back)
 	}

@@ -164,7 +164,8 @@ func (m *mirror) publish(f File, d Digest, size int64) error {
 	return m.indexShared(d, record{Size: size, Added: now, Verified: now})
 }
 
-// noMirrorErr sums up why no mirror took a write: ErrNoSpace if every
+// noMirrorErr sums up why no mirror took a write: ErrBusy if any failure
+// was a process resource (EMFILE, ENFILE, ENOMEM), ErrNoSpace if every
 // failure was ENOSPC, else ErrNoMirrors; the causes stay wrapped.
 func noMirrorErr(errs []error) error {
 	var causes []error
@@ -181,6 +182,11 @@ func noMirrorErr(errs []error) error {
 	sentinel := ErrNoMirrors
 	if allSpace && len(causes) > 0 {
 		sentinel = ErrNoSpace
+	}
+	for _, e := range causes {
+		if isResourceErr(e) {
+			sentinel = ErrBusy // the mirrors are fine; the process is short
+		}
 	}
 	return fmt.Errorf("%w: %w", sentinel, errors.Join(causes...))
 }
@@ -207,7 +213,8 @@ type chunk struct {
 // of the rest of the body). err is a read or context error.
 func fanOut(ctx context.Context, body io.Reader, files []File, keepReading bool) (n int64, sum Digest, werrs []error, err error) {
 	h := NewHash()
-	werrs = make([]error, len(files))
+	wes := make([]error, len(files)) // the writers' own; werrs is only set from it
+	werrs = wes
 	// free holds this call's buffers once every writer is done with them;
 	// its capacity is the bound on chunks in flight.
 	free := make(chan *[]byte, chunkDepth)
@@ -230,9 +237,9 @@ func fanOut(ctx context.Context, body io.Reader, files []File, keepReading bool)
 		go func() {
 			defer wg.Done()
 			for c := range q {
-				if werrs[i] == nil {
+				if wes[i] == nil {
 					if _, err := f.Write((*c.buf)[:c.n]); err != nil {
-						werrs[i] = fmt.Errorf("write %s: %w", f.Name(), err)
+						wes[i] = fmt.Errorf("write %s: %w", f.Name(), err)
 						alive.Add(-1)
 					}
 				}
@@ -249,13 +256,16 @@ func fanOut(ctx context.Context, body io.Reader, files []File, keepReading bool)
 			release(c)
 		}
 	}()
-	// finish waits for every consumer and returns the buffers; after it the
-	// hash is complete.
-	finish := sync.OnceFunc(func() {
+	closeQueues := sync.OnceFunc(func() {
 		close(hq)
 		for _, q := range queues {
 			close(q)
 		}
+	})
+	// finish waits for every consumer and returns the buffers; after it the
+	// hash is complete.
+	finish := sync.OnceFunc(func() {
+		closeQueues()
 		wg.Wait()
 		<-hashed
 		for range chunkDepth {
@@ -264,11 +274,24 @@ func fanOut(ctx context.Context, body io.Reader, files []File, keepReading bool)
 			}
 		}
 	})
-	defer finish()
+	// On cancellation the writers are not waited for: one may hang on a
+	// dead disk. They stop at their next chunk; their buffers are left to
+	// the garbage collector.
+	abandoned := false
+	abandon := func(err error) (int64, Digest, []error, error) {
+		abandoned = true
+		closeQueues()
+		return n, Digest{}, nil, err
+	}
+	defer func() {
+		if !abandoned {
+			finish()
+		}
+	}()
 
 	for {
 		if err := ctx.Err(); err != nil {
-			return n, sum, werrs, err
+			return abandon(err)
 		}
 		if len(files) > 0 && alive.Load() == 0 && !keepReading {
 			return n, sum, werrs, noMirrorErr(werrs)
@@ -277,7 +300,7 @@ func fanOut(ctx context.Context, body io.Reader, files []File, keepReading bool)
 		select {
 		case buf = <-free:
 		case <-ctx.Done():
-			return n, sum, werrs, ctx.Err()
+			return abandon(ctx.Err())
 		}
 		if buf == nil {
 			buf = chunkPool.Get().(*[]byte)

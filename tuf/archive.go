@@ -134,7 +134,7 @@ var (
 	// Version-prefixed metadata, as consistent snapshots and root chains use.
 	rootFileRE      = regexp.MustCompile(`^([0-9]+\.)?root\.json$`)
 	timestampFileRE = regexp.MustCompile(`^([0-9]+\.)?timestamp\.json$`)
-	manifestFileRE  = regexp.MustCompile(`^([0-9a-f]{64}\.|[0-9a-f]{128}\.)?artifacts\.json$`)
+	manifestFileRE  = regexp.MustCompile(`^([0-9a-f]{64}\.|[0-9a-f]{128}\.)?artifacts(-v2)?\.json$`)
 )
 
 // candidate reports whether a file must be held in memory because it may be

@@ -45,10 +45,24 @@ Target paths may have directories: targets/a/<sha256>.b.bin.
 
 Errors: every failure caused by the archive is, or wraps, an *Error whose
 Check says what failed ("archive", "layout", "signature", "threshold",
-"expiry", "hash", "length", "manifest", "root", "version"), with the role and
+"expiry", "hash", "length", "manifest", "root", "version", "composite",
+"hubris", "kind"), with the role and
 archive entry involved. errors.Is(err, ErrInvalid) holds for all of them.
 
-The tuftest subpackage builds signed repositories for tests.
+The tuftest subpackage builds signed repositories for tests, and Oxide
+content (v2 manifests, composites, zones, Hubris archives).
+
+# Oxide repositories
+
+Repositories built by tufaceous carry artifacts-v2.json (every artifact its
+own target, described by tags) or, in v1, artifacts.json with composite
+artifacts. Manifest reads artifacts-v2.json when it exists, as tufaceous
+does, deriving each artifact's kind from its tags (DeriveKind).
+SplitComposite reads one v1 composite (host, trampoline, *_rot,
+control_plane) in one streaming pass and hands each part to the caller as it
+goes; zones of a control plane are checked while they stream, for their own
+oxide.json. ReadHubrisCaboose reads the board, name and sign of a Hubris
+build archive. Their failures are *Error with Check "composite" or "hubris".
 
 # Caveats
 
@@ -73,5 +87,15 @@ The tuftest subpackage builds signed repositories for tests.
     declared; root rotations are followed up to 256 versions.
   - With AllowExpired, expiry is skipped for every role, including roots.
   - zstd windows above 64 MiB (zstd --long=27 and up) are refused.
+  - A composite's parts stream out before the composite's own signed hash
+    is checked at its end: SplitComposite reads its body to the end, so
+    over a WalkTargets body it returns nil only once the composite matched;
+    until then a caller must hold the parts back (depot keeps them in
+    unpublished temp files).
+  - ReadHubrisCaboose holds img/final.elf in memory (capped at MaxHubrisELF)
+    and reads only 32-bit little-endian ELF images, as Hubris builds them.
+  - Inside zone tarballs, relative symbolic links that stay inside the zone
+    are accepted (zone images carry them); hard links and links leaving the
+    zone are refused.
 */
 package tuf

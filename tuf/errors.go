@@ -37,9 +37,21 @@ const (
 	// CheckRoot: a trusted root is unusable (not a root, not self-signed),
 	// or none was given.
 	CheckRoot = "root"
+	// CheckSpecVersion: metadata (or a trusted root) declares a
+	// spec_version whose major is not 1, or none that parses.
+	CheckSpecVersion = "spec_version"
 	// CheckVersion: a metadata version is not the one its delegator signed
 	// (rollback), or a root in the chain skips a version.
 	CheckVersion = "version"
+	// CheckComposite: a v1 composite artifact (host, trampoline, RoT,
+	// control plane tarball) is malformed, hostile or over a cap, or a
+	// zone inside it is.
+	CheckComposite = "composite"
+	// CheckHubris: a Hubris build archive has no readable caboose.
+	CheckHubris = "hubris"
+	// CheckKind: an Oxide repository breaks a rule about its artifact
+	// kinds or versions (one host per repository, version syntax, ...).
+	CheckKind = "kind"
 )
 
 // Error says which check failed on a repository archive, for which role and
@@ -92,9 +104,10 @@ var (
 	ErrTooLarge = errors.New("tuf: archive expands beyond the size limit")
 
 	// ErrNoManifest is returned by Repository.Manifest when the repository
-	// has no "artifacts.json" target. It is not an *Error: a repository
-	// without a manifest is valid TUF, the caller decides.
-	ErrNoManifest = errors.New("tuf: repository has no artifacts.json target")
+	// has neither an "artifacts.json" nor an "artifacts-v2.json" target. It
+	// is not an *Error: a repository without a manifest is valid TUF, the
+	// caller decides.
+	ErrNoManifest = errors.New("tuf: repository has no artifacts.json or artifacts-v2.json target")
 )
 
 func archiveErr(entry string, format string, args ...any) *Error {

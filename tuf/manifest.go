@@ -15,8 +15,12 @@ const ManifestTarget = "artifacts.json"
 // Manifest is the artifacts.json target: the system version a repository
 // delivers and the artifacts it is made of.
 type Manifest struct {
+	// Format is FormatV1 (artifacts.json) or FormatV2 (artifacts-v2.json).
+	Format        string             `json:"-"`
 	SystemVersion string             `json:"system_version"`
 	Artifacts     []ManifestArtifact `json:"artifacts"`
+	// Metadata is the v2 manifest's repository metadata, as given.
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // ManifestArtifact is one artifact of a Manifest. Target names the TUF target
@@ -27,6 +31,8 @@ type ManifestArtifact struct {
 	Version string `json:"version"`
 	Kind    string `json:"kind"`
 	Target  string `json:"target"`
+	// Tags are a v2 artifact's tags, as given (nil for v1).
+	Tags map[string]string `json:"tags,omitempty"`
 
 	Length int64    `json:"-"`
 	SHA256 [32]byte `json:"-"`
@@ -61,7 +67,7 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	if raw.Artifacts == nil {
 		return nil, manifestErr("artifacts missing")
 	}
-	m := &Manifest{SystemVersion: *raw.SystemVersion, Artifacts: make([]ManifestArtifact, 0, len(*raw.Artifacts))}
+	m := &Manifest{Format: FormatV1, SystemVersion: *raw.SystemVersion, Artifacts: make([]ManifestArtifact, 0, len(*raw.Artifacts))}
 	type key struct{ kind, name, version string }
 	seen := map[key]int{}
 	for i, a := range *raw.Artifacts {
@@ -115,7 +121,22 @@ func resolveManifest(m *Manifest, byPath map[string]*resolvedTarget) error {
 func (m *Manifest) clone() *Manifest {
 	c := *m
 	c.Artifacts = append([]ManifestArtifact(nil), m.Artifacts...)
+	for i := range c.Artifacts {
+		c.Artifacts[i].Tags = cloneTags(c.Artifacts[i].Tags)
+	}
+	c.Metadata = cloneTags(m.Metadata)
 	return &c
+}
+
+func cloneTags(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 func (a ManifestArtifact) String() string {

@@ -130,10 +130,16 @@ func Open(ctx context.Context, r io.ReaderAt, size int64, trustedRoots [][]byte,
 	return repo, nil
 }
 
-// loadManifest checks artifacts.json against its signed hash (a mismatch
-// fails Open) and parses it (a bad manifest fails only Manifest).
+// loadManifest checks the manifest (artifacts-v2.json, else artifacts.json)
+// against its signed hash (a mismatch fails Open) and parses it (a bad
+// manifest fails only Manifest).
 func (r *Repository) loadManifest(lim Limits) error {
+	name, parse := ManifestTarget, ParseManifest
 	t := r.byPath[ManifestTarget]
+	if v2 := r.byPath[ManifestV2Target]; v2 != nil {
+		// As tufaceous loads them: v2 first, artifacts.json only without it.
+		name, parse, t = ManifestV2Target, ParseManifestV2, v2
+	}
 	if t == nil {
 		r.manifestErr = ErrNoManifest
 		return nil
@@ -141,14 +147,14 @@ func (r *Repository) loadManifest(lim Limits) error {
 	e := t.entry
 	if !e.held {
 		r.manifestErr = &Error{Check: CheckManifest, Entry: e.raw,
-			Err: fmt.Errorf("%s is %d bytes, over the %d-byte cap", ManifestTarget, e.size, lim.MaxMetadataSize)}
+			Err: fmt.Errorf("%s is %d bytes, over the %d-byte cap", name, e.size, lim.MaxMetadataSize)}
 		return nil
 	}
 	vr := newVerifyReader(t, bytes.NewReader(e.data))
 	if _, err := io.Copy(io.Discard, vr); err != nil {
 		return err
 	}
-	m, err := ParseManifest(e.data)
+	m, err := parse(e.data)
 	if err == nil {
 		err = resolveManifest(m, r.byPath)
 	}
@@ -174,9 +180,10 @@ func (r *Repository) Targets() []Target {
 	return out
 }
 
-// Manifest returns the parsed artifacts.json target, each artifact resolved
-// to its target's length and sha256. It returns ErrNoManifest if the
-// repository has no such target, and an *Error with Check "manifest" if the
+// Manifest returns the parsed manifest — artifacts-v2.json if the
+// repository has it, else artifacts.json — each artifact resolved to its
+// target's length and sha256. It returns ErrNoManifest if the repository
+// has neither target, and an *Error with Check "manifest" if the
 // manifest is malformed, too large, names a target the repository lacks, or
 // lists the same (kind, name, version) or the same kind and content twice.
 // The result is the caller's to modify.

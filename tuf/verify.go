@@ -92,6 +92,9 @@ func verify(ctx context.Context, lay *layout, ref time.Time, rootJSON []byte) (r
 
 func (v *verifier) run(ctx context.Context, rootJSON []byte) (*verified, error) {
 	v.stage = stageRoot
+	if err := checkSpecVersion(rootJSON, metadata.ROOT, ""); err != nil {
+		return nil, err
+	}
 	tm, err := trustedmetadata.New(rootJSON)
 	if err != nil {
 		return nil, &Error{Check: CheckRoot, Role: metadata.ROOT, Err: fmt.Errorf("trusted root unusable: %w", err)}
@@ -107,6 +110,9 @@ func (v *verifier) run(ctx context.Context, rootJSON []byte) (*verified, error) 
 		if e == nil {
 			break
 		}
+		if err := checkSpecVersion(e.data, metadata.ROOT, e.raw); err != nil {
+			return nil, err
+		}
 		if _, err := tm.UpdateRoot(e.data); err != nil {
 			return nil, v.fail(err, metadata.ROOT, e)
 		}
@@ -118,6 +124,9 @@ func (v *verifier) run(ctx context.Context, rootJSON []byte) (*verified, error) 
 	e := v.lay.meta["timestamp.json"]
 	if e == nil {
 		return nil, &Error{Check: CheckLayout, Role: metadata.TIMESTAMP, Err: errors.New(`metadata file "timestamp.json" missing`)}
+	}
+	if err := checkSpecVersion(e.data, metadata.TIMESTAMP, e.raw); err != nil {
+		return nil, err
 	}
 	if _, err := tm.UpdateTimestamp(e.data); err != nil {
 		if isExpired(err) && tm.Root.Signed.IsExpired(v.ref) {
@@ -135,6 +144,9 @@ func (v *verifier) run(ctx context.Context, rootJSON []byte) (*verified, error) 
 		return nil, &Error{Check: CheckLayout, Role: metadata.TIMESTAMP, Err: errors.New("timestamp lists no snapshot.json")}
 	}
 	if e, err = v.roleFile(metadata.SNAPSHOT, info.Version); err != nil {
+		return nil, err
+	}
+	if err := checkSpecVersion(e.data, metadata.SNAPSHOT, e.raw); err != nil {
 		return nil, err
 	}
 	if _, err := tm.UpdateSnapshot(e.data, false); err != nil {
@@ -187,6 +199,9 @@ func (v *verifier) loadTargets(role, delegator string) error {
 	}
 	e, err := v.roleFile(role, info.Version)
 	if err != nil {
+		return err
+	}
+	if err := checkSpecVersion(e.data, role, e.raw); err != nil {
 		return err
 	}
 	if _, err := v.tm.UpdateDelegatedTargets(e.data, role, delegator); err != nil {

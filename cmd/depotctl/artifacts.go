@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"depot/server/api"
-	"depot/store"
 )
 
 // errMismatch is returned when downloaded bytes do not hash to the digest
@@ -37,11 +37,11 @@ func (a *app) artifactsCmd() *cobra.Command {
 					kv(w, "generation", *gen)
 				}
 				section(w, false, "SHA256\tCOPIES")
-				keys := make([]store.Digest, 0, len(list))
+				keys := make([]api.Digest, 0, len(list))
 				for d := range list {
 					keys = append(keys, d)
 				}
-				slices.SortFunc(keys, func(x, y store.Digest) int { return bytes.Compare(x[:], y[:]) })
+				slices.SortFunc(keys, func(x, y api.Digest) int { return bytes.Compare(x[:], y[:]) })
 				for _, d := range keys {
 					row(w, d, list[d])
 				}
@@ -115,8 +115,8 @@ they did not verify.`,
 }
 
 // parseDigest parses a SHA-256 argument; a malformed one is a usage error.
-func parseDigest(s string) (store.Digest, error) {
-	d, err := store.ParseDigest(s)
+func parseDigest(s string) (api.Digest, error) {
+	d, err := api.ParseDigest(s)
 	if err != nil {
 		return d, &usageError{err}
 	}
@@ -125,8 +125,8 @@ func parseDigest(s string) (store.Digest, error) {
 
 // putFile hashes the file at path (streamed), then streams it to the
 // daemon under that hash.
-func (a *app) putFile(ctx context.Context, path string, gen *uint64) (store.Digest, api.PutResult, error) {
-	var d store.Digest
+func (a *app) putFile(ctx context.Context, path string, gen *uint64) (api.Digest, api.PutResult, error) {
+	var d api.Digest
 	f, err := os.Open(path)
 	if err != nil {
 		return d, api.PutResult{}, err
@@ -141,7 +141,7 @@ func (a *app) putFile(ctx context.Context, path string, gen *uint64) (store.Dige
 	}
 	name := filepath.Base(path)
 
-	h := store.NewHash()
+	h := sha256.New()
 	p := a.newProgress("hash "+name, fi.Size())
 	_, err = io.Copy(h, p.Reader(f))
 	p.Done(err)
@@ -160,7 +160,7 @@ func (a *app) putFile(ctx context.Context, path string, gen *uint64) (store.Dige
 }
 
 // get downloads d to out ("-": stdout), verifying it on the way.
-func (a *app) get(ctx context.Context, d store.Digest, out string) error {
+func (a *app) get(ctx context.Context, d api.Digest, out string) error {
 	dc, err := a.depotClient(ctx)
 	if err != nil {
 		return err
@@ -214,8 +214,8 @@ func (a *app) get(ctx context.Context, d store.Digest, out string) error {
 
 // verifyCopy copies body to w while hashing it, and fails if the length
 // differs from size (>= 0) or the bytes do not hash to d.
-func verifyCopy(w io.Writer, body io.Reader, d store.Digest, size int64) (int64, error) {
-	h := store.NewHash()
+func verifyCopy(w io.Writer, body io.Reader, d api.Digest, size int64) (int64, error) {
+	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(w, h), body)
 	if err != nil {
 		return n, fmt.Errorf("download %s: %w", d, err)
@@ -223,7 +223,7 @@ func verifyCopy(w io.Writer, body io.Reader, d store.Digest, size int64) (int64,
 	if size >= 0 && n != size {
 		return n, fmt.Errorf("download %s: got %d bytes, the daemon announced %d", d, n, size)
 	}
-	var got store.Digest
+	var got api.Digest
 	h.Sum(got[:0])
 	if got != d {
 		return n, fmt.Errorf("download %s: %w: the %d bytes received hash to %s", d, errMismatch, n, got)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"depot/depot"
+	"depot/server/api"
 )
 
 func (a *app) copiesCmd() *cobra.Command {
@@ -28,7 +28,7 @@ long-polls until the job leaves running, or the wait ends.`,
 					return err
 				}
 				if jobs == nil {
-					jobs = []depot.CopyJob{}
+					jobs = []api.CopyJob{}
 				}
 				return a.emit(jobs, func(w io.Writer) { copiesTable(w, jobs, time.Now()) })
 			}
@@ -40,14 +40,14 @@ long-polls until the job leaves running, or the wait ends.`,
 			if err != nil {
 				return err
 			}
-			return a.emit(job, func(w io.Writer) { copiesTable(w, []depot.CopyJob{job}, time.Now()) })
+			return a.emit(job, func(w io.Writer) { copiesTable(w, []api.CopyJob{job}, time.Now()) })
 		}),
 	}
 	c.Flags().DurationVar(&wait, "wait", 0, "with SHA256: wait up to this long for the job to leave running")
 	return c
 }
 
-func copiesTable(w io.Writer, jobs []depot.CopyJob, now time.Time) {
+func copiesTable(w io.Writer, jobs []api.CopyJob, now time.Time) {
 	row(w, "SHA256", "STATE", "BYTES", "SOURCE", "STARTED", "TOOK", "ERROR")
 	for _, j := range jobs {
 		took := "-"

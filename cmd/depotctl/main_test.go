@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"depot/server"
 	"depot/server/api"
 	"depot/server/client"
+	"depot/server/remote"
 	"depot/server/servertest"
 	"depot/store"
 	"depot/tuf/tuftest"
@@ -29,9 +29,9 @@ import (
 // daemon is an in-process depotd (sled + coordinator + replicator) on
 // loopback listeners.
 type daemon struct {
-	url, depotURL string
-	mirrors       []string
-	logs          *servertest.Buffer
+	url, depotURL, operatorURL string
+	mirrors                    []string
+	logs                       *servertest.Buffer
 }
 
 // startDaemon starts a daemon over two fresh mirrors; the replicator
@@ -52,7 +52,7 @@ func startDaemon(t testing.TB) *daemon {
 	}
 	hc := client.DefaultHTTPClient()
 	sled, err := depot.NewSled(ctx, depot.SledOptions{
-		Store: st, Peer: client.Peer{HTTP: hc}, Logger: log, HoldReconciler: true,
+		Store: st, Peer: remote.Peer{HTTP: hc}, Logger: log, HoldReconciler: true,
 	})
 	if err != nil {
 		t.Fatalf("new sled: %v", err)
@@ -65,13 +65,14 @@ func startDaemon(t testing.TB) *daemon {
 	if err != nil {
 		t.Fatalf("new coordinator: %v", err)
 	}
-	sledLn, depotLn := listen(t), listen(t)
+	sledLn, depotLn, opLn := servertest.Listen(t), servertest.Listen(t), servertest.Listen(t)
 	d.url, d.depotURL = "http://"+sledLn.Addr().String(), "http://"+depotLn.Addr().String()
+	d.operatorURL = "http://" + opLn.Addr().String()
 	rep := depot.NewReplicator(coord, depot.ReplicationOptions{
 		Local:      depot.LocalSled{Sled: sled, DepotURL: d.depotURL},
 		LocalStore: st,
 		ClientFor: func(rec depot.SledRecord) depot.SledClient {
-			return client.NewSledClient(rec.ControlURL, hc)
+			return remote.NewSledClient(rec.ControlURL, hc)
 		},
 		Logger: log,
 	})
@@ -85,7 +86,7 @@ func startDaemon(t testing.TB) *daemon {
 	wg.Add(2)
 	go func() { defer wg.Done(); rep.Run(ctx) }()
 	served := make(chan error, 1)
-	go func() { defer wg.Done(); served <- srv.Serve(ctx, sledLn, depotLn) }()
+	go func() { defer wg.Done(); served <- srv.Serve(ctx, sledLn, depotLn, opLn) }()
 	t.Cleanup(func() {
 		cancel()
 		done := make(chan struct{})
@@ -110,15 +111,6 @@ func startDaemon(t testing.TB) *daemon {
 	return d
 }
 
-func listen(t testing.TB) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
-}
-
 // result is one depotctl run.
 type result struct {
 	code           int
@@ -136,6 +128,7 @@ func ctlIn(t testing.TB, d *daemon, stdin io.Reader, args ...string) result {
 	env := map[string]string{}
 	if d != nil {
 		env["DEPOT_URL"] = d.url
+		env["DEPOT_OPERATOR_URL"] = d.operatorURL
 	}
 	if stdin == nil {
 		stdin = strings.NewReader("")
@@ -198,7 +191,7 @@ func writeRepo(t testing.TB, version string, seed byte) (zipPath, rootPath strin
 	return zipPath, rootPath
 }
 
-func writeBlob(t testing.TB, n int, seed byte) (string, []byte, store.Digest) {
+func writeBlob(t testing.TB, n int, seed byte) (string, []byte, api.Digest) {
 	t.Helper()
 	b := make([]byte, n)
 	rand.NewChaCha8([32]byte{seed}).Read(b)
@@ -213,7 +206,7 @@ func TestUpload_WaitUntilDurable(t *testing.T) {
 	d := startDaemon(t)
 	zipPath, rootPath := writeRepo(t, "1.0.0", 1)
 
-	var tr depot.TrustRoot
+	var tr api.TrustRoot
 	decode(t, ok(t, d, "--json", "trust-roots", "add", rootPath), &tr)
 	if tr.ID == "" {
 		t.Fatalf("trust root = %+v", tr)
@@ -238,18 +231,18 @@ func TestUpload_WaitUntilDurable(t *testing.T) {
 	// Again, with --json and --wait=complete: two documents.
 	r = ok(t, d, "--json", "upload", zipPath, "--wait=complete", "--timeout=60s")
 	dec := json.NewDecoder(strings.NewReader(r.stdout))
-	var res depot.UploadResult
-	var p depot.RepoProgress
+	var res api.UploadResult
+	var p api.RepoProgress
 	if err := dec.Decode(&res); err != nil {
 		t.Fatal(err)
 	}
 	if err := dec.Decode(&p); err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != depot.UploadAlreadyExists || res.Repo.SystemVersion != "1.0.0" || len(res.Repo.Artifacts) != 2 {
+	if res.Status != api.UploadAlreadyExists || res.Repo.SystemVersion != "1.0.0" || len(res.Repo.Artifacts) != 2 {
 		t.Errorf("upload result = %+v", res)
 	}
-	if p.State != depot.RepoComplete || len(p.Artifacts) != 2 || len(p.Artifacts[0].Sleds) != 1 {
+	if p.State != api.RepoComplete || len(p.Artifacts) != 2 || len(p.Artifacts[0].Sleds) != 1 {
 		t.Errorf("progress = %+v", p)
 	}
 }
@@ -258,7 +251,7 @@ func TestUpload_WaitTimesOut(t *testing.T) {
 	d := startDaemon(t)
 	// A second in-service sled that is down: the repository becomes
 	// durable (on the local sled) but never complete.
-	down := listen(t)
+	down := servertest.Listen(t)
 	downURL := "http://" + down.Addr().String()
 	down.Close()
 	ok(t, d, "sleds", "add", "sled-down", "--control", downURL)
@@ -292,9 +285,9 @@ func TestUpload_FromStdin(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	var res depot.UploadResult
+	var res api.UploadResult
 	decode(t, r, &res)
-	if res.Status != depot.UploadInserted || res.Repo.FileName != "piped.zip" {
+	if res.Status != api.UploadInserted || res.Repo.FileName != "piped.zip" {
 		t.Fatalf("result = %+v", res)
 	}
 }
@@ -314,7 +307,7 @@ func TestRepos_LsShowRm(t *testing.T) {
 	ok(t, d, "trust-roots", "add", rootPath)
 	ok(t, d, "upload", zipPath)
 
-	var repos []depot.Repo
+	var repos []api.Repo
 	decode(t, ok(t, d, "--json", "repos", "ls"), &repos)
 	if len(repos) != 1 || repos[0].SystemVersion != "2.0.0" || len(repos[0].Artifacts) != 2 {
 		t.Fatalf("repos = %+v", repos)
@@ -323,7 +316,7 @@ func TestRepos_LsShowRm(t *testing.T) {
 		t.Errorf("table:\n%s", r.stdout)
 	}
 
-	var p depot.RepoProgress
+	var p api.RepoProgress
 	decode(t, ok(t, d, "--json", "repos", "show", "2.0.0"), &p)
 	if p.SystemVersion != "2.0.0" || len(p.Artifacts) != 2 || p.State == "" {
 		t.Fatalf("progress = %+v", p)
@@ -427,7 +420,7 @@ func TestArtifacts_PutGenerationAndConfig(t *testing.T) {
 	path, _, dg := writeBlob(t, 4096, 11)
 
 	// A config that wants the blob, then a put at its generation.
-	var cfg depot.Config
+	var cfg api.Config
 	decode(t, ok(t, d, "--json", "config", "set", "--generation", "7", dg.String()), &cfg)
 	decode(t, ok(t, d, "--json", "config", "get"), &cfg)
 	if cfg.Generation != 7 || len(cfg.Artifacts) != 1 || cfg.Artifacts[0] != dg {
@@ -446,18 +439,18 @@ func TestArtifacts_PutGenerationAndConfig(t *testing.T) {
 
 func TestSleds_AddLsRm(t *testing.T) {
 	d := startDaemon(t)
-	var rec depot.SledRecord
+	var rec api.SledRecord
 	decode(t, ok(t, d, "--json", "sleds", "add", "sled-b", "--control", "http://127.0.0.1:9", "--depot", "http://127.0.0.1:10"), &rec)
-	if rec.ID != "sled-b" || rec.State != depot.SledInService || rec.DepotURL != "http://127.0.0.1:10" {
+	if rec.ID != "sled-b" || rec.State != api.SledInService || rec.DepotURL != "http://127.0.0.1:10" {
 		t.Fatalf("added = %+v", rec)
 	}
-	var sleds []depot.SledRecord
+	var sleds []api.SledRecord
 	decode(t, ok(t, d, "--json", "sleds", "ls"), &sleds)
 	if len(sleds) != 1 || sleds[0].ID != "sled-b" {
 		t.Fatalf("sleds = %+v", sleds)
 	}
 	decode(t, ok(t, d, "--json", "sleds", "rm", "sled-b"), &rec)
-	if rec.State != depot.SledExpunged {
+	if rec.State != api.SledExpunged {
 		t.Fatalf("after rm = %+v", rec)
 	}
 	if r := ctl(t, d, "sleds", "add", "x"); r.code != 2 || !strings.Contains(r.stderr, "control") {
@@ -481,7 +474,7 @@ func TestStatusReplicationScrubCopies(t *testing.T) {
 	}
 
 	ok(t, d, "replication", "activate")
-	var rs depot.ReplicationStatus
+	var rs api.ReplicationStatus
 	decode(t, ok(t, d, "--json", "replication"), &rs)
 	if len(rs.Sleds) == 0 && rs.Activations == 0 {
 		t.Logf("no activation yet: %+v", rs)
@@ -493,11 +486,11 @@ func TestStatusReplicationScrubCopies(t *testing.T) {
 		}
 	}
 
-	var ss store.ScrubStatus
+	var ss api.ScrubStatus
 	decode(t, ok(t, d, "--json", "scrub"), &ss)
 	ok(t, d, "scrub")
 
-	var jobs []depot.CopyJob
+	var jobs []api.CopyJob
 	decode(t, ok(t, d, "--json", "copies"), &jobs)
 	if len(jobs) != 0 {
 		t.Fatalf("copies = %+v", jobs)
@@ -509,11 +502,11 @@ func TestStatusReplicationScrubCopies(t *testing.T) {
 }
 
 func TestDaemonDown(t *testing.T) {
-	ln := listen(t)
+	ln := servertest.Listen(t)
 	url := "http://" + ln.Addr().String()
 	ln.Close() // nothing listens there now
 	for _, args := range [][]string{{"status"}, {"repos", "ls"}, {"artifacts", "get", strings.Repeat("a", 64), "-o", "-"}} {
-		r := ctl(t, nil, append([]string{"--url", url}, args...)...)
+		r := ctl(t, nil, append([]string{"--url", url, "--operator-url", url}, args...)...)
 		want := "depotctl: cannot reach depotd at " + url + ": connection refused"
 		if r.code != 1 || !strings.Contains(r.stderr, want) {
 			t.Errorf("%v: exit %d, stderr %q; want 1 and %q", args, r.code, r.stderr, want)

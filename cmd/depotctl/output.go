@@ -12,6 +12,8 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
+
+	"depot/depot/stall"
 )
 
 // emit prints v: as indented JSON with --json, else through table.
@@ -189,10 +191,12 @@ func (a *app) newProgress(desc string, total int64) *progress {
 }
 
 // Reader returns r counted into the progress.
-func (p *progress) Reader(r io.Reader) io.Reader { return &progressReader{r: r, p: p} }
+func (p *progress) Reader(r io.Reader) io.Reader {
+	return &stall.Reader{R: r, Progress: p.add, EOF: p.eof}
+}
 
 // Writer returns w counted into the progress.
-func (p *progress) Writer(w io.Writer) io.Writer { return &progressWriter{w: w, p: p} }
+func (p *progress) Writer(w io.Writer) io.Writer { return &stall.Writer{W: w, Progress: p.add} }
 
 func (p *progress) add(n int) {
 	if n <= 0 {
@@ -251,20 +255,6 @@ func (p *progress) Done(err error) {
 	fmt.Fprintf(p.w, "%s: %s in %s (%s)\n", p.desc, formatBytes(p.n), el.Round(time.Millisecond), formatRate(p.n, el))
 }
 
-type progressReader struct {
-	r io.Reader
-	p *progress
-}
-
-func (r *progressReader) Read(b []byte) (int, error) {
-	n, err := r.r.Read(b)
-	r.p.add(n)
-	if err == io.EOF {
-		r.p.eof()
-	}
-	return n, err
-}
-
 // eof notes that the body was read to its end.
 func (p *progress) eof() {
 	p.mu.Lock()
@@ -278,15 +268,4 @@ func (p *progress) eof() {
 		return
 	}
 	fmt.Fprintf(p.w, "%s: %s sent; %s\n", p.desc, formatBytes(p.n), p.afterSend)
-}
-
-type progressWriter struct {
-	w io.Writer
-	p *progress
-}
-
-func (w *progressWriter) Write(b []byte) (int, error) {
-	n, err := w.w.Write(b)
-	w.p.add(n)
-	return n, err
 }

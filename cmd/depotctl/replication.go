@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"depot/depot"
+	"depot/server/api"
 )
 
 // recentShown is how many recent requests the table shows without --all.
@@ -36,7 +36,7 @@ an activation now.`,
 			return nil
 		},
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			st, err := a.client().ReplicationStatus(cmd.Context(), wait)
+			st, err := a.opClient().ReplicationStatus(cmd.Context(), wait)
 			if err != nil {
 				return err
 			}
@@ -53,7 +53,7 @@ an activation now.`,
 		Short: "Start a replication activation now",
 		Args:  exactArgs(0),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			if err := a.client().ActivateReplication(cmd.Context()); err != nil {
+			if err := a.opClient().ActivateReplication(cmd.Context()); err != nil {
 				return err
 			}
 			a.say("replication activated")
@@ -63,7 +63,7 @@ an activation now.`,
 	return c
 }
 
-func replicationTable(w io.Writer, st depot.ReplicationStatus, all, failed bool, now time.Time) {
+func replicationTable(w io.Writer, st api.ReplicationStatus, all, failed bool, now time.Time) {
 	running := "no"
 	if st.Running {
 		running = "yes"
@@ -92,19 +92,19 @@ func replicationTable(w io.Writer, st depot.ReplicationStatus, all, failed bool,
 
 	section(w, false, "COUNTERS")
 	row(w, "OP", "LAST OK", "LAST ERR", "LIFETIME OK", "LIFETIME ERR")
-	var last depot.Counters
+	var last api.Counters
 	if st.Last != nil {
 		last = st.Last.Counters
 	}
 	// The known operations in pipeline order, then any others by name.
-	ops := []string{depot.OpPutConfig, depot.OpList, depot.OpPut, depot.OpCopy}
+	ops := []string{api.OpGetConfig, api.OpPutConfig, api.OpList, api.OpPut, api.OpCopy}
 	for _, op := range slices.Sorted(maps.Keys(st.Lifetime)) {
 		if !slices.Contains(ops, op) {
 			ops = append(ops, op)
 		}
 	}
 	for _, op := range ops {
-		var l, t depot.OpCounts
+		var l, t api.OpCounts
 		if c := last[op]; c != nil {
 			l = *c
 		}
@@ -128,7 +128,7 @@ func replicationTable(w io.Writer, st depot.ReplicationStatus, all, failed bool,
 	what := "REQUESTS"
 	if failed {
 		what = "FAILED REQUESTS"
-		recent = slices.DeleteFunc(slices.Clone(recent), func(r depot.RequestRecord) bool { return r.Error == "" })
+		recent = slices.DeleteFunc(slices.Clone(recent), func(r api.RequestRecord) bool { return r.Error == "" })
 	}
 	title := fmt.Sprintf("RECENT %s (all %d, oldest first)", what, len(recent))
 	if !all && len(recent) > recentShown {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"depot/depot"
+	"depot/server/api"
 )
 
 func (a *app) reposCmd() *cobra.Command {
@@ -15,12 +15,12 @@ func (a *app) reposCmd() *cobra.Command {
 		Short: "List uploaded repositories, oldest first",
 		Args:  exactArgs(0),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			repos, err := a.client().Repos(cmd.Context())
+			repos, err := a.opClient().Repos(cmd.Context())
 			if err != nil {
 				return err
 			}
 			if repos == nil {
-				repos = []depot.Repo{}
+				repos = []api.Repo{}
 			}
 			return a.emit(repos, func(w io.Writer) {
 				row(w, "SYSTEM VERSION", "ARTIFACTS", "SIZE", "UPLOADED", "FILE", "ARCHIVE SHA256")
@@ -39,7 +39,7 @@ func (a *app) reposCmd() *cobra.Command {
 		Short: "Show a repository, its artifacts and the sleds holding each",
 		Args:  exactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			p, err := a.client().Repo(cmd.Context(), args[0], 0)
+			p, err := a.opClient().Repo(cmd.Context(), args[0], 0)
 			if err != nil {
 				return err
 			}
@@ -69,7 +69,7 @@ func (a *app) reposCmd() *cobra.Command {
 		Short: "Remove a repository; artifacts no other repository uses leave every sled",
 		Args:  exactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			if err := a.client().DeleteRepo(cmd.Context(), args[0]); err != nil {
+			if err := a.opClient().DeleteRepo(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			a.say("removed repository %s", args[0])

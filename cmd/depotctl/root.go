@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"depot/server/client"
+	"depot/server/transport"
 )
 
 // Exit codes.
@@ -23,8 +24,14 @@ const (
 	exitUsage   = 2 // unknown command or flag, wrong arguments
 )
 
-// DefaultURL is the daemon's sled API when neither --url nor DEPOT_URL is set.
-const DefaultURL = "http://127.0.0.1:12345"
+// Defaults of the daemon's APIs, matching depotd's defaults.
+const (
+	// DefaultURL is the sled API when neither --url nor DEPOT_URL is set.
+	DefaultURL = "http://127.0.0.1:12345"
+	// DefaultOperatorURL is the operator API when neither --operator-url
+	// nor DEPOT_OPERATOR_URL is set.
+	DefaultOperatorURL = "http://127.0.0.1:12346"
+)
 
 // app is one invocation: its streams, environment and global flags. It is
 // built by run and shared by the commands it builds; nothing outlives it.
@@ -34,9 +41,15 @@ type app struct {
 	getenv         func(string) string
 
 	// Global flags, resolved against the environment by resolve.
-	url      string // --url, DEPOT_URL
-	depotURL string // --depot-url, DEPOT_DEPOT_URL; "" = ask /status
-	json     bool   // --json
+	url         string // --url, DEPOT_URL
+	operatorURL string // --operator-url, DEPOT_OPERATOR_URL
+	depotURL    string // --depot-url, DEPOT_DEPOT_URL; "" = ask /status
+	json        bool   // --json
+	// TLS files for https URLs: the CA to verify the daemon against, and
+	// the client pair to present (--tls-*, DEPOT_TLS_*).
+	tlsCA, tlsCert, tlsKey string
+	token                  string // --token, DEPOT_TOKEN, or the token file (auth.go)
+	tokenSrc               string // where token came from, for messages
 
 	hc *http.Client // shared by every Client of this invocation
 }
@@ -48,7 +61,7 @@ type app struct {
 // calls, so tests call it directly.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, hc: client.DefaultHTTPClient()}
-	defer a.hc.CloseIdleConnections()
+	defer func() { a.hc.CloseIdleConnections() }() // resolve may replace a.hc
 	root := a.rootCmd()
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -77,9 +90,16 @@ func (a *app) rootCmd() *cobra.Command {
 		Short: "Operate depotd: upload repositories, manage sleds, move artifacts",
 		Long: `depotctl talks to a depotd daemon through its HTTP APIs.
 
-The daemon is picked with --url (or DEPOT_URL, default ` + DefaultURL + `).
-Artifact downloads use the daemon's repo-depot API: --depot-url (or
-DEPOT_DEPOT_URL), by default the depot_url the daemon reports in /status.
+Each of the daemon's APIs has its own address: the sled API --url (or
+DEPOT_URL, default ` + DefaultURL + `), the operator API of a
+coordinator (upload, repos, trust-roots, sleds, replication) --operator-url
+(or DEPOT_OPERATOR_URL, default ` + DefaultOperatorURL + `), and the
+repo-depot API for downloads --depot-url (or DEPOT_DEPOT_URL, by default
+the depot_url the daemon reports in /status).
+
+Over https, the daemon is verified against --tls-ca and the client
+certificate --tls-client-cert/--tls-client-key is presented (a daemon
+with mTLS requires one; sled-API changes need the coordinator role).
 
 Output is readable tables; --json prints the typed values as JSON instead.
 Exit codes: 0 success, 1 the daemon refused or could not be reached,
@@ -94,8 +114,13 @@ Exit codes: 0 success, 1 the daemon refused or could not be reached,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.url, "url", "", "depotd's sled API base URL (env DEPOT_URL; default "+DefaultURL+")")
+	pf.StringVar(&a.operatorURL, "operator-url", "", "the coordinator's operator API base URL (env DEPOT_OPERATOR_URL; default "+DefaultOperatorURL+")")
+	pf.StringVar(&a.tlsCA, "tls-ca", "", "PEM file of the CA to verify an https daemon against (env DEPOT_TLS_CA; default: the system roots)")
+	pf.StringVar(&a.tlsCert, "tls-client-cert", "", "PEM file of the client certificate to present over https (env DEPOT_TLS_CLIENT_CERT)")
+	pf.StringVar(&a.tlsKey, "tls-client-key", "", "PEM file of --tls-client-cert's key (env DEPOT_TLS_CLIENT_KEY)")
 	pf.StringVar(&a.depotURL, "depot-url", "", "depotd's repo-depot API base URL for downloads (env DEPOT_DEPOT_URL; default: the daemon's depot_url from /status)")
 	pf.BoolVar(&a.json, "json", false, "print results as JSON")
+	pf.StringVar(&a.token, "token", "", "operator API bearer token (env DEPOT_TOKEN; else the file depot/token in the user's config folder, mode 0600); prefer the environment or the file: command lines are visible to other users")
 
 	root.AddCommand(
 		a.uploadCmd(),
@@ -108,6 +133,8 @@ Exit codes: 0 success, 1 the daemon refused or could not be reached,
 		a.configCmd(),
 		a.scrubCmd(),
 		a.copiesCmd(),
+		a.auditCmd(),
+		a.tokensCmd(),
 	)
 	return root
 }
@@ -120,10 +147,31 @@ func (a *app) resolve() error {
 	if a.url == "" {
 		a.url = DefaultURL
 	}
+	if a.operatorURL == "" {
+		a.operatorURL = a.getenv("DEPOT_OPERATOR_URL")
+	}
+	if a.operatorURL == "" {
+		a.operatorURL = DefaultOperatorURL
+	}
 	if a.depotURL == "" {
 		a.depotURL = a.getenv("DEPOT_DEPOT_URL")
 	}
-	for _, u := range []struct{ flag, v string }{{"--url", a.url}, {"--depot-url", a.depotURL}} {
+	for _, f := range []struct {
+		v   *string
+		env string
+	}{{&a.tlsCA, "DEPOT_TLS_CA"}, {&a.tlsCert, "DEPOT_TLS_CLIENT_CERT"}, {&a.tlsKey, "DEPOT_TLS_CLIENT_KEY"}} {
+		if *f.v == "" {
+			*f.v = a.getenv(f.env)
+		}
+	}
+	if a.tlsCA != "" || a.tlsCert != "" || a.tlsKey != "" {
+		r, err := transport.NewReloader(transport.Files{CA: a.tlsCA, ClientCert: a.tlsCert, ClientKey: a.tlsKey}, nil)
+		if err != nil {
+			return &usageError{fmt.Errorf("TLS files: %w", err)}
+		}
+		a.hc = client.NewHTTPClient(r)
+	}
+	for _, u := range []struct{ flag, v string }{{"--url", a.url}, {"--operator-url", a.operatorURL}, {"--depot-url", a.depotURL}} {
 		if u.v == "" {
 			continue
 		}
@@ -132,11 +180,22 @@ func (a *app) resolve() error {
 			return &usageError{fmt.Errorf("%s %q: want an http:// or https:// URL", u.flag, u.v)}
 		}
 	}
+	if err := a.resolveToken(); err != nil {
+		return &runtimeError{err} // not a mistake on the command line: exit 1
+	}
 	return nil
 }
 
-// client returns a client of the daemon's sled and operator APIs.
+// client returns a client of the daemon's sled API.
 func (a *app) client() *client.Client { return client.New(a.url, a.hc) }
+
+// opClient returns a client of the coordinator's operator API, with the
+// operator's bearer token.
+func (a *app) opClient() *client.Client {
+	c := client.New(a.operatorURL, a.hc)
+	c.Token = a.token
+	return c
+}
 
 // depotClient returns a client of the daemon's repo-depot API: --depot-url,
 // else the depot_url that /status reports.
@@ -242,7 +301,7 @@ func describe(err error) string {
 		if ae.RequestID != "" {
 			msg += " (request_id " + ae.RequestID + ")"
 		}
-		return msg
+		return msg + authHint(ae)
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "dial" {

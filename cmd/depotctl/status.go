@@ -7,9 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"depot/depot"
+	"depot/server/api"
 	"depot/server/client"
-	"depot/store"
 )
 
 func (a *app) statusCmd() *cobra.Command {
@@ -77,7 +76,7 @@ func statusTable(w io.Writer, st client.StatusResponse) {
 
 // health sums up the mirrors: "ok (2 of 2 mirrors healthy)",
 // "DEGRADED (1 of 2 ...)", "DOWN (...)".
-func health(ms []store.MirrorStatus) string {
+func health(ms []api.MirrorStatus) string {
 	ok := 0
 	for _, m := range ms {
 		if m.Healthy {
@@ -94,7 +93,7 @@ func health(ms []store.MirrorStatus) string {
 	return fmt.Sprintf("%s (%d of %d mirrors healthy)", word, ok, len(ms))
 }
 
-func scrubTable(w io.Writer, s store.ScrubStatus) {
+func scrubTable(w io.Writer, s api.ScrubStatus) {
 	state := "idle"
 	if s.Running {
 		state = "running"
@@ -108,12 +107,12 @@ func scrubTable(w io.Writer, s store.ScrubStatus) {
 	fmt.Fprintf(w, "since start-up: %d passes, %d corrupt, %d repaired, %d failed\n", s.Passes, s.TotalCorrupt, s.TotalRepaired, s.TotalFailed)
 }
 
-func copyCountsTable(w io.Writer, c depot.CopyCounts) {
-	row(w, "RUNNING", "LIMIT", "SUCCEEDED", "FAILED", "REJECTED")
-	row(w, c.Running, c.Limit, c.Succeeded, c.Failed, c.Rejected)
+func copyCountsTable(w io.Writer, c api.CopyCounts) {
+	row(w, "RUNNING", "LIMIT", "QUEUED", "QUEUE LIMIT", "SUCCEEDED", "FAILED", "REJECTED")
+	row(w, c.Running, c.Limit, c.Queued, c.QueueLimit, c.Succeeded, c.Failed, c.Rejected)
 }
 
-func reconcilerTable(w io.Writer, r depot.ReconcileStatus) {
+func reconcilerTable(w io.Writer, r api.ReconcileStatus) {
 	state := "idle"
 	if r.Running {
 		state = "running"

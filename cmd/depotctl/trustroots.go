@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"depot/depot"
+	"depot/server/api"
 )
 
 // maxRootSize bounds a root.json read from disk; real ones are a few KiB.
@@ -25,11 +25,11 @@ func (a *app) trustRootsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tr, err := a.client().AddTrustRoot(cmd.Context(), doc)
+			tr, err := a.opClient().AddTrustRoot(cmd.Context(), doc)
 			if err != nil {
 				return err
 			}
-			return a.emit(tr, func(w io.Writer) { trustRootTable(w, []depot.TrustRoot{tr}) })
+			return a.emit(tr, func(w io.Writer) { trustRootTable(w, []api.TrustRoot{tr}) })
 		}),
 	}
 	ls := &cobra.Command{
@@ -37,22 +37,22 @@ func (a *app) trustRootsCmd() *cobra.Command {
 		Short: "List trusted roots",
 		Args:  exactArgs(0),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			trs, err := a.client().TrustRoots(cmd.Context())
+			trs, err := a.opClient().TrustRoots(cmd.Context())
 			if err != nil {
 				return err
 			}
 			if trs == nil {
-				trs = []depot.TrustRoot{}
+				trs = []api.TrustRoot{}
 			}
 			return a.emit(trs, func(w io.Writer) { trustRootTable(w, trs) })
 		}),
 	}
 	rm := &cobra.Command{
 		Use:   "rm ID",
-		Short: "Stop trusting a root",
+		Short: "Stop trusting a root (ID is the UUID that ls shows)",
 		Args:  exactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			if err := a.client().DeleteTrustRoot(cmd.Context(), args[0]); err != nil {
+			if err := a.opClient().DeleteTrustRoot(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			a.say("removed trust root %s", args[0])
@@ -62,11 +62,15 @@ func (a *app) trustRootsCmd() *cobra.Command {
 	return group("trust-roots", "Manage the trusted TUF root.json documents", add, ls, rm)
 }
 
-func trustRootTable(w io.Writer, trs []depot.TrustRoot) {
-	row(w, "ID", "ROOT VERSION", "EXPIRES", "ADDED", "SOURCE")
+func trustRootTable(w io.Writer, trs []api.TrustRoot) {
+	row(w, "ID", "SHA256", "ROOT VERSION", "EXPIRES", "ADDED", "SOURCE")
 	for _, tr := range trs {
 		version, expires := rootSummary(tr.Root)
-		row(w, tr.ID, version, expires, formatTime(tr.TimeCreated), dash(tr.Source))
+		sum := tr.SHA256
+		if len(sum) > 12 {
+			sum = sum[:12]
+		}
+		row(w, tr.ID, dash(sum), version, expires, formatTime(tr.TimeCreated), dash(tr.Source))
 	}
 }
 

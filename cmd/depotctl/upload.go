@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"depot/depot"
+	"depot/server/api"
 )
 
 // repoWaitPoll is how long each long-poll of a repository's progress may
@@ -43,10 +43,10 @@ progress are printed as two JSON documents.`,
 			var target string
 			switch wait {
 			case "":
-			case depot.RepoDurable, depot.RepoComplete:
+			case api.RepoDurable, api.RepoComplete:
 				target = wait
 			default:
-				return usagef("--wait=%q: want %q or %q", wait, depot.RepoDurable, depot.RepoComplete)
+				return usagef("--wait=%q: want %q or %q", wait, api.RepoDurable, api.RepoComplete)
 			}
 			if timeout != 0 && target == "" {
 				return usagef("--timeout bounds --wait; give --wait too")
@@ -82,13 +82,13 @@ progress are printed as two JSON documents.`,
 	f.StringVar(&systemVersion, "system-version", "", "system version, for a repository without artifacts.json")
 	f.StringVar(&fileName, "file-name", "", "file name to record (default: FILE's base name)")
 	f.StringVar(&wait, "wait", "", "wait until the repository is durable, or complete with --wait=complete")
-	f.Lookup("wait").NoOptDefVal = depot.RepoDurable
+	f.Lookup("wait").NoOptDefVal = api.RepoDurable
 	f.DurationVar(&timeout, "timeout", 0, "bound the --wait (0: no bound)")
 	return c
 }
 
 // upload streams the archive at path ("-": stdin) with a progress report.
-func (a *app) upload(ctx context.Context, path, fileName, systemVersion string) (depot.UploadResult, error) {
+func (a *app) upload(ctx context.Context, path, fileName, systemVersion string) (api.UploadResult, error) {
 	var (
 		body io.Reader
 		size int64 = -1
@@ -101,15 +101,15 @@ func (a *app) upload(ctx context.Context, path, fileName, systemVersion string) 
 	} else {
 		f, err := os.Open(path)
 		if err != nil {
-			return depot.UploadResult{}, err
+			return api.UploadResult{}, err
 		}
 		defer f.Close()
 		fi, err := f.Stat()
 		if err != nil {
-			return depot.UploadResult{}, err
+			return api.UploadResult{}, err
 		}
 		if !fi.Mode().IsRegular() {
-			return depot.UploadResult{}, fmt.Errorf("%s is not a regular file", path)
+			return api.UploadResult{}, fmt.Errorf("%s is not a regular file", path)
 		}
 		body, size = f, fi.Size()
 		if fileName == "" {
@@ -118,7 +118,7 @@ func (a *app) upload(ctx context.Context, path, fileName, systemVersion string) 
 	}
 	p := a.newProgress("upload "+fileName, size)
 	p.afterSend = "the daemon is verifying the repository"
-	res, err := a.client().UploadRepo(ctx, fileName, systemVersion, p.Reader(body), size)
+	res, err := a.opClient().UploadRepo(ctx, fileName, systemVersion, p.Reader(body), size)
 	p.Done(err)
 	return res, err
 }
@@ -126,9 +126,9 @@ func (a *app) upload(ctx context.Context, path, fileName, systemVersion string) 
 // stateRank orders repository states: reaching one reaches those below.
 func stateRank(s string) int {
 	switch s {
-	case depot.RepoDurable:
+	case api.RepoDurable:
 		return 1
-	case depot.RepoComplete:
+	case api.RepoComplete:
 		return 2
 	}
 	return 0
@@ -137,16 +137,16 @@ func stateRank(s string) int {
 // waitRepo long-polls the repository until its state reaches target, or
 // timeout (0: none) passes. Each poll returns at the first change of the
 // repository's progress, so there is no sleeping here.
-func (a *app) waitRepo(ctx context.Context, version, target string, timeout time.Duration) (depot.RepoProgress, error) {
+func (a *app) waitRepo(ctx context.Context, version, target string, timeout time.Duration) (api.RepoProgress, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	c := a.client()
+	c := a.opClient()
 	start := time.Now()
 	var (
-		p    depot.RepoProgress
+		p    api.RepoProgress
 		last string
 		poll time.Duration // 0 first: the current state, without waiting
 	)
@@ -172,7 +172,7 @@ func (a *app) waitRepo(ctx context.Context, version, target string, timeout time
 
 // describeProgress sums up a repository's replication in a few words:
 // "replicating: 1 of 2 artifacts on >= 2 sleds, 0 on all 3".
-func describeProgress(p depot.RepoProgress) string {
+func describeProgress(p api.RepoProgress) string {
 	if p.State == "" {
 		return "no progress yet"
 	}

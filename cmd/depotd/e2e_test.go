@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,14 +20,15 @@ import (
 	"time"
 
 	"depot/depot"
+	"depot/server/api"
 	"depot/server/client"
-	"depot/store"
+	"depot/server/servertest"
 	"depot/tuf/tuftest"
 )
 
 // End-to-end tests with real depotd processes on 127.0.0.1.
 
-func randomBlob(n int, seed byte) ([]byte, store.Digest) {
+func randomBlob(n int, seed byte) ([]byte, api.Digest) {
 	b := make([]byte, n)
 	rand.NewChaCha8([32]byte{seed}).Read(b)
 	return b, sha256.Sum256(b)
@@ -58,7 +58,7 @@ func TestE2E_CopyBetweenDaemons(t *testing.T) {
 		t.Fatal(err)
 	}
 	job, err := b.sled.Copy(ctx, d, 30*time.Second)
-	if err != nil || job.State != depot.CopySucceeded || job.Bytes != int64(len(data)) {
+	if err != nil || job.State != api.CopySucceeded || job.Bytes != int64(len(data)) {
 		t.Fatalf("copy job = %+v, %v", job, err)
 	}
 	_, list, err := b.sled.ListArtifacts(ctx)
@@ -101,7 +101,7 @@ func TestE2E_SIGKILLDuringCopy(t *testing.T) {
 			if err := b.sled.CopyFromDepot(ctx, d, nil, a.depotURL); err != nil {
 				t.Fatal(err)
 			}
-			if job, err := b.sled.Copy(ctx, d, 30*time.Second); err != nil || job.State != depot.CopySucceeded {
+			if job, err := b.sled.Copy(ctx, d, 30*time.Second); err != nil || job.State != api.CopySucceeded {
 				t.Fatalf("copy after the kills = %+v, %v", job, err)
 			}
 		} else if err := b.sled.DeleteArtifact(ctx, d); err != nil {
@@ -118,8 +118,8 @@ func TestE2E_SIGKILLDuringCopy(t *testing.T) {
 func TestE2E_SIGKILLDuringConfigChange(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	var all []store.Digest
-	blobs := map[store.Digest][]byte{}
+	var all []api.Digest
+	blobs := map[api.Digest][]byte{}
 	d := startDaemon(t, dir, "--coordinator=false")
 	for i := range 6 {
 		data, dg := randomBlob(64<<10+i, byte(10+i))
@@ -130,13 +130,13 @@ func TestE2E_SIGKILLDuringConfigChange(t *testing.T) {
 		blobs[dg] = data
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
-	sets := map[uint64][]store.Digest{}
+	sets := map[uint64][]api.Digest{}
 	acked := uint64(0)
 	for gen := uint64(1); gen <= 6; gen++ {
 		set := slices.Clone(all[:rng.IntN(len(all))+1])
 		sets[gen] = set
 		done := make(chan error, 1)
-		go func() { done <- d.sled.PutConfig(ctx, depot.Config{Generation: gen, Artifacts: set}) }()
+		go func() { done <- d.sled.PutConfig(ctx, api.Config{Generation: gen, Artifacts: set}) }()
 		time.Sleep(time.Duration(rng.Int64N(int64(3 * time.Millisecond))))
 		d.kill(t)
 		if err := <-done; err == nil {
@@ -145,7 +145,7 @@ func TestE2E_SIGKILLDuringConfigChange(t *testing.T) {
 		d = startDaemon(t, dir, "--coordinator=false")
 		cfg, err := d.sled.GetConfig(ctx)
 		switch {
-		case errors.Is(err, depot.ErrNoConfig):
+		case errors.Is(err, api.ErrNoConfig):
 			if acked > 0 {
 				t.Fatalf("generation %d was acknowledged, the sled has no config after restart", acked)
 			}
@@ -174,7 +174,7 @@ func TestE2E_SIGKILLDuringConfigChange(t *testing.T) {
 		if cfg, err := d.sled.GetConfig(ctx); err == nil {
 			next := cfg.Generation + 1
 			sets[next] = all
-			if err := d.sled.PutConfig(ctx, depot.Config{Generation: next, Artifacts: all}); err != nil {
+			if err := d.sled.PutConfig(ctx, api.Config{Generation: next, Artifacts: all}); err != nil {
 				t.Fatal(err)
 			}
 			for dg, data := range blobs {
@@ -188,12 +188,12 @@ func TestE2E_SIGKILLDuringConfigChange(t *testing.T) {
 	d.stop(t)
 }
 
-func sameDigests(a, b []store.Digest) bool {
-	x := map[store.Digest]bool{}
+func sameDigests(a, b []api.Digest) bool {
+	x := map[api.Digest]bool{}
 	for _, d := range a {
 		x[d] = true
 	}
-	y := map[store.Digest]bool{}
+	y := map[api.Digest]bool{}
 	for _, d := range b {
 		y[d] = true
 	}
@@ -209,21 +209,21 @@ func sameDigests(a, b []store.Digest) bool {
 }
 
 // storedOnDisk lists the artifacts in the daemon's mirrors' folders.
-func storedOnDisk(t testing.TB, d *daemon) []store.Digest {
+func storedOnDisk(t testing.TB, d *daemon) []api.Digest {
 	t.Helper()
-	seen := map[store.Digest]bool{}
+	seen := map[api.Digest]bool{}
 	for _, m := range d.mirrors {
 		fans, _ := os.ReadDir(filepath.Join(m, "artifacts"))
 		for _, f := range fans {
 			files, _ := os.ReadDir(filepath.Join(m, "artifacts", f.Name()))
 			for _, a := range files {
-				if dg, err := store.ParseDigest(a.Name()); err == nil {
+				if dg, err := api.ParseDigest(a.Name()); err == nil {
 					seen[dg] = true
 				}
 			}
 		}
 	}
-	var out []store.Digest
+	var out []api.Digest
 	for dg := range seen {
 		out = append(out, dg)
 	}
@@ -233,7 +233,7 @@ func storedOnDisk(t testing.TB, d *daemon) []store.Digest {
 // testRepo writes a signed repository (zip, stored entries) with n
 // artifacts of size bytes each into dir and returns its path, its root's
 // path and the artifacts' digests.
-func testRepo(t testing.TB, dir, version string, n int, size int64) (repo, root string, digests []store.Digest) {
+func testRepo(t testing.TB, dir, version string, n int, size int64) (repo, root string, digests []api.Digest) {
 	t.Helper()
 	b := tuftest.NewBuilder(t)
 	var arts []tuftest.Artifact
@@ -260,7 +260,7 @@ func testRepo(t testing.TB, dir, version string, n int, size int64) (repo, root 
 	return repo, root, digests
 }
 
-func uploadFile(t testing.TB, c *client.Client, path string) depot.UploadResult {
+func uploadFile(t testing.TB, c *client.Client, path string) api.UploadResult {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -276,7 +276,7 @@ func uploadFile(t testing.TB, c *client.Client, path string) depot.UploadResult 
 }
 
 // waitRepoState long-polls the repository until it reaches state.
-func waitRepoState(t testing.TB, c *client.Client, version, state string, within time.Duration) depot.RepoProgress {
+func waitRepoState(t testing.TB, c *client.Client, version, state string, within time.Duration) api.RepoProgress {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
@@ -285,7 +285,7 @@ func waitRepoState(t testing.TB, c *client.Client, version, state string, within
 		if err != nil {
 			t.Fatalf("repository %s never %s: %v", version, state, err)
 		}
-		if p.State == state || (state == depot.RepoDurable && p.State == depot.RepoComplete) {
+		if p.State == state || (state == api.RepoDurable && p.State == api.RepoComplete) {
 			return p
 		}
 	}
@@ -308,14 +308,14 @@ func TestE2E_UploadKilledLeavesNoTrace(t *testing.T) {
 		d := startDaemon(t, dir, "--trusted-root", root)
 		done := make(chan error, 1)
 		go func() {
-			_, err := d.sled.UploadRepo(ctx, "repo.zip", "", &slowReader{b: body, chunk: 1 << 20, pause: 5 * time.Millisecond}, int64(len(body)))
+			_, err := d.op.UploadRepo(ctx, "repo.zip", "", &slowReader{b: body, chunk: 1 << 20, pause: 5 * time.Millisecond}, int64(len(body)))
 			done <- err
 		}()
 		time.Sleep(time.Duration(rng.Int64N(int64(250 * time.Millisecond))))
 		d.kill(t)
 		uploaded := <-done == nil
 		d = startDaemon(t, dir, "--trusted-root", root)
-		repos, err := d.sled.Repos(ctx)
+		repos, err := d.op.Repos(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -342,7 +342,7 @@ func TestE2E_UploadKilledLeavesNoTrace(t *testing.T) {
 					t.Fatalf("round %d: repository recorded but artifact %s has %d copies", round, dg, list[dg])
 				}
 			}
-			if err := d.sled.DeleteRepo(ctx, "1.0.0"); err != nil {
+			if err := d.op.DeleteRepo(ctx, "1.0.0"); err != nil {
 				t.Fatal(err)
 			}
 			// Its artifacts leave with the reconciler's next pass.
@@ -373,11 +373,11 @@ func TestE2E_RackReplicatesUploadAndDelete(t *testing.T) {
 	repo, root, digests := testRepo(t, work, "2.0.0", 3, 1<<20)
 	coord, sleds, _ := rackOf(t, 3, root, "--min-sled-replication", "3")
 	ctx := context.Background()
-	res := uploadFile(t, coord.sled, repo)
-	if res.Status != depot.UploadInserted {
+	res := uploadFile(t, coord.op, repo)
+	if res.Status != api.UploadInserted {
 		t.Fatalf("upload = %+v", res)
 	}
-	p := waitRepoState(t, coord.sled, "2.0.0", depot.RepoComplete, 60*time.Second)
+	p := waitRepoState(t, coord.op, "2.0.0", api.RepoComplete, 60*time.Second)
 	if p.InService != 4 {
 		t.Fatalf("progress = %+v", p)
 	}
@@ -395,13 +395,21 @@ func TestE2E_RackReplicatesUploadAndDelete(t *testing.T) {
 
 	// Delete: every sled drops the artifacts (their reconcilers do it once
 	// the new config arrives).
-	if err := coord.sled.DeleteRepo(ctx, "2.0.0"); err != nil {
+	if err := coord.op.DeleteRepo(ctx, "2.0.0"); err != nil {
 		t.Fatal(err)
 	}
 	for i, s := range sleds {
 		waitUntil(t, 30*time.Second, fmt.Sprintf("sled %d empty", i), func() bool {
 			return len(storedOnDisk(t, s)) == 0
 		})
+	}
+	// Dev mode: each change is recorded with the anonymous loopback caller.
+	var got []string
+	for _, r := range auditRecords(t, coord.op) {
+		got = append(got, r.Action+" "+r.Target+" "+r.Actor)
+	}
+	if !slices.Contains(got, "repo.upload 2.0.0 anonymous (loopback)") || !slices.Contains(got, "repo.prune 2.0.0 anonymous (loopback)") {
+		t.Errorf("audit log: %q", got)
 	}
 }
 
@@ -413,15 +421,15 @@ func TestE2E_SledKilledDuringReplicationConverges(t *testing.T) {
 	victimDir := filepath.Dir(sleds[1].mirrors[0])
 	victimAddr := strings.TrimPrefix(sleds[1].sledURL, "http://")
 	victimDepot := strings.TrimPrefix(sleds[1].depotURL, "http://")
-	uploadFile(t, coord.sled, repo)
+	uploadFile(t, coord.op, repo)
 	time.Sleep(30 * time.Millisecond)
 	sleds[1].kill(t)
 	// Restart on the same ports (the coordinator knows them) and data.
 	restarted := startDaemon(t, victimDir, "--coordinator=false", "--listen", victimAddr, "--depot-listen", victimDepot)
-	if err := coord.sled.ActivateReplication(ctx); err != nil {
+	if err := coord.op.ActivateReplication(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitRepoState(t, coord.sled, "3.0.0", depot.RepoComplete, 60*time.Second)
+	waitRepoState(t, coord.op, "3.0.0", api.RepoComplete, 60*time.Second)
 	_, list, err := restarted.sled.ListArtifacts(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -439,18 +447,18 @@ func TestE2E_ExpungedSledIsNotContacted(t *testing.T) {
 	repo, root, _ := testRepo(t, work, "4.0.0", 2, 1<<20)
 	coord, sleds, ids := rackOf(t, 2, root)
 	ctx := context.Background()
-	if _, err := coord.sled.ExpungeSled(ctx, ids[1]); err != nil {
+	if _, err := coord.op.ExpungeSled(ctx, ids[1]); err != nil {
 		t.Fatal(err)
 	}
-	uploadFile(t, coord.sled, repo)
-	waitRepoState(t, coord.sled, "4.0.0", depot.RepoComplete, 60*time.Second)
+	uploadFile(t, coord.op, repo)
+	waitRepoState(t, coord.op, "4.0.0", api.RepoComplete, 60*time.Second)
 	if n := len(storedOnDisk(t, sleds[1])); n != 0 {
 		t.Fatalf("expunged sled got %d artifacts", n)
 	}
-	if _, err := sleds[1].sled.GetConfig(ctx); !errors.Is(err, depot.ErrNoConfig) {
+	if _, err := sleds[1].sled.GetConfig(ctx); !errors.Is(err, api.ErrNoConfig) {
 		t.Fatalf("expunged sled was given a config: %v", err)
 	}
-	st, err := coord.sled.ReplicationStatus(ctx, 0)
+	st, err := coord.op.ReplicationStatus(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,20 +476,25 @@ func TestE2E_StaleCoordinatorCannotDelete(t *testing.T) {
 	repo, root, digests := testRepo(t, work, "5.0.0", 2, 1<<20)
 	coord, sleds, _ := rackOf(t, 1, root)
 	ctx := context.Background()
-	uploadFile(t, coord.sled, repo)
-	waitRepoState(t, coord.sled, "5.0.0", depot.RepoComplete, 60*time.Second)
-	// A newer coordinator took the sled to generation 50 with the same set.
-	if err := sleds[0].sled.PutConfig(ctx, depot.Config{Generation: 50, Artifacts: digests}); err != nil {
+	uploadFile(t, coord.op, repo)
+	waitRepoState(t, coord.op, "5.0.0", api.RepoComplete, 60*time.Second)
+	// A newer coordinator of the same catalog took the sled to generation
+	// 50 with the same set.
+	cur, err := sleds[0].sled.GetConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sleds[0].sled.PutConfig(ctx, api.Config{CatalogID: cur.CatalogID, Generation: 50, Artifacts: digests}); err != nil {
 		t.Fatal(err)
 	}
 	// The stale one deletes the repository (its generation 2 < 50).
-	if err := coord.sled.DeleteRepo(ctx, "5.0.0"); err != nil {
+	if err := coord.op.DeleteRepo(ctx, "5.0.0"); err != nil {
 		t.Fatal(err)
 	}
-	var st depot.ReplicationStatus
+	var st api.ReplicationStatus
 	waitUntil(t, 30*time.Second, "activation after delete", func() bool {
 		var err error
-		st, err = coord.sled.ReplicationStatus(ctx, 0)
+		st, err = coord.op.ReplicationStatus(ctx, 0)
 		return err == nil && st.Last != nil && st.Last.Generation == 2 && !st.Running
 	})
 	if !strings.Contains(st.Last.Error, "another coordinator is ahead") {
@@ -504,29 +517,33 @@ type lyingSled struct {
 	controlURL     string
 	depotURL       string
 	mu             sync.Mutex
-	cfg            depot.Config
-	sizes          map[store.Digest]int64
+	cfg            api.Config
+	sizes          map[api.Digest]int64
 }
 
-func startLyingSled(t testing.TB, sizes map[store.Digest]int64) *lyingSled {
+func startLyingSled(t testing.TB, sizes map[api.Digest]int64) *lyingSled {
 	t.Helper()
 	l := &lyingSled{sizes: sizes}
-	cl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, dl := servertest.Listen(t), servertest.Listen(t)
 	l.controlURL, l.depotURL = "http://"+cl.Addr().String(), "http://"+dl.Addr().String()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{"version": "liar", "depot_url": l.depotURL,
 			"mirrors": []map[string]any{{"path": "a", "healthy": true}, {"path": "b", "healthy": true}}})
 	})
+	mux.HandleFunc("GET /artifacts-config", func(w http.ResponseWriter, r *http.Request) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.cfg.Artifacts == nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(map[string]string{"request_id": "liar", "error_code": "NO_CONFIG", "message": "none"})
+			return
+		}
+		json.NewEncoder(w).Encode(l.cfg)
+	})
 	mux.HandleFunc("PUT /artifacts-config", func(w http.ResponseWriter, r *http.Request) {
-		var c depot.Config
+		var c api.Config
 		json.NewDecoder(r.Body).Decode(&c)
 		l.mu.Lock()
 		l.cfg = c
@@ -545,7 +562,7 @@ func startLyingSled(t testing.TB, sizes map[store.Digest]int64) *lyingSled {
 	})
 	dmux := http.NewServeMux()
 	dmux.HandleFunc("GET /artifact/sha256/{sha}", func(w http.ResponseWriter, r *http.Request) {
-		d, err := store.ParseDigest(r.PathValue("sha"))
+		d, err := api.ParseDigest(r.PathValue("sha"))
 		if err != nil || l.sizes[d] == 0 {
 			http.NotFound(w, r)
 			return
@@ -567,15 +584,15 @@ func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 func TestE2E_CorruptPeerReportedAndArtifactConverges(t *testing.T) {
 	work := t.TempDir()
 	repo, root, digests := testRepo(t, work, "6.0.0", 6, 256<<10)
-	sizes := map[store.Digest]int64{}
+	sizes := map[api.Digest]int64{}
 	for _, dg := range digests {
 		sizes[dg] = 256 << 10
 	}
 	liar := startLyingSled(t, sizes)
 	coord, sleds, _ := rackOf(t, 2, root, "--sled", "control="+liar.controlURL+",depot="+liar.depotURL+",id=liar")
 	ctx := context.Background()
-	uploadFile(t, coord.sled, repo)
-	waitRepoState(t, coord.sled, "6.0.0", depot.RepoComplete, 90*time.Second)
+	uploadFile(t, coord.op, repo)
+	waitRepoState(t, coord.op, "6.0.0", api.RepoComplete, 90*time.Second)
 	for i, s := range sleds {
 		checkNothingPartial(t, s)
 		_, list, _ := s.sled.ListArtifacts(ctx)
@@ -585,13 +602,13 @@ func TestE2E_CorruptPeerReportedAndArtifactConverges(t *testing.T) {
 			}
 		}
 	}
-	st, err := coord.sled.ReplicationStatus(ctx, 0)
+	st, err := coord.op.ReplicationStatus(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reported := 0
 	for _, r := range st.Recent {
-		if r.Op == depot.OpCopy && r.Source == "liar" {
+		if r.Op == api.OpCopy && r.Source == "liar" {
 			if !strings.Contains(r.Error, "sha256") {
 				t.Fatalf("copy from the liar: %+v, want a sha256 error", r)
 			}
@@ -628,7 +645,7 @@ func TestE2E_UploadSagaKilledAtEachStep(t *testing.T) {
 				t.Fatal(err)
 			}
 			fi, _ := f.Stat()
-			_, err = d.sled.UploadRepo(ctx, "repo.zip", "", f, fi.Size())
+			_, err = d.op.UploadRepo(ctx, "repo.zip", "", f, fi.Size())
 			f.Close()
 			if err == nil {
 				t.Fatal("upload succeeded; the daemon should have died at step " + c.step)
@@ -636,7 +653,7 @@ func TestE2E_UploadSagaKilledAtEachStep(t *testing.T) {
 			d.wait(t, 10*time.Second)
 
 			d = startDaemon(t, dir, "--trusted-root", root)
-			repos, err := d.sled.Repos(ctx)
+			repos, err := d.op.Repos(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -658,17 +675,17 @@ func TestE2E_UploadSagaKilledAtEachStep(t *testing.T) {
 				if len(repos) != 1 || !sameDigests(onDisk, digests) {
 					t.Fatalf("after a kill at %s: %d repositories, %d artifacts; want the repository whole", c.step, len(repos), len(onDisk))
 				}
-				p := waitRepoState(t, d.sled, "7.0.0", depot.RepoComplete, 30*time.Second)
+				p := waitRepoState(t, d.op, "7.0.0", api.RepoComplete, 30*time.Second)
 				if len(p.Artifacts) != len(digests) {
 					t.Fatalf("progress = %+v", p)
 				}
 			}
 			checkNothingPartial(t, d)
 			// The same upload now goes through, once.
-			res := uploadFile(t, d.sled, repo)
-			want := depot.UploadInserted
+			res := uploadFile(t, d.op, repo)
+			want := api.UploadInserted
 			if c.recorded {
-				want = depot.UploadAlreadyExists
+				want = api.UploadAlreadyExists
 			}
 			if res.Status != want {
 				t.Fatalf("upload after restart = %s, want %s", res.Status, want)

@@ -1,7 +1,9 @@
 // Command depotd is a sled's artifact depot: it keeps SHA-256-addressed
-// artifacts on mirrored directories and serves the sled API (--listen) and
-// the read-only repo-depot API (--depot-listen). This file is wiring only:
-// flags, logging, the store, the server, signals.
+// artifacts on mirrored directories and serves the sled API (--listen),
+// the read-only repo-depot API (--depot-listen) and, on a coordinator, the
+// operator API (--operator-listen). This file is wiring only: flags,
+// logging, the store, the server, signals; listeners.go opens the
+// listeners.
 package main
 
 import (
@@ -11,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -25,6 +26,7 @@ import (
 	"depot/server"
 	"depot/server/client"
 	"depot/server/metrics"
+	"depot/server/remote"
 	"depot/store"
 	"depot/tuf"
 )
@@ -41,6 +43,7 @@ type options struct {
 	mirrors           stringList
 	listen            string
 	depotListen       string
+	operatorListen    string
 	advertiseDepotURL string
 	maxArtifactSize   byteSize
 	maxRepoSize       byteSize
@@ -59,9 +62,15 @@ type options struct {
 	maxPuts            int
 
 	maxConcurrentCopies int
+	maxQueuedCopies     int
 	copyStallTimeout    time.Duration
 	scrubInterval       time.Duration
 	scrubRate           byteSize
+
+	net              netOptions // listeners.go
+	tokensFile       string
+	adoptCatalog     string
+	adoptCatalogFrom string
 }
 
 // run is main without the exit, so its status is testable. It returns 0
@@ -75,9 +84,10 @@ func run(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.data, "data", "./depot-data", "data `directory`; the mirrors are <data>/m2a and <data>/m2b unless --mirror is given, the catalog is <data>/catalog.db")
 	fs.Var(&o.mirrors, "mirror", "mirror `directory`, repeatable; replaces the two mirrors under --data (default <data>/m2a, <data>/m2b)")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:12345", "`address` of the sled API (and of the operator API on a coordinator)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:12345", "`address` of the sled API")
 	fs.StringVar(&o.depotListen, "depot-listen", "127.0.0.1:12348", "`address` of the read-only repo-depot API that peers copy from")
-	fs.StringVar(&o.advertiseDepotURL, "advertise-depot-url", "", "`URL` peers use to reach the repo-depot API (default http://<the bound --depot-listen address>)")
+	fs.StringVar(&o.operatorListen, "operator-listen", "127.0.0.1:12346", "`address` of the operator API (coordinator role only)")
+	fs.StringVar(&o.advertiseDepotURL, "advertise-depot-url", "", "`URL` peers use to reach the repo-depot API (default http(s)://<the bound --depot-listen address>)")
 	fs.Var(&o.maxArtifactSize, "max-artifact-size", "largest artifact accepted: a `size` in bytes or with a unit (512MiB, 4GiB)")
 	fs.Var(&o.maxRepoSize, "max-repo-size", "largest repository archive accepted, and largest total its entries may expand to (`size`)")
 	fs.IntVar(&o.maxArchiveEntries, "max-archive-entries", tuf.DefaultMaxEntries, "most entries a repository archive may hold")
@@ -87,15 +97,20 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.catalog, "catalog", "", "coordinator catalog `file` (default <data>/catalog.db)")
 	fs.Var(&o.trustedRoots, "trusted-root", "TUF root.json `file` to trust for uploads, repeatable (also POST /v1/system/update/trust-roots)")
 	fs.BoolVar(&o.allowExpired, "allow-expired", false, "accept repositories whose TUF metadata has expired (every other check still applies)")
-	fs.Var(&o.sleds, "sled", "a sled to replicate to, repeatable: its control `URL`, or control=URL,depot=URL[,id=ID] (also PUT /v1/sleds/{id})")
+	fs.Var(&o.sleds, "sled", "a sled to replicate to, repeatable: control=URL,depot=URL[,id=ID], or only its control `URL` (then it is never a copy source: a sled's depot URL is never taken from the sled itself) (also PUT /v1/sleds/{id})")
 	fs.DurationVar(&o.replicationPeriod, "replication-period", time.Minute, "time between replication activations (one also runs at once after every upload or delete)")
 	fs.IntVar(&o.minSledReplication, "min-sled-replication", 1, "sleds that must hold every artifact before a repository is durable (3 for a rack)")
 	fs.IntVar(&o.maxRequests, "replication-max-requests", depot.DefaultMaxRequests, "most put and copy requests one replication activation sends")
 	fs.IntVar(&o.maxPuts, "replication-max-puts", depot.DefaultMaxPuts, "most PUTs (from the coordinator's own copies) one replication activation sends")
-	fs.IntVar(&o.maxConcurrentCopies, "max-concurrent-copies", 4, "copy-from-depot jobs running at once; more are refused with 429")
+	fs.IntVar(&o.maxConcurrentCopies, "max-concurrent-copies", 4, "copy-from-depot jobs running at once; more wait in the queue")
+	fs.IntVar(&o.maxQueuedCopies, "max-queued-copies", 64, "accepted copy-from-depot jobs waiting for a running slot; more are refused with 429 (0: none wait)")
 	fs.DurationVar(&o.copyStallTimeout, "copy-stall-timeout", time.Minute, "a copy that receives no bytes for this long fails")
 	fs.DurationVar(&o.scrubInterval, "scrub-interval", 24*time.Hour, "time between background scrubs that re-hash every artifact (0: only on POST /scrub)")
 	fs.Var(&o.scrubRate, "scrub-rate", "scrub read rate in bytes per second (`size`)")
+	o.net.flags(fs)
+	fs.StringVar(&o.tokensFile, "tokens-file", "", "operator tokens `file`: one \"NAME ROLE sha256:HEX\" a line, re-read when it changes (without any token the operator API is open, on loopback only)")
+	fs.StringVar(&o.adoptCatalog, "adopt-catalog", "", "admin act at start-up: move this sled to the catalog with this `id` (see GET /v1/replication/status of its coordinator); needs --adopt-catalog-from")
+	fs.StringVar(&o.adoptCatalogFrom, "adopt-catalog-from", "", "the catalog `id` the sled serves now, or none for a config that names no catalog; a sled that serves another is left alone and depotd exits")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: depotd [flags]\n\nServes a sled's artifact depot and, unless --coordinator=false, the coordinator role.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -111,9 +126,17 @@ func run(args []string, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	if !o.coordinator && (len(o.sleds) > 0 || len(o.trustedRoots) > 0) {
-		fmt.Fprintf(stderr, "depotd: --sled and --trusted-root need the coordinator role (drop --coordinator=false)\n")
+	if (o.adoptCatalog == "") != (o.adoptCatalogFrom == "") {
+		fmt.Fprintf(stderr, "depotd: --adopt-catalog and --adopt-catalog-from go together\n")
 		return 2
+	}
+	if !o.coordinator && (len(o.sleds) > 0 || len(o.trustedRoots) > 0 || o.tokensFile != "") {
+		fmt.Fprintf(stderr, "depotd: --sled, --trusted-root and --tokens-file need the coordinator role (drop --coordinator=false)\n")
+		return 2
+	}
+	if err := checkOperatorAuth(o); err != nil {
+		fmt.Fprintf(stderr, "depotd: %v\n", err)
+		return 1
 	}
 	var h slog.Handler
 	switch o.logFormat {
@@ -126,6 +149,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(h)
+	routeStdLog(log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -165,10 +189,20 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 		}
 	}()
 
-	hc := client.DefaultHTTPClient()
+	tlsr, err := o.net.reloader(ctx, log)
+	if err != nil {
+		return err
+	}
+	hc := client.NewHTTPClient(tlsr)
+	policy, err := client.NewSourcePolicy(o.net.copySourceAllow, tlsr.HasCA(), int64(o.maxArtifactSize))
+	if err != nil {
+		return err
+	}
+	writes := depot.NewWriteSlots(o.net.maxConcurrentWrites)
 	sled, err := depot.NewSled(ctx, depot.SledOptions{
-		Store: st, Peer: client.Peer{HTTP: hc}, Logger: log,
-		MaxConcurrentCopies: o.maxConcurrentCopies, CopyStallTimeout: o.copyStallTimeout,
+		Store: st, Peer: remote.NewPeer(policy, tlsr), Logger: log, WriteSlots: writes,
+		MaxConcurrentCopies: o.maxConcurrentCopies, MaxQueuedCopies: queuedCopies(o.maxQueuedCopies),
+		CopyStallTimeout: o.copyStallTimeout,
 		// A coordinator restores the local config from its catalog before
 		// the reconciler may delete anything.
 		HoldReconciler: o.coordinator,
@@ -178,19 +212,19 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 	}
 	// Runs after the server has drained: cancels copies still running.
 	defer sled.Close()
-
-	sledLn, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return fmt.Errorf("--listen: %w", err)
+	if o.adoptCatalog != "" {
+		if err := sled.AdoptCatalog(ctx, o.adoptCatalogFrom, o.adoptCatalog); err != nil {
+			return fmt.Errorf("--adopt-catalog: %w", err)
+		}
 	}
-	depotLn, err := net.Listen("tcp", o.depotListen)
+
+	lns, err := openListeners(o, tlsr, log)
 	if err != nil {
-		sledLn.Close()
-		return fmt.Errorf("--depot-listen: %w", err)
+		return err
 	}
 	depotURL := o.advertiseDepotURL
 	if depotURL == "" {
-		depotURL = "http://" + depotLn.Addr().String()
+		depotURL = lns.depotURL()
 	}
 
 	// Metrics exist before the coordinator, whose first activation may
@@ -205,11 +239,18 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 			mx.ObserveActivation(a.Finished.Sub(a.Started))
 		})
 		if err != nil {
-			sledLn.Close()
-			depotLn.Close()
+			lns.close()
 			return err
 		}
 		defer stopCoord()
+	}
+
+	var tokens *depot.TokenFile
+	if o.coordinator {
+		if tokens, err = operatorAuth(ctx, o, log, coord.Catalog()); err != nil {
+			lns.close()
+			return err
+		}
 	}
 
 	srv := server.New(server.Config{
@@ -223,11 +264,20 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 		MaxRepoSize:     int64(o.maxRepoSize),
 		ShutdownTimeout: o.shutdownTimeout,
 		DepotURL:        depotURL,
+
+		RequireCoordinatorRole: tlsr.RequiresClientCerts(),
+		WriteSlots:             writes,
+		MinBodyRate:            o.net.minBodyRate(),
+		MinBodyRateWindow:      o.net.minBodyRateWindow,
+		DownloadStallTimeout:   o.net.downloadStallTimeout,
+		Tokens:                 tokens,
+		OperatorAddr:           o.operatorListen,
 	})
 	// Tests parse this line for the ports when listening on port 0.
-	log.Info("listening", "sled", sledLn.Addr().String(), "depot", depotLn.Addr().String(),
+	log.Info("listening", "sled", lns.sled.Addr().String(), "depot", lns.depot.Addr().String(),
+		"operator", lns.operatorAddr(), "tls", tlsr.ServesTLS(), "mtls", tlsr.RequiresClientCerts(),
 		"mirrors", strings.Join(mirrors, ","), "coordinator", o.coordinator, "version", version)
-	err = srv.Serve(ctx, sledLn, depotLn)
+	err = srv.Serve(ctx, lns.sled, lns.depot, lns.operator)
 	log.Info("stopped", "error", err)
 	return err
 }
@@ -272,7 +322,7 @@ func startCoordinator(ctx context.Context, o options, log *slog.Logger, st *stor
 		if err != nil {
 			return fail(fmt.Errorf("--trusted-root: %w", err))
 		}
-		if _, _, err := coord.AddTrustRoot(doc, file); err != nil {
+		if _, _, err := coord.AddTrustRoot(doc, file, nil); err != nil {
 			return fail(fmt.Errorf("--trusted-root %s: %w", file, err))
 		}
 	}
@@ -281,7 +331,7 @@ func startCoordinator(ctx context.Context, o options, log *slog.Logger, st *stor
 		if err != nil {
 			return fail(err)
 		}
-		if _, err := cat.PutSled(rec); err != nil {
+		if _, err := cat.PutSled(rec, nil); err != nil {
 			return fail(fmt.Errorf("--sled %s: %w", flagValue, err))
 		}
 	}
@@ -292,7 +342,7 @@ func startCoordinator(ctx context.Context, o options, log *slog.Logger, st *stor
 		Local:          depot.LocalSled{Sled: sled, DepotURL: depotURL},
 		LocalStore:     st,
 		ClientFor: func(rec depot.SledRecord) depot.SledClient {
-			return client.NewSledClient(rec.ControlURL, hc)
+			return remote.NewSledClient(rec.ControlURL, hc)
 		},
 		Logger:       log,
 		OnActivation: onActivation,
@@ -420,4 +470,82 @@ func formatSize(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// checkOperatorAuth refuses, before anything is bound, an operator API on
+// a non-loopback address with no token configured: neither --tokens-file
+// nor a token in the catalog.
+func checkOperatorAuth(o options) error {
+	if !o.coordinator || o.tokensFile != "" || server.IsLoopback(o.operatorListen) {
+		return nil
+	}
+	plaintext := o.net.tlsCert == "" && o.net.operatorTLSCert == ""
+	if plaintext && !o.net.insecurePlaintext {
+		// Refused, more fundamentally, as plain HTTP off loopback when the
+		// listeners open: a token must never cross the network in clear.
+		return nil
+	}
+	path := o.catalog
+	if path == "" {
+		path = filepath.Join(o.data, "catalog.db")
+	}
+	has, err := depot.CatalogHasTokensAt(path)
+	if err != nil {
+		return fmt.Errorf("read tokens from the catalog: %w", err)
+	}
+	if !has {
+		return errNoTokens(o.operatorListen)
+	}
+	return nil
+}
+
+func errNoTokens(addr string) error {
+	return fmt.Errorf("the operator API would listen on %s, which is not loopback, with no token configured: "+
+		"give --tokens-file (lines \"NAME ROLE sha256:HEX\"; depotctl tokens file-line makes one), or listen on 127.0.0.1", addr)
+}
+
+// tokensFilePoll is how often the tokens file is checked for changes.
+const tokensFilePoll = 250 * time.Millisecond
+
+// operatorAuth reads --tokens-file (and keeps re-reading it until ctx is
+// done) and decides how the operator API authenticates: with tokens from
+// the file or the catalog; with none on a loopback operator listener, it
+// is open (dev mode, with a warning); with none elsewhere, depotd refuses
+// to start.
+func operatorAuth(ctx context.Context, o options, log *slog.Logger, cat *depot.Catalog) (*depot.TokenFile, error) {
+	var tokens *depot.TokenFile
+	if o.tokensFile != "" {
+		var err error
+		tokens, err = depot.OpenTokenFile(o.tokensFile, log)
+		if err != nil {
+			return nil, fmt.Errorf("--tokens-file: %w", err)
+		}
+		go tokens.Watch(ctx, tokensFilePoll)
+	}
+	inCatalog, err := cat.HasTokens()
+	if err != nil {
+		return nil, fmt.Errorf("read tokens from the catalog: %w", err)
+	}
+	if (tokens != nil && tokens.Len() > 0) || inCatalog {
+		return tokens, nil
+	}
+	if !server.IsLoopback(o.operatorListen) {
+		return nil, errNoTokens(o.operatorListen)
+	}
+	if tokens != nil {
+		log.Warn("the tokens file holds no token: every operator request is refused until one is added", "path", o.tokensFile)
+		return tokens, nil
+	}
+	log.Warn("operator API authentication disabled: no token is configured and the operator listener is on loopback (dev mode)",
+		"operator-listen", o.operatorListen)
+	return tokens, nil
+}
+
+// queuedCopies maps --max-queued-copies to SledOptions.MaxQueuedCopies,
+// where 0 means the default and a negative number no queue.
+func queuedCopies(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }

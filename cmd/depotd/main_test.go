@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"depot/server/api"
 	"depot/server/client"
 	"depot/server/servertest"
-	"depot/store"
 )
 
 // depotdBin is the daemon under test, built once by TestMain.
@@ -55,17 +55,21 @@ type daemon struct {
 	cmd               *exec.Cmd
 	sledURL, depotURL string
 	sled, depot       *client.Client
-	log               *servertest.Buffer
-	exited            chan struct{} // closed when the process is reaped
-	exitErr           error         // valid once exited is closed
-	mirrors           []string
+	// opURL and op reach the operator API (a coordinator only).
+	opURL   string
+	op      *client.Client
+	log     *servertest.Buffer
+	exited  chan struct{} // closed when the process is reaped
+	exitErr error         // valid once exited is closed
+	mirrors []string
 }
 
-var listeningLine = regexp.MustCompile(`msg=listening sled=(\S+) depot=(\S+)`)
+// listeningLine matches the "listening" line in either --log-format.
+var listeningLine = regexp.MustCompile(`msg=listening sled=(\S+) depot=(\S+) operator=(\S+)|"msg":"listening","sled":"([^"]+)","depot":"([^"]+)","operator":"([^"]*)"`)
 
 // startDaemon runs depotd on --data dir with ports chosen by the kernel and
-// waits (bounded) for its "listening" line. Cleanup kills it if the test
-// did not stop it.
+// waits (bounded) for its "listening" line, text or JSON. Cleanup kills it
+// if the test did not stop it.
 func startDaemon(t testing.TB, dir string, extra ...string) *daemon {
 	t.Helper()
 	return startDaemonEnv(t, dir, nil, extra...)
@@ -78,7 +82,11 @@ func startDaemonEnv(t testing.TB, dir string, env []string, extra ...string) *da
 	deadline := time.After(15 * time.Second)
 	for {
 		if m := listeningLine.FindStringSubmatch(d.log.String()); m != nil {
-			d.sledURL, d.depotURL = "http://"+m[1], "http://"+m[2]
+			sled, depot, op := m[1], m[2], m[3]
+			if sled == "" {
+				sled, depot, op = m[4], m[5], m[6]
+			}
+			d.sledURL, d.depotURL, d.opURL = "http://"+sled, "http://"+depot, "http://"+op
 			break
 		}
 		select {
@@ -91,6 +99,7 @@ func startDaemonEnv(t testing.TB, dir string, env []string, extra ...string) *da
 	}
 	d.sled = client.New(d.sledURL, nil)
 	d.depot = client.New(d.depotURL, nil)
+	d.op = client.New(d.opURL, nil)
 	d.mirrors = []string{filepath.Join(dir, "m2a"), filepath.Join(dir, "m2b")}
 	return d
 }
@@ -104,7 +113,7 @@ func launch(t testing.TB, dir string, extra ...string) *daemon {
 // launchEnv is launch with extra environment variables.
 func launchEnv(t testing.TB, dir string, env []string, extra ...string) *daemon {
 	t.Helper()
-	args := append([]string{"--data", dir, "--listen", "127.0.0.1:0", "--depot-listen", "127.0.0.1:0"}, extra...)
+	args := append([]string{"--data", dir, "--listen", "127.0.0.1:0", "--depot-listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0"}, extra...)
 	d := &daemon{cmd: exec.Command(depotdBin, args...), log: &servertest.Buffer{}, exited: make(chan struct{})}
 	// A race-enabled daemon exits at once (not after the default 1 s) and
 	// fails loudly on the first race.
@@ -167,7 +176,7 @@ func TestDepotd_PutGetStop(t *testing.T) {
 	ctx := context.Background()
 	b := make([]byte, 3<<20)
 	rand.NewChaCha8([32]byte{1}).Read(b)
-	dg := store.Digest(sha256.Sum256(b))
+	dg := api.Digest(sha256.Sum256(b))
 	res, err := d.sled.PutArtifact(ctx, dg, bytes.NewReader(b), int64(len(b)))
 	if err != nil || res.Datasets != 2 || res.SuccessfulWrites != 2 {
 		t.Fatalf("put = %+v, %v", res, err)
@@ -262,7 +271,7 @@ func TestDepotd_BadSize(t *testing.T) {
 func TestDepotd_MaxArtifactSizeFlag(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), "--max-artifact-size", "1MiB", "--log-format", "text")
 	b := make([]byte, 1<<20+1)
-	dg := store.Digest(sha256.Sum256(b))
+	dg := api.Digest(sha256.Sum256(b))
 	_, err := d.sled.PutArtifact(context.Background(), dg, bytes.NewReader(b), int64(len(b)))
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Status != 413 {
@@ -272,13 +281,13 @@ func TestDepotd_MaxArtifactSizeFlag(t *testing.T) {
 }
 
 func TestDepotd_JSONLogs(t *testing.T) {
-	d := launch(t, t.TempDir(), "--log-format", "json")
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(d.log.String(), `"msg":"listening"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no JSON listening line:\n%s", d.log)
-		}
-		time.Sleep(10 * time.Millisecond)
+	d := startDaemon(t, t.TempDir(), "--log-format", "json")
+	if log := d.log.String(); !strings.Contains(log, `"msg":"listening"`) || strings.Contains(log, "msg=listening") {
+		t.Fatalf("no JSON listening line:\n%s", log)
+	}
+	// The daemon answers on the addresses its JSON line gave.
+	if _, err := d.sled.Status(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	d.cmd.Process.Signal(syscall.SIGINT)
 	if code := d.wait(t, 10*time.Second); code != 0 {
@@ -292,7 +301,7 @@ func TestDepotd_SIGTERMDrainsUpload(t *testing.T) {
 	d := startDaemon(t, t.TempDir())
 	body := make([]byte, 16<<20)
 	rand.NewChaCha8([32]byte{3}).Read(body)
-	dg := store.Digest(sha256.Sum256(body))
+	dg := api.Digest(sha256.Sum256(body))
 	upload := make(chan error, 1)
 	go func() {
 		_, err := d.sled.PutArtifact(context.Background(), dg, &slowReader{b: body, chunk: 1 << 20, pause: 20 * time.Millisecond}, int64(len(body)))
@@ -333,7 +342,7 @@ func TestDepotd_SIGKILLDuringUpload(t *testing.T) {
 	const size = 64 << 20
 	body := make([]byte, size)
 	rand.NewChaCha8([32]byte{2}).Read(body)
-	dg := store.Digest(sha256.Sum256(body))
+	dg := api.Digest(sha256.Sum256(body))
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
@@ -398,7 +407,7 @@ func checkNothingPartial(t *testing.T, d *daemon) {
 		h := sha256.New()
 		got, err := io.Copy(h, rc)
 		rc.Close()
-		if err != nil || got != n || store.Digest(h.Sum(nil)) != dg {
+		if err != nil || got != n || api.Digest(h.Sum(nil)) != dg {
 			t.Errorf("listed %s: read %d of %d bytes (%v), hash %x", dg, got, n, err, h.Sum(nil))
 		}
 	}
@@ -410,7 +419,7 @@ func checkNothingPartial(t *testing.T, d *daemon) {
 			rel, _ := filepath.Rel(m, p)
 			rel = filepath.ToSlash(rel)
 			switch {
-			case rel == "index.db", rel == "meta/artifacts-config.json":
+			case rel == "index.db", rel == "meta/artifacts-config.json", rel == "meta/.depot-mirror":
 			case artifactPath.MatchString(rel):
 				if _, ok := list[mustDigest(t, filepath.Base(rel))]; !ok {
 					t.Errorf("mirror %s holds %s, which is not listed", m, rel)
@@ -428,8 +437,8 @@ func checkNothingPartial(t *testing.T, d *daemon) {
 
 var artifactPath = regexp.MustCompile(`^artifacts/[0-9a-f]{2}/[0-9a-f]{64}$`)
 
-func mustDigest(t testing.TB, s string) store.Digest {
-	d, err := store.ParseDigest(s)
+func mustDigest(t testing.TB, s string) api.Digest {
+	d, err := api.ParseDigest(s)
 	if err != nil {
 		t.Fatal(err)
 	}

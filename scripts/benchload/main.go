@@ -21,8 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"depot/server/api"
 	"depot/server/client"
-	"depot/store"
 )
 
 func main() {
@@ -52,7 +52,7 @@ func main() {
 		}
 		return
 	}
-	digests := make([]store.Digest, *n)
+	digests := make([]api.Digest, *n)
 	for i, b := range blobs {
 		digests[i] = sha256.Sum256(b)
 	}
@@ -128,7 +128,7 @@ func main() {
 			if _, err := io.Copy(h, body); err != nil {
 				return err
 			}
-			if store.Digest(h.Sum(nil)) != digests[i] {
+			if api.Digest(h.Sum(nil)) != digests[i] {
 				return fmt.Errorf("artifact %d: wrong bytes", i)
 			}
 			return nil

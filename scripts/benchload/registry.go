@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"depot/store"
+	"depot/server/api"
 )
 
 // registry speaks the distribution registry's blob API, the peer that
@@ -23,7 +23,7 @@ type registry struct {
 	hc   *http.Client
 }
 
-func (r registry) put(ctx context.Context, d store.Digest, body []byte) error {
+func (r registry) put(ctx context.Context, d api.Digest, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.base+"/v2/"+r.name+"/blobs/uploads/", nil)
 	if err != nil {
 		return err
@@ -64,7 +64,7 @@ func (r registry) put(ctx context.Context, d store.Digest, body []byte) error {
 	return nil
 }
 
-func (r registry) get(ctx context.Context, d store.Digest) error {
+func (r registry) get(ctx context.Context, d api.Digest) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+"/v2/"+r.name+"/blobs/sha256:"+d.String(), nil)
 	if err != nil {
 		return err
@@ -82,7 +82,7 @@ func (r registry) get(ctx context.Context, d store.Digest) error {
 	if _, err := io.Copy(h, resp.Body); err != nil {
 		return err
 	}
-	if store.Digest(h.Sum(nil)) != d {
+	if api.Digest(h.Sum(nil)) != d {
 		return fmt.Errorf("blob %s: wrong bytes", d)
 	}
 	return nil

@@ -1,24 +1,25 @@
 // Package api is the wire contract of the sled and repo-depot HTTP APIs,
 // shared by the server and its Go client so the two cannot drift: the JSON
-// bodies, and the one table that maps domain errors to an HTTP status and an
-// error_code and back.
+// bodies, the error codes and one sentinel error per code. It imports only
+// the standard library, so a client links no domain package.
 //
 // # Basics
 //
-// The server calls [ForError] to turn whatever a handler returned into a
-// status, a code and a message; the client calls [ForCode] to turn a
-// response's error_code back into the sentinel the server matched, so
-// errors.Is(err, store.ErrHashMismatch) holds on both sides of the wire.
-// Several sentinels may share a code (NOT_FOUND: artifacts, copy jobs,
-// repositories, trust roots, sleds); ForCode returns the code's first
-// entry, and a client call that knows what it looked for narrows NOT_FOUND
-// to its own sentinel.
+// The bodies that carry domain values (Config, CopyJob, Repo,
+// ReplicationStatus, ...) mirror the depot and store types field for
+// field; the server converts into them, and its tests check that the
+// JSON is byte for byte the domain type's. Digest is the wire form of an
+// artifact's SHA-256.
+//
+// The client's errors unwrap to the sentinel of their error_code
+// (ErrForCode), so errors.Is(err, api.ErrHashMismatch) holds for a
+// HASH_MISMATCH answer.
 //
 // # Caveats
 //
-// Messages of 5xx entries are fixed text: the real error only goes to the
-// server's log. A 4xx message may be replaced per request with
-// [WithMessage]; entries marked Public (the depot and tuf errors, written
-// for operators) send the error's own text; nothing else of an error's
-// text reaches the client.
+// Which domain error becomes which code is the server's table
+// (server/errtable.go), not this package's. Several domain errors share a
+// code: every NOT_FOUND (artifact, copy job, repository, trust root, sled)
+// is ErrNotFound here; server/remote maps codes back to the depot and
+// store sentinels for the depot package's own callers.
 package api

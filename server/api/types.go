@@ -1,11 +1,6 @@
 package api
 
-import (
-	"time"
-
-	"depot/depot"
-	"depot/store"
-)
+import "time"
 
 // PutResult is the body of a successful PUT /artifacts/{sha256}.
 type PutResult struct {
@@ -20,29 +15,44 @@ type ListResponse struct {
 	// Generation is the sled's config generation, nil while it is unmanaged.
 	Generation *uint64 `json:"generation"`
 	// List maps every artifact to the number of mirrors holding it.
-	List map[store.Digest]int `json:"list"`
+	List map[Digest]int `json:"list"`
 }
 
 // StatusResponse is the body of GET /status.
 type StatusResponse struct {
-	Version    string               `json:"version"`
-	Mirrors    []store.MirrorStatus `json:"mirrors"`
-	Generation *uint64              `json:"generation"`
+	Version    string         `json:"version"`
+	Mirrors    []MirrorStatus `json:"mirrors"`
+	Generation *uint64        `json:"generation"`
+	// CatalogID is the catalog the config comes from ("" when it names
+	// none, or while unmanaged).
+	CatalogID string `json:"catalog_id,omitempty"`
 	// ConfiguredArtifacts is the number of artifacts in the config (nil
 	// while the sled is unmanaged).
 	ConfiguredArtifacts *int `json:"configured_artifacts,omitempty"`
 	// DepotURL is the base URL of the sled's repo-depot API, for peers.
-	DepotURL      string                `json:"depot_url"`
-	UptimeSeconds float64               `json:"uptime_seconds"`
-	Copies        depot.CopyCounts      `json:"copies"`
-	Reconciler    depot.ReconcileStatus `json:"reconciler"`
-	Scrub         store.ScrubStatus     `json:"scrub"`
+	DepotURL      string          `json:"depot_url"`
+	UptimeSeconds float64         `json:"uptime_seconds"`
+	Copies        CopyCounts      `json:"copies"`
+	Reconciler    ReconcileStatus `json:"reconciler"`
+	Scrub         ScrubStatus     `json:"scrub"`
+	// Auth says how the operator API authenticates callers: "bearer
+	// tokens", or "disabled (loopback)" in dev mode; absent without the
+	// coordinator role.
+	Auth string `json:"auth,omitempty"`
 }
 
 // List is the body of every listing of the operator API and of GET
 // /copies: {"items": [...]}, never null.
 type List[T any] struct {
 	Items []T `json:"items"`
+}
+
+// Page is one page of a paginated list of the operator API, as omicron's
+// ResultsPage: items, and next_page, the page_token for the rest (null
+// on the last page).
+type Page[T any] struct {
+	Items    []T     `json:"items"`
+	NextPage *string `json:"next_page"`
 }
 
 // CopyFromDepotRequest is the body of POST

@@ -1,20 +1,26 @@
 // Package client is the Go client of a sled's HTTP APIs, used by the
 // coordinator, by copy-from (to fetch from a peer's depot port) and by the
-// CLI. Error answers come back as *APIError values that unwrap to the same
-// sentinels the server matched (errors.Is(err, store.ErrHashMismatch)).
+// CLI. Error answers come back as *APIError values that unwrap to the
+// server/api sentinel of their error_code (errors.Is(err,
+// api.ErrHashMismatch)). It links no domain package: bodies are the types
+// of server/api.
 //
 // # Basics
 //
 // A Client talks to one base URL. The sled API (PutArtifact, GetConfig,
-// CopyFromDepot, Copies, Status, ...) and, on a coordinator, the operator
-// API (UploadRepo, Repos, TrustRoots, Sleds, ReplicationStatus, ...) live
-// on a daemon's --listen port; the repo-depot API (GetArtifact,
-// HeadArtifact) on its --depot-listen port, so a caller that needs both
-// makes two Clients; they may share one *http.Client.
+// CopyFromDepot, Copies, Status, ...) lives on a daemon's --listen port,
+// the operator API of a coordinator (UploadRepo, Repos, TrustRoots, Sleds,
+// ReplicationStatus, ...) on its --operator-listen port, and the
+// repo-depot API (GetArtifact, HeadArtifact) on its --depot-listen port:
+// a caller makes one Client per API; they may share one *http.Client
+// (NewHTTPClient, which speaks TLS with the daemon's certificates).
 //
-// Two adapters serve the depot package: Peer fetches artifacts from a
-// peer's repo-depot API for copy-from-depot jobs (depot.Peer), and
-// NewSledClient drives a sled for the coordinator (depot.SledClient).
+// Fetcher is the one outbound path of a sled: NewFetcher gives it the
+// SourcePolicy that every fetch and HEAD obeys (allowed sources, the
+// largest Content-Length, no redirects), and its errors carry nothing the
+// source sent. Package server/remote adapts a Fetcher to the depot
+// package's Peer (for copy-from-depot jobs) and a Client to its
+// SledClient (for the coordinator).
 //
 // # Caveats
 //
@@ -23,9 +29,9 @@
 // for StallTimeout (long-polls get their wait on top); and
 // DefaultHTTPClient bounds connecting.
 //
-// A 404 NOT_FOUND unwraps to the sentinel of what the call looks for
-// (depot.ErrRepoNotFound from Repo, depot.ErrCopyNotFound from Copy, ...),
-// and to store.ErrNotFound from the artifact calls.
+// Every 404 NOT_FOUND unwraps to api.ErrNotFound, whatever the call looked
+// for; server/remote maps codes back to domain sentinels for the depot
+// package's callers.
 package client
 
 import (
@@ -35,7 +41,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -44,6 +49,7 @@ import (
 	"sync"
 	"time"
 
+	"depot/depot/stall"
 	"depot/server/api"
 )
 
@@ -68,6 +74,9 @@ type Client struct {
 	// StallTimeout bounds the time without progress (waiting for the
 	// response counts as no progress); <= 0 disables the check.
 	StallTimeout time.Duration
+	// Token, if set, is sent as "Authorization: Bearer <Token>" with every
+	// request: set it only on a Client of the operator API.
+	Token string
 }
 
 // New returns a Client for baseURL ("http://host:port"). A nil httpClient
@@ -79,21 +88,14 @@ func New(baseURL string, httpClient *http.Client) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), hc: httpClient, StallTimeout: DefaultStallTimeout}
 }
 
-// DefaultHTTPClient returns an http.Client suited to sled traffic: a 5 s
-// connect timeout, no overall timeout (bodies are long), no proxy (sleds
-// talk on the rack network) and no transparent gzip (lengths must be the
-// artifact's).
-func DefaultHTTPClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Proxy = nil
-	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.DisableCompression = true
-	t.MaxIdleConnsPerHost = 16
-	return &http.Client{Transport: t}
-}
+// DefaultHTTPClient returns an http.Client suited to sled traffic:
+// NewHTTPClient(nil) (a 5 s connect timeout, no overall timeout, no proxy,
+// no transparent gzip, no redirects followed, https against the system
+// roots).
+func DefaultHTTPClient() *http.Client { return NewHTTPClient(nil) }
 
-// APIError is an error answer from the server. It unwraps to the sentinel
-// that the server mapped to Code (nil for a code this client does not know).
+// APIError is an error answer from the server. It unwraps to the server/api
+// sentinel of Code (nil for a code this client does not know).
 type APIError struct {
 	Status    int
 	Code      string
@@ -102,10 +104,6 @@ type APIError struct {
 	// RetryAfter is the Retry-After the server sent (429
 	// TOO_MANY_COPIES), or 0.
 	RetryAfter time.Duration
-
-	// sentinel, if set, is what the call maps Code to instead of the
-	// table's primary entry (a NOT_FOUND of Repo is ErrRepoNotFound).
-	sentinel error
 }
 
 func (e *APIError) Error() string {
@@ -116,17 +114,8 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("depot: %d %s: %s (request_id %s)", e.Status, code, e.Message, e.RequestID)
 }
 
-// Unwrap returns the sentinel for Code, so errors.Is works across the wire:
-// the one the call named for it, else the primary entry's of the table.
-func (e *APIError) Unwrap() error {
-	if e.sentinel != nil {
-		return e.sentinel
-	}
-	if en, ok := api.ForCode(e.Code); ok {
-		return en.Err
-	}
-	return nil
-}
+// Unwrap returns api.ErrForCode(Code), so errors.Is works across the wire.
+func (e *APIError) Unwrap() error { return api.ErrForCode(e.Code) }
 
 // errKeepBody tells do that onOK took ownership of the response body.
 var errKeepBody = errors.New("keep body")
@@ -146,8 +135,6 @@ type call struct {
 	// wait is the long-poll wait the server may take before answering,
 	// added to the stall budget.
 	wait time.Duration
-	// notFound, if set, is the sentinel a 404 NOT_FOUND maps to.
-	notFound error
 	// onOK reads a successful response (nil: ignore the body).
 	onOK func(*http.Response) error
 }
@@ -162,20 +149,20 @@ func decodeInto(v any) func(*http.Response) error {
 // every byte that moves, cancels the request when nothing moves for
 // StallTimeout (plus the call's wait).
 func (c *Client) do(ctx context.Context, k call) (err error) {
-	stall := c.StallTimeout
-	if stall > 0 && k.wait > 0 {
-		stall += k.wait
+	stallAfter := c.StallTimeout
+	if stallAfter > 0 && k.wait > 0 {
+		stallAfter += k.wait
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
-	w := newWatchdog(stall, cancel)
+	w := stall.New(stallAfter, func() { cancel(ErrStalled) })
 	keep := false
 	defer func() {
 		if !keep {
-			w.stop()
+			w.Stop()
 			cancel(nil)
 		}
 		if err != nil && errors.Is(context.Cause(ctx), ErrStalled) {
-			err = fmt.Errorf("%s %s: %w after %s without progress (%v)", k.method, k.path, ErrStalled, stall, err)
+			err = fmt.Errorf("%s %s: %w after %s without progress (%v)", k.method, k.path, ErrStalled, stallAfter, err)
 		}
 	}()
 
@@ -186,6 +173,9 @@ func (c *Client) do(ctx context.Context, k call) (err error) {
 	req, err := http.NewRequestWithContext(ctx, k.method, u, nil)
 	if err != nil {
 		return err
+	}
+	if c.Token != "" {
+		req.Header.Set(api.AuthorizationHeader, "Bearer "+c.Token)
 	}
 	body, size, ctype := k.body, k.size, k.contentType
 	if k.json != nil {
@@ -198,7 +188,7 @@ func (c *Client) do(ctx context.Context, k call) (err error) {
 	if body != nil {
 		// Our own reader: the transport must neither close the caller's
 		// reader nor guess the length from its type.
-		req.Body = io.NopCloser(progressReader{body, w})
+		req.Body = io.NopCloser(&stall.Reader{R: body, Progress: func(int) { w.Progress() }})
 		req.ContentLength = size
 		if size == 0 {
 			req.Body = http.NoBody
@@ -212,20 +202,16 @@ func (c *Client) do(ctx context.Context, k call) (err error) {
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", k.method, k.path, err)
 	}
-	w.progress()
+	w.Progress()
 	if !slices.Contains(k.want, resp.StatusCode) {
 		defer resp.Body.Close()
-		e := decodeError(resp)
-		if k.notFound != nil && e.Code == api.CodeNotFound {
-			e.sentinel = k.notFound
-		}
-		return e
+		return decodeError(resp)
 	}
 	if k.onOK == nil {
 		resp.Body.Close()
 		return nil
 	}
-	resp.Body = &progressBody{ReadCloser: resp.Body, ctx: ctx, w: w, done: func() { w.stop(); cancel(nil) }}
+	resp.Body = &progressBody{ReadCloser: resp.Body, ctx: ctx, w: w, done: func() { w.Stop(); cancel(nil) }}
 	if err := k.onOK(resp); err != nil {
 		if err == errKeepBody {
 			keep = true
@@ -271,60 +257,12 @@ func decodeJSON(r *http.Response, v any) error {
 	return nil
 }
 
-// watchdog cancels a request after d without progress. Safe for
-// concurrent use (the transport reads the request body while the caller
-// may already read the response).
-type watchdog struct {
-	mu    sync.Mutex
-	d     time.Duration
-	timer *time.Timer // nil when disabled
-}
-
-func newWatchdog(d time.Duration, cancel context.CancelCauseFunc) *watchdog {
-	w := &watchdog{d: d}
-	if d > 0 {
-		w.timer = time.AfterFunc(d, func() { cancel(ErrStalled) })
-	}
-	return w
-}
-
-func (w *watchdog) progress() {
-	if w.timer == nil {
-		return
-	}
-	w.mu.Lock()
-	w.timer.Reset(w.d)
-	w.mu.Unlock()
-}
-
-func (w *watchdog) stop() {
-	if w.timer == nil {
-		return
-	}
-	w.mu.Lock()
-	w.timer.Stop()
-	w.mu.Unlock()
-}
-
-type progressReader struct {
-	r io.Reader
-	w *watchdog
-}
-
-func (p progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	if n > 0 {
-		p.w.progress()
-	}
-	return n, err
-}
-
 // progressBody re-arms the watchdog as the response body is read, and
 // releases the request when closed.
 type progressBody struct {
 	io.ReadCloser
 	ctx  context.Context
-	w    *watchdog
+	w    *stall.Watchdog
 	once sync.Once
 	done func()
 }
@@ -332,7 +270,7 @@ type progressBody struct {
 func (p *progressBody) Read(b []byte) (int, error) {
 	n, err := p.ReadCloser.Read(b)
 	if n > 0 {
-		p.w.progress()
+		p.w.Progress()
 	}
 	if err != nil && err != io.EOF && errors.Is(context.Cause(p.ctx), ErrStalled) {
 		err = fmt.Errorf("read body: %w (%v)", ErrStalled, err)

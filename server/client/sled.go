@@ -8,9 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"depot/depot"
 	"depot/server/api"
-	"depot/store"
 )
 
 // This file holds the calls of the sled API (--listen) and of the
@@ -35,7 +33,7 @@ func waitQuery(wait time.Duration) url.Values {
 // PutArtifact uploads body as the artifact d: PUT /artifacts/{sha256} on
 // the sled API, without a generation (what an unmanaged sled takes). See
 // PutArtifactAt.
-func (c *Client) PutArtifact(ctx context.Context, d store.Digest, body io.Reader, size int64) (PutResult, error) {
+func (c *Client) PutArtifact(ctx context.Context, d api.Digest, body io.Reader, size int64) (PutResult, error) {
 	return c.PutArtifactAt(ctx, d, nil, body, size)
 }
 
@@ -43,7 +41,7 @@ func (c *Client) PutArtifact(ctx context.Context, d store.Digest, body io.Reader
 // generation (nil: none, for an unmanaged sled): PUT
 // /artifacts/{sha256}?generation=G. size is body's length, or -1 to send it
 // chunked. body is read to its end or until an error, and is not closed.
-func (c *Client) PutArtifactAt(ctx context.Context, d store.Digest, generation *uint64, body io.Reader, size int64) (PutResult, error) {
+func (c *Client) PutArtifactAt(ctx context.Context, d api.Digest, generation *uint64, body io.Reader, size int64) (PutResult, error) {
 	var res PutResult
 	err := c.do(ctx, call{
 		method: http.MethodPut, path: "/artifacts/" + d.String(), query: generationQuery(generation),
@@ -56,7 +54,7 @@ func (c *Client) PutArtifactAt(ctx context.Context, d store.Digest, generation *
 // It returns the body and its length (-1 if the server sent none); the
 // caller must close the body. The bytes are not checked against d here:
 // whoever stores them does that.
-func (c *Client) GetArtifact(ctx context.Context, d store.Digest) (io.ReadCloser, int64, error) {
+func (c *Client) GetArtifact(ctx context.Context, d api.Digest) (io.ReadCloser, int64, error) {
 	var rc io.ReadCloser
 	var size int64
 	err := c.do(ctx, call{
@@ -71,7 +69,7 @@ func (c *Client) GetArtifact(ctx context.Context, d store.Digest) (io.ReadCloser
 
 // HeadArtifact returns d's length without downloading it: HEAD
 // /artifact/sha256/{sha256} on the depot API.
-func (c *Client) HeadArtifact(ctx context.Context, d store.Digest) (int64, error) {
+func (c *Client) HeadArtifact(ctx context.Context, d api.Digest) (int64, error) {
 	var size int64
 	err := c.do(ctx, call{
 		method: http.MethodHead, path: "/artifact/sha256/" + d.String(), want: []int{http.StatusOK},
@@ -84,22 +82,22 @@ func (c *Client) HeadArtifact(ctx context.Context, d store.Digest) (int64, error
 }
 
 // DeleteArtifact removes d from the sled; nil when it was absent.
-// depot.ErrArtifactInConfig when the sled's config lists it.
-func (c *Client) DeleteArtifact(ctx context.Context, d store.Digest) error {
+// api.ErrArtifactInConfig when the sled's config lists it.
+func (c *Client) DeleteArtifact(ctx context.Context, d api.Digest) error {
 	return c.do(ctx, call{method: http.MethodDelete, path: "/artifacts/" + d.String(), want: []int{http.StatusNoContent}})
 }
 
 // ListArtifacts returns the sled's config generation (nil while unmanaged)
 // and every artifact with the number of mirrors holding it (with a config,
 // only configured artifacts).
-func (c *Client) ListArtifacts(ctx context.Context) (*uint64, map[store.Digest]int, error) {
+func (c *Client) ListArtifacts(ctx context.Context) (*uint64, map[api.Digest]int, error) {
 	var res api.ListResponse
 	err := c.do(ctx, call{method: http.MethodGet, path: "/artifacts", want: []int{http.StatusOK}, onOK: decodeInto(&res)})
 	if err != nil {
 		return nil, nil, err
 	}
 	if res.List == nil {
-		res.List = map[store.Digest]int{}
+		res.List = map[api.Digest]int{}
 	}
 	return res.Generation, res.List, nil
 }
@@ -111,20 +109,23 @@ func (c *Client) Status(ctx context.Context) (StatusResponse, error) {
 	return res, err
 }
 
-// GetConfig returns the sled's artifact config: GET /artifacts-config.
-// depot.ErrNoConfig while the sled is unmanaged.
-func (c *Client) GetConfig(ctx context.Context) (depot.Config, error) {
-	var cfg depot.Config
+// GetConfig returns the sled's artifact config: GET /artifacts-config,
+// with the catalog it comes from (CatalogID "" when it names none).
+// api.ErrNoConfig while the sled is unmanaged.
+func (c *Client) GetConfig(ctx context.Context) (api.Config, error) {
+	var cfg api.Config
 	err := c.do(ctx, call{method: http.MethodGet, path: "/artifacts-config", want: []int{http.StatusOK}, onOK: decodeInto(&cfg)})
 	return cfg, err
 }
 
-// PutConfig installs cfg: PUT /artifacts-config. The same generation with
-// the same set again is nil; a lower generation, or the same with another
-// set, is depot.ErrConfigGeneration.
-func (c *Client) PutConfig(ctx context.Context, cfg depot.Config) error {
+// PutConfig installs cfg: PUT /artifacts-config, with cfg.CatalogID as
+// catalog_id when set. The same generation with the same set again is
+// nil; a lower generation, or the same with another set, is
+// api.ErrConfigGeneration; a config from another catalog than the
+// sled's is api.ErrCatalogMismatch.
+func (c *Client) PutConfig(ctx context.Context, cfg api.Config) error {
 	if cfg.Artifacts == nil {
-		cfg.Artifacts = []store.Digest{}
+		cfg.Artifacts = []api.Digest{}
 	}
 	return c.do(ctx, call{method: http.MethodPut, path: "/artifacts-config", json: cfg, want: []int{http.StatusNoContent}})
 }
@@ -132,9 +133,9 @@ func (c *Client) PutConfig(ctx context.Context, cfg depot.Config) error {
 // CopyFromDepot asks the sled to copy d from the repo-depot API at
 // depotBaseURL in the background: POST /artifacts/{sha256}/copy-from-depot.
 // generation is the sled's config generation (nil for an unmanaged sled).
-// depot.ErrTooManyCopies (with APIError.RetryAfter) when the sled's copy
+// api.ErrTooManyCopies (with APIError.RetryAfter) when the sled's copy
 // limit is reached; follow the job with Copy.
-func (c *Client) CopyFromDepot(ctx context.Context, d store.Digest, generation *uint64, depotBaseURL string) error {
+func (c *Client) CopyFromDepot(ctx context.Context, d api.Digest, generation *uint64, depotBaseURL string) error {
 	return c.do(ctx, call{
 		method: http.MethodPost, path: "/artifacts/" + d.String() + "/copy-from-depot", query: generationQuery(generation),
 		json: api.CopyFromDepotRequest{DepotBaseURL: depotBaseURL}, want: []int{http.StatusAccepted},
@@ -143,20 +144,20 @@ func (c *Client) CopyFromDepot(ctx context.Context, d store.Digest, generation *
 
 // Copies returns the sled's copy jobs, running and recently finished,
 // newest first: GET /copies.
-func (c *Client) Copies(ctx context.Context) ([]depot.CopyJob, error) {
-	var res api.List[depot.CopyJob]
+func (c *Client) Copies(ctx context.Context) ([]api.CopyJob, error) {
+	var res api.List[api.CopyJob]
 	err := c.do(ctx, call{method: http.MethodGet, path: "/copies", want: []int{http.StatusOK}, onOK: decodeInto(&res)})
 	return res.Items, err
 }
 
 // Copy returns d's copy job: GET /copies/{sha256}. With wait > 0 the sled
 // answers as soon as a running job finishes, or when wait ends (capped at
-// 5 minutes by the server). depot.ErrCopyNotFound when d has no job.
-func (c *Client) Copy(ctx context.Context, d store.Digest, wait time.Duration) (depot.CopyJob, error) {
-	var job depot.CopyJob
+// 5 minutes by the server). api.ErrNotFound when d has no job.
+func (c *Client) Copy(ctx context.Context, d api.Digest, wait time.Duration) (api.CopyJob, error) {
+	var job api.CopyJob
 	err := c.do(ctx, call{
 		method: http.MethodGet, path: "/copies/" + d.String(), query: waitQuery(wait), wait: wait,
-		want: []int{http.StatusOK}, notFound: depot.ErrCopyNotFound, onOK: decodeInto(&job),
+		want: []int{http.StatusOK}, onOK: decodeInto(&job),
 	})
 	return job, err
 }
@@ -164,8 +165,8 @@ func (c *Client) Copy(ctx context.Context, d store.Digest, wait time.Duration) (
 // StartScrub asks the sled for a verify pass over every mirror now (one
 // already queued or running absorbs the request) and returns the scrub
 // status: POST /scrub.
-func (c *Client) StartScrub(ctx context.Context) (store.ScrubStatus, error) {
-	var st store.ScrubStatus
+func (c *Client) StartScrub(ctx context.Context) (api.ScrubStatus, error) {
+	var st api.ScrubStatus
 	err := c.do(ctx, call{method: http.MethodPost, path: "/scrub", want: []int{http.StatusAccepted}, onOK: decodeInto(&st)})
 	return st, err
 }

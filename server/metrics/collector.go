@@ -19,12 +19,14 @@ type sourceCollector struct {
 
 	configGeneration, configArtifacts *prometheus.Desc
 	copiesRunning, copiesLimit        *prometheus.Desc
+	copiesQueued, copiesQueueLimit    *prometheus.Desc
 	copiesTotal                       *prometheus.Desc
 	recRunning, recPasses             *prometheus.Desc
 	recDeleted, recFailed             *prometheus.Desc
 
 	replGeneration, replRunning, replActivations, replRequests *prometheus.Desc
 	replLastDuration, replLastFinished                         *prometheus.Desc
+	replSledInventory                                          *prometheus.Desc
 	repositories                                               *prometheus.Desc
 }
 
@@ -55,6 +57,8 @@ func newSourceCollector(src Sources) *sourceCollector {
 		configArtifacts:  d("config_artifacts", "Artifacts in the sled's config; absent while the sled is unmanaged."),
 		copiesRunning:    d("copies_running", "Copy-from-depot jobs running."),
 		copiesLimit:      d("copies_limit", "Copy-from-depot jobs allowed at once."),
+		copiesQueued:     d("copies_queued", "Accepted copy-from-depot jobs waiting for a running slot."),
+		copiesQueueLimit: d("copies_queue_limit", "Copy-from-depot jobs allowed to wait; one more is refused with TOO_MANY_COPIES."),
 		copiesTotal:      d("copies_total", "Copy-from-depot jobs since start-up by outcome (rejected: refused with TOO_MANY_COPIES).", "state"),
 		recRunning:       d("reconciler_running", "1 while a delete reconciler pass runs."),
 		recPasses:        d("reconciler_passes_total", "Delete reconciler passes since start-up."),
@@ -67,7 +71,9 @@ func newSourceCollector(src Sources) *sourceCollector {
 		replRequests:     d("replication_requests_total", "Requests the coordinator sent to sleds since start-up, by operation and result.", "op", "result"),
 		replLastDuration: d("replication_last_activation_duration_seconds", "Duration of the last finished replication activation."),
 		replLastFinished: d("replication_last_activation_timestamp_seconds", "Unix time the last replication activation finished."),
-		repositories:     d("repositories", "Repositories in the catalog by replication state.", "state"),
+		replSledInventory: d("replication_sled_last_inventory_timestamp_seconds",
+			"Unix time the coordinator last read a sled's inventory (0: never since start-up).", "sled"),
+		repositories: d("repositories", "Repositories in the catalog by replication state.", "state"),
 	}
 }
 
@@ -78,10 +84,10 @@ func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.mirrorHealthy, c.mirrorArtifacts, c.mirrorBytes, c.mirrorFree,
 		c.scrubRunning, c.scrubChecked, c.scrubArtifacts, c.scrubBytes,
 		c.scrubPasses, c.scrubCorrupt, c.scrubRepaired, c.scrubFailed,
-		c.configGeneration, c.configArtifacts, c.copiesRunning, c.copiesLimit, c.copiesTotal,
+		c.configGeneration, c.configArtifacts, c.copiesRunning, c.copiesLimit, c.copiesQueued, c.copiesQueueLimit, c.copiesTotal,
 		c.recRunning, c.recPasses, c.recDeleted, c.recFailed,
 		c.replGeneration, c.replRunning, c.replActivations, c.replRequests,
-		c.replLastDuration, c.replLastFinished, c.repositories,
+		c.replLastDuration, c.replLastFinished, c.replSledInventory, c.repositories,
 	} {
 		ch <- d
 	}
@@ -137,6 +143,8 @@ func (c *sourceCollector) collectSled(ch chan<- prometheus.Metric) {
 	}
 	gauge(ch, c.copiesRunning, float64(s.Copies.Running))
 	gauge(ch, c.copiesLimit, float64(s.Copies.Limit))
+	gauge(ch, c.copiesQueued, float64(s.Copies.Queued))
+	gauge(ch, c.copiesQueueLimit, float64(s.Copies.QueueLimit))
 	counter(ch, c.copiesTotal, float64(s.Copies.Succeeded), "succeeded")
 	counter(ch, c.copiesTotal, float64(s.Copies.Failed), "failed")
 	counter(ch, c.copiesTotal, float64(s.Copies.Rejected), "rejected")
@@ -162,6 +170,13 @@ func (c *sourceCollector) collectReplication(ch chan<- prometheus.Metric) {
 	if a := r.Last; a != nil && !a.Finished.IsZero() {
 		gauge(ch, c.replLastDuration, a.Finished.Sub(a.Started).Seconds())
 		gauge(ch, c.replLastFinished, float64(a.Finished.UnixNano())/1e9)
+	}
+	for _, sl := range r.Sleds {
+		var at float64
+		if !sl.LastInventory.IsZero() {
+			at = float64(sl.LastInventory.UnixNano()) / 1e9
+		}
+		gauge(ch, c.replSledInventory, at, sl.ID)
 	}
 }
 

@@ -311,7 +311,7 @@ func fakeSources() metrics.Sources {
 			return depot.SledStatus{
 				Generation: u64(7),
 				Artifacts:  intp(12),
-				Copies:     depot.CopyCounts{Running: 2, Limit: 4, Succeeded: 30, Failed: 1, Rejected: 5},
+				Copies:     depot.CopyCounts{Running: 2, Limit: 4, Queued: 3, QueueLimit: 64, Succeeded: 30, Failed: 1, Rejected: 5},
 				Reconciler: depot.ReconcileStatus{Passes: 9, TotalDeleted: 6, TotalFailed: 1},
 			}
 		},
@@ -390,6 +390,12 @@ depot_copies_running 2
 # HELP depot_copies_limit Copy-from-depot jobs allowed at once.
 # TYPE depot_copies_limit gauge
 depot_copies_limit 4
+# HELP depot_copies_queued Accepted copy-from-depot jobs waiting for a running slot.
+# TYPE depot_copies_queued gauge
+depot_copies_queued 3
+# HELP depot_copies_queue_limit Copy-from-depot jobs allowed to wait; one more is refused with TOO_MANY_COPIES.
+# TYPE depot_copies_queue_limit gauge
+depot_copies_queue_limit 64
 # HELP depot_copies_total Copy-from-depot jobs since start-up by outcome (rejected: refused with TOO_MANY_COPIES).
 # TYPE depot_copies_total counter
 depot_copies_total{state="failed"} 1

@@ -1,46 +1,32 @@
 package openapi
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
-
-	"github.com/getkin/kin-openapi/openapi3"
 )
 
 //go:embed openapi.yaml
 var spec []byte
 
-// Load parses the embedded document and validates it (doc.Validate). Each
-// call returns a new *openapi3.T, which the caller may modify. Safe for
-// concurrent use.
-func Load() (*openapi3.T, error) {
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromData(spec)
-	if err != nil {
-		return nil, fmt.Errorf("openapi: load openapi.yaml: %w", err)
-	}
-	if err := doc.Validate(loader.Context); err != nil {
-		return nil, fmt.Errorf("openapi: validate openapi.yaml: %w", err)
-	}
-	return doc, nil
-}
+// specJSON is openapi.yaml rendered as JSON. It is generated (go generate;
+// openapitest renders the YAML and its tests fail when the two differ) so
+// that the daemon serves the document without linking an OpenAPI library.
+//
+//go:embed openapi.json
+var specJSON []byte
 
-// JSON returns the document as JSON, for GET /openapi.json. Each call
-// renders it anew; the caller owns the slice.
-func JSON() ([]byte, error) {
-	doc, err := Load()
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(doc)
-	if err != nil {
-		return nil, fmt.Errorf("openapi: render JSON: %w", err)
-	}
-	return b, nil
-}
+//go:generate go test ./openapitest -run TestEmbeddedJSON -update
+
+// YAML returns the document as written (openapi.yaml). The caller owns the
+// slice.
+func YAML() []byte { return bytes.Clone(spec) }
+
+// JSON returns the document as JSON, for GET /openapi.json. The caller owns
+// the slice.
+func JSON() ([]byte, error) { return bytes.Clone(specJSON), nil }
 
 // Handler serves the document as JSON (Content-Type application/json) to
 // GET and HEAD; other methods get 405. The document is rendered once, when
@@ -90,27 +76,4 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg st
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(b)
 	}
-}
-
-// ErrorCodes returns the error codes the document lists (the enum of its
-// ErrorCode schema), in document order: a test of the server's error table
-// can check that both list the same codes.
-func ErrorCodes() ([]string, error) {
-	doc, err := Load()
-	if err != nil {
-		return nil, err
-	}
-	ref := doc.Components.Schemas["ErrorCode"]
-	if ref == nil || ref.Value == nil {
-		return nil, fmt.Errorf("openapi: the document has no ErrorCode schema")
-	}
-	codes := make([]string, 0, len(ref.Value.Enum))
-	for _, e := range ref.Value.Enum {
-		s, ok := e.(string)
-		if !ok {
-			return nil, fmt.Errorf("openapi: ErrorCode enum holds %v (%T), not a string", e, e)
-		}
-		codes = append(codes, s)
-	}
-	return codes, nil
 }

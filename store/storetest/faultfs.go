@@ -1,6 +1,7 @@
 // Package storetest holds fault-injecting file systems for tests of the
 // store and of everything built on it: a mirror that is read-only, full,
-// fails after N bytes, or flips a byte on read.
+// fails after N bytes, fails fsyncs, fails index updates, fails reads or
+// flips a byte on read, or a process that is out of file descriptors.
 package storetest
 
 import (
@@ -14,17 +15,44 @@ import (
 
 // Faults is what a FaultFS does wrong. The zero value does nothing wrong.
 type Faults struct {
-	// ReadOnly fails every create, write, rename and remove with EROFS.
+	// ReadOnly fails every create, write, mkdir, rename, remove and index
+	// update with EROFS.
 	ReadOnly bool
-	// NoSpace fails every write with ENOSPC.
+	// NoSpace fails every write and index update with ENOSPC.
 	NoSpace bool
 	// FailWritesAfter fails writes with EIO once this many bytes were
 	// written through the FS (counted from when it was set); 0 = never.
 	FailWritesAfter int64
+	// HangWrites, when not nil, blocks every write until it is closed: a
+	// disk that stops answering.
+	HangWrites chan struct{}
+	// FailSync fails every fsync, of files and of folders, with EIO.
+	FailSync bool
+	// FailIndex fails every index update with EIO.
+	FailIndex bool
+	// OpenErr, when not zero, fails every open (files, folders, the index)
+	// with it: EMFILE mimics a process out of descriptors, EIO a dead disk.
+	OpenErr syscall.Errno
 	// FlipOnRead flips the first byte of every read of an artifact file.
 	FlipOnRead bool
-	// FailReads fails every read with EIO.
+	// FailReads fails every read, and every folder listing, with EIO.
 	FailReads bool
+}
+
+// Kinds names one Faults value per kind of fault, for suites that run the
+// store under each in turn.
+func Kinds() map[string]Faults {
+	return map[string]Faults{
+		"read-only":       {ReadOnly: true},
+		"no-space":        {NoSpace: true},
+		"eio-after-write": {FailWritesAfter: 1},
+		"fsync-fails":     {FailSync: true},
+		"index-fails":     {FailIndex: true},
+		"open-eio":        {OpenErr: syscall.EIO},
+		"out-of-fds":      {OpenErr: syscall.EMFILE},
+		"flip-on-read":    {FlipOnRead: true},
+		"reads-fail":      {FailReads: true},
+	}
 }
 
 // FaultFS wraps a store.FS and breaks it as its Faults say. Safe for
@@ -36,7 +64,10 @@ type FaultFS struct {
 	written int64
 }
 
-var _ store.FS = (*FaultFS)(nil)
+var (
+	_ store.FS      = (*FaultFS)(nil)
+	_ store.IndexFS = (*FaultFS)(nil)
+)
 
 // New wraps the operating system's file system.
 func New() *FaultFS { return &FaultFS{FS: store.OSFS{}} }
@@ -55,10 +86,14 @@ func (f *FaultFS) get() Faults {
 	return f.faults
 }
 
-var errEROFS = &os.PathError{Op: "write", Path: "(fault)", Err: syscall.EROFS}
+const writeFlags = os.O_WRONLY | os.O_RDWR | os.O_CREATE | os.O_TRUNC | os.O_APPEND
 
 func (f *FaultFS) OpenFile(name string, flag int, perm os.FileMode) (store.File, error) {
-	if f.get().ReadOnly && flag&(os.O_WRONLY|os.O_RDWR|os.O_CREATE) != 0 {
+	faults := f.get()
+	if faults.OpenErr != 0 {
+		return nil, &os.PathError{Op: "open", Path: name, Err: faults.OpenErr}
+	}
+	if faults.ReadOnly && flag&writeFlags != 0 {
 		return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EROFS}
 	}
 	file, err := f.FS.OpenFile(name, flag, perm)
@@ -66,6 +101,35 @@ func (f *FaultFS) OpenFile(name string, flag int, perm os.FileMode) (store.File,
 		return nil, err
 	}
 	return &faultFile{File: file, fs: f}, nil
+}
+
+// OpenIndex opens a mirror's index file, failing as OpenFile does.
+func (f *FaultFS) OpenIndex(name string, flag int, perm os.FileMode) (*os.File, error) {
+	faults := f.get()
+	if faults.OpenErr != 0 {
+		return nil, &os.PathError{Op: "open", Path: name, Err: faults.OpenErr}
+	}
+	if faults.ReadOnly && flag&os.O_CREATE != 0 {
+		if _, err := os.Stat(name); err != nil {
+			return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EROFS}
+		}
+	}
+	return os.OpenFile(name, flag, perm)
+}
+
+// IndexUpdate fails an index transaction under ReadOnly, NoSpace and
+// FailIndex.
+func (f *FaultFS) IndexUpdate() error {
+	faults := f.get()
+	switch {
+	case faults.ReadOnly:
+		return &os.PathError{Op: "write", Path: "index", Err: syscall.EROFS}
+	case faults.NoSpace:
+		return &os.PathError{Op: "write", Path: "index", Err: syscall.ENOSPC}
+	case faults.FailIndex:
+		return &os.PathError{Op: "write", Path: "index", Err: syscall.EIO}
+	}
+	return nil
 }
 
 func (f *FaultFS) Rename(oldpath, newpath string) error {
@@ -82,6 +146,27 @@ func (f *FaultFS) Remove(name string) error {
 	return f.FS.Remove(name)
 }
 
+func (f *FaultFS) MkdirAll(name string, perm os.FileMode) error {
+	if f.get().ReadOnly {
+		if fi, err := os.Stat(name); err == nil && fi.IsDir() {
+			return nil // MkdirAll of an existing folder succeeds on a read-only mount
+		}
+		return &os.PathError{Op: "mkdir", Path: name, Err: syscall.EROFS}
+	}
+	return f.FS.MkdirAll(name, perm)
+}
+
+func (f *FaultFS) ReadDir(name string) ([]os.DirEntry, error) {
+	faults := f.get()
+	if faults.FailReads {
+		return nil, &os.PathError{Op: "readdirent", Path: name, Err: syscall.EIO}
+	}
+	if faults.OpenErr != 0 {
+		return nil, &os.PathError{Op: "open", Path: name, Err: faults.OpenErr}
+	}
+	return f.FS.ReadDir(name)
+}
+
 type faultFile struct {
 	store.File
 	fs *FaultFS
@@ -93,7 +178,7 @@ func (f *faultFile) Write(p []byte) (int, error) {
 	var fail error
 	switch {
 	case faults.ReadOnly:
-		fail = errEROFS
+		fail = &os.PathError{Op: "write", Path: f.Name(), Err: syscall.EROFS}
 	case faults.NoSpace:
 		fail = &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
 	case faults.FailWritesAfter > 0 && f.fs.written+int64(len(p)) > faults.FailWritesAfter:
@@ -106,7 +191,17 @@ func (f *faultFile) Write(p []byte) (int, error) {
 	if fail != nil {
 		return 0, fail
 	}
+	if faults.HangWrites != nil {
+		<-faults.HangWrites
+	}
 	return f.File.Write(p)
+}
+
+func (f *faultFile) Sync() error {
+	if f.fs.get().FailSync {
+		return &os.PathError{Op: "sync", Path: f.Name(), Err: syscall.EIO}
+	}
+	return f.File.Sync()
 }
 
 func (f *faultFile) Read(p []byte) (int, error) {
@@ -123,5 +218,6 @@ func (f *faultFile) Read(p []byte) (int, error) {
 
 // IsFault reports whether err came from an injected fault.
 func IsFault(err error) bool {
-	return errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EIO)
+	return errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EIO) ||
+		errors.Is(err, syscall.EMFILE)
 }
