@@ -60,6 +60,8 @@ type Sled struct {
 	managed   bool
 	protected map[store.Digest]int // see Protect
 
+	listing listing // GET /artifacts, encoded (ListJSON)
+
 	rec    reconciler
 	copies copyTracker
 

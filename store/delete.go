@@ -202,5 +202,6 @@ func (m *mirror) remove(d Digest) error {
 		delete(m.index, d)
 	}
 	m.mu.Unlock()
+	m.changed()
 	return nil
 }

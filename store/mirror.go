@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,6 +42,8 @@ type mirror struct {
 	fs          FS
 	log         *slog.Logger
 	lockTimeout time.Duration
+	changes     *atomic.Uint64 // the store's change counter (Store.Version)
+	commit      committer
 
 	mu        sync.RWMutex
 	db        *bolt.DB
@@ -65,6 +68,7 @@ func (m *mirror) setHealthy() {
 	m.mu.Lock()
 	m.healthy, m.lastErr, m.lastErrAt = true, "", time.Time{}
 	m.mu.Unlock()
+	m.changed()
 }
 
 func (m *mirror) artifactPath(d Digest) string {
@@ -123,6 +127,7 @@ func (m *mirror) open(ctx context.Context, create bool) error {
 	old := m.db
 	m.db, m.index, m.bytes, m.dbInode = db, index, total, ino
 	m.mu.Unlock()
+	m.changed()
 	if old != nil {
 		closeQuietly(old)
 	}
@@ -206,6 +211,7 @@ func (m *mirror) fail(op string, err error) {
 	m.lastErr = fmt.Sprintf("%s: %v", op, err)
 	m.lastErrAt = time.Now()
 	m.mu.Unlock()
+	m.changed()
 	if was {
 		m.log.Error("mirror unhealthy", "mirror", m.root, "op", op, "err", err)
 	}
@@ -234,6 +240,7 @@ func (m *mirror) putRecord(d Digest, r record) error {
 	m.index[d] = r
 	m.bytes += r.Size
 	m.mu.Unlock()
+	m.changed()
 	return nil
 }
 

@@ -25,6 +25,9 @@ type Store struct {
 
 	scrub scrubber
 
+	// changes counts changes to any mirror's index or health (Version).
+	changes atomic.Uint64
+
 	// tombMu orders the writing of tombstones (Delete) against their
 	// clearing (clearDoneTombstones).
 	tombMu sync.Mutex
@@ -74,7 +77,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		if opts.FS != nil {
 			fsys = opts.FS(root)
 		}
-		s.mirrors = append(s.mirrors, &mirror{root: root, fs: fsys, log: log, lockTimeout: timeout})
+		s.mirrors = append(s.mirrors, &mirror{root: root, fs: fsys, log: log, lockTimeout: timeout, changes: &s.changes})
 	}
 
 	// A new store writes every mirror's marker; once any mirror has one, a

@@ -129,8 +129,9 @@ func (m *mirror) createTemp(d Digest) (File, error) {
 	return m.fs.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 }
 
-// publish makes a verified temp file the artifact: fsync, rename into place,
-// fsync the folder, then index. The caller holds the digest's lock.
+// publish makes a verified temp file the artifact: fsync, rename into
+// place, fsync the folder, then index; the last two are shared with
+// concurrent writes (see commit.go). The caller holds the digest's lock.
 func (m *mirror) publish(f File, d Digest, size int64) error {
 	tmp := f.Name()
 	if err := f.Sync(); err != nil {
@@ -156,11 +157,11 @@ func (m *mirror) publish(f File, d Digest, size int64) error {
 	if err != nil {
 		return fmt.Errorf("rename %s: %w", tmp, err)
 	}
-	if err := syncDir(m.fs, filepath.Dir(final)); err != nil {
-		return fmt.Errorf("fsync folder of %s: %w", final, err)
+	if err := m.syncDirShared(filepath.Dir(final)); err != nil {
+		return err
 	}
 	now := time.Now()
-	return m.putRecord(d, record{Size: size, Added: now, Verified: now})
+	return m.indexShared(d, record{Size: size, Added: now, Verified: now})
 }
 
 // noMirrorErr sums up why no mirror took a write: ErrBusy if any failure
