@@ -22,10 +22,6 @@ func convert[T, U any](in []T, f func(T) U) []U {
 	return out
 }
 
-func wireDigests(ds []store.Digest) []api.Digest {
-	return convert(ds, func(d store.Digest) api.Digest { return api.Digest(d) })
-}
-
 func wireMirror(m store.MirrorStatus) api.MirrorStatus { return api.MirrorStatus(m) }
 
 func wireScrub(s store.ScrubStatus) api.ScrubStatus { return api.ScrubStatus(s) }
@@ -35,7 +31,7 @@ func wireCopyCounts(c depot.CopyCounts) api.CopyCounts { return api.CopyCounts(c
 func wireReconcile(r depot.ReconcileStatus) api.ReconcileStatus { return api.ReconcileStatus(r) }
 
 func wireConfig(c depot.Config) api.Config {
-	return api.Config{CatalogID: c.CatalogID, Generation: c.Generation, Artifacts: wireDigests(c.Artifacts)}
+	return api.Config{CatalogID: c.CatalogID, Generation: c.Generation, Artifacts: c.Artifacts}
 }
 
 func wireCopyJob(j depot.CopyJob) api.CopyJob {

@@ -1,13 +1,17 @@
 package store
 
-import "errors"
+import (
+	"errors"
+
+	"depot/store/digest"
+)
 
 // Errors returned by the store. Callers check them with errors.Is; the
 // returned errors wrap them with the operation and the object.
 var (
 	// ErrInvalidDigest is returned by ParseDigest for anything that is not
 	// 64 hex digits (either case).
-	ErrInvalidDigest = errors.New("invalid sha256 digest")
+	ErrInvalidDigest = digest.ErrInvalid
 
 	// ErrNotFound is returned by Open and Stat when no healthy mirror
 	// holds the artifact.

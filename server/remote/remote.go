@@ -104,19 +104,11 @@ func (s sledClient) GetConfig(ctx context.Context) (depot.Config, error) {
 	if err != nil {
 		return depot.Config{}, domainError(err, nil)
 	}
-	ds := make([]store.Digest, len(cfg.Artifacts))
-	for i, d := range cfg.Artifacts {
-		ds[i] = store.Digest(d)
-	}
-	return depot.Config{CatalogID: cfg.CatalogID, Generation: cfg.Generation, Artifacts: ds}, nil
+	return depot.Config{CatalogID: cfg.CatalogID, Generation: cfg.Generation, Artifacts: cfg.Artifacts}, nil
 }
 
 func (s sledClient) PutConfig(ctx context.Context, cfg depot.Config) error {
-	ds := make([]api.Digest, len(cfg.Artifacts))
-	for i, d := range cfg.Artifacts {
-		ds[i] = api.Digest(d)
-	}
-	return domainError(s.c.PutConfig(ctx, api.Config{CatalogID: cfg.CatalogID, Generation: cfg.Generation, Artifacts: ds}), nil)
+	return domainError(s.c.PutConfig(ctx, api.Config{CatalogID: cfg.CatalogID, Generation: cfg.Generation, Artifacts: cfg.Artifacts}), nil)
 }
 
 func (s sledClient) List(ctx context.Context) (map[store.Digest]int, error) {
@@ -124,11 +116,7 @@ func (s sledClient) List(ctx context.Context) (map[store.Digest]int, error) {
 	if err != nil {
 		return nil, domainError(err, store.ErrNotFound)
 	}
-	out := make(map[store.Digest]int, len(list))
-	for d, n := range list {
-		out[store.Digest(d)] = n
-	}
-	return out, nil
+	return list, nil
 }
 
 func (s sledClient) Info(ctx context.Context) (depot.SledInfo, error) {
