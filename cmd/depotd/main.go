@@ -3,7 +3,9 @@
 // the read-only repo-depot API (--depot-listen) and, on a coordinator, the
 // operator API (--operator-listen). This file is wiring only: flags,
 // logging, the store, the server, signals; listeners.go opens the
-// listeners.
+// listeners, operatorauth.go decides how the operator API authenticates,
+// flagtypes.go holds the flag types, stdlog.go routes the standard
+// library's log.
 package main
 
 import (
@@ -17,7 +19,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -401,144 +402,6 @@ func metricSources(st *store.Store, sled *depot.Sled, coordinator bool, coord **
 		return out
 	}
 	return src
-}
-
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (l *stringList) String() string { return strings.Join(*l, ",") }
-
-func (l *stringList) Set(s string) error {
-	if s == "" {
-		return errors.New("empty path")
-	}
-	*l = append(*l, s)
-	return nil
-}
-
-// byteSize is a size flag: plain bytes, or a number with a unit, binary
-// (KiB, MiB, GiB, TiB; also K, M, G, T) or decimal (KB, MB, GB, TB).
-type byteSize int64
-
-func (b *byteSize) String() string { return formatSize(int64(*b)) }
-
-func (b *byteSize) Set(s string) error {
-	n, err := parseSize(s)
-	if err != nil {
-		return err
-	}
-	*b = byteSize(n)
-	return nil
-}
-
-var units = []struct {
-	suffix string
-	mult   int64
-}{
-	// Longer suffixes first, so "GiB" is not read as "B".
-	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40},
-	{"B", 1},
-}
-
-func parseSize(s string) (int64, error) {
-	num, mult := strings.TrimSpace(s), int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(num, u.suffix) {
-			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%q is not a size: want a positive number of bytes, optionally with a unit (512MiB, 4GiB)", s)
-	}
-	if n > (1<<63-1)/mult {
-		return 0, fmt.Errorf("%q is too large", s)
-	}
-	return n * mult, nil
-}
-
-func formatSize(n int64) string {
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n >= u.mult && n%u.mult == 0 {
-			return strconv.FormatInt(n/u.mult, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(n, 10)
-}
-
-// checkOperatorAuth refuses, before anything is bound, an operator API on
-// a non-loopback address with no token configured: neither --tokens-file
-// nor a token in the catalog.
-func checkOperatorAuth(o options) error {
-	if !o.coordinator || o.tokensFile != "" || server.IsLoopback(o.operatorListen) {
-		return nil
-	}
-	plaintext := o.net.tlsCert == "" && o.net.operatorTLSCert == ""
-	if plaintext && !o.net.insecurePlaintext {
-		// Refused, more fundamentally, as plain HTTP off loopback when the
-		// listeners open: a token must never cross the network in clear.
-		return nil
-	}
-	path := o.catalog
-	if path == "" {
-		path = filepath.Join(o.data, "catalog.db")
-	}
-	has, err := depot.CatalogHasTokensAt(path)
-	if err != nil {
-		return fmt.Errorf("read tokens from the catalog: %w", err)
-	}
-	if !has {
-		return errNoTokens(o.operatorListen)
-	}
-	return nil
-}
-
-func errNoTokens(addr string) error {
-	return fmt.Errorf("the operator API would listen on %s, which is not loopback, with no token configured: "+
-		"give --tokens-file (lines \"NAME ROLE sha256:HEX\"; depotctl tokens file-line makes one), or listen on 127.0.0.1", addr)
-}
-
-// tokensFilePoll is how often the tokens file is checked for changes.
-const tokensFilePoll = 250 * time.Millisecond
-
-// operatorAuth reads --tokens-file (and keeps re-reading it until ctx is
-// done) and decides how the operator API authenticates: with tokens from
-// the file or the catalog; with none on a loopback operator listener, it
-// is open (dev mode, with a warning); with none elsewhere, depotd refuses
-// to start.
-func operatorAuth(ctx context.Context, o options, log *slog.Logger, cat *depot.Catalog) (*depot.TokenFile, error) {
-	var tokens *depot.TokenFile
-	if o.tokensFile != "" {
-		var err error
-		tokens, err = depot.OpenTokenFile(o.tokensFile, log)
-		if err != nil {
-			return nil, fmt.Errorf("--tokens-file: %w", err)
-		}
-		go tokens.Watch(ctx, tokensFilePoll)
-	}
-	inCatalog, err := cat.HasTokens()
-	if err != nil {
-		return nil, fmt.Errorf("read tokens from the catalog: %w", err)
-	}
-	if (tokens != nil && tokens.Len() > 0) || inCatalog {
-		return tokens, nil
-	}
-	if !server.IsLoopback(o.operatorListen) {
-		return nil, errNoTokens(o.operatorListen)
-	}
-	if tokens != nil {
-		log.Warn("the tokens file holds no token: every operator request is refused until one is added", "path", o.tokensFile)
-		return tokens, nil
-	}
-	log.Warn("operator API authentication disabled: no token is configured and the operator listener is on loopback (dev mode)",
-		"operator-listen", o.operatorListen)
-	return tokens, nil
 }
 
 // queuedCopies maps --max-queued-copies to SledOptions.MaxQueuedCopies,
