@@ -339,6 +339,13 @@ func raw(t testing.TB, addr, head string, body []byte) (net.Conn, *bufio.Reader)
 // do sends a plain HTTP request and returns the response with its body read.
 func do(t testing.TB, method, url string, body io.Reader, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
+	return doWith(t, http.DefaultClient, method, url, body, hdr...)
+}
+
+// doWith sends one request through hc (a validating client, say), with
+// hdr as name, value pairs, and returns the response and its whole body.
+func doWith(t testing.TB, hc *http.Client, method, url string, body io.Reader, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
@@ -346,14 +353,14 @@ func do(t testing.TB, method, url string, body io.Reader, hdr ...string) (*http.
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s %s: read body: %v", method, url, err)
 	}
 	return resp, b
 }

@@ -77,23 +77,7 @@ func TestOmicron_Conformance(t *testing.T) {
 	// vdo sends one request through the validating client.
 	vdo := func(method, u string, body io.Reader, hdr ...string) (*http.Response, []byte) {
 		t.Helper()
-		req, err := http.NewRequest(method, u, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, u, err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatalf("%s %s: read body: %v", method, u, err)
-		}
-		return resp, b
+		return doWith(t, hc, method, u, body, hdr...)
 	}
 	want := func(what string, resp *http.Response, body []byte, status int) {
 		t.Helper()

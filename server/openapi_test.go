@@ -42,20 +42,7 @@ func TestOpenAPI_Conformance(t *testing.T) {
 	// vdo sends a hand-made request through the validator.
 	vdo := func(method, url string, body io.Reader, hdr ...string) (*http.Response, []byte) {
 		t.Helper()
-		req, err := http.NewRequest(method, url, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, url, err)
-		}
-		defer resp.Body.Close()
-		rb, _ := io.ReadAll(resp.Body)
-		return resp, rb
+		return doWith(t, hc, method, url, body, hdr...)
 	}
 	want := func(what string, resp *http.Response, body []byte, status int) {
 		t.Helper()
