@@ -79,10 +79,13 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 		if uerr := c.undo(cctx, s, err); uerr != nil {
 			c.log.Error("undo failed upload", "saga", id, "err", uerr)
 		}
+		// Hidden until undo is over, so nothing it deletes was served.
+		c.local.Unstage(fresh(s))
 		c.log.Warn("upload refused", "saga", id, "file_name", fileName, "err", err)
 		return UploadResult{}, err
 	}
 	c.local.Unprotect(staged)
+	c.local.Unstage(fresh(s))
 	if err := c.cat.UpdateSaga(id, func(s *Saga) { s.Step = StepDone; s.SpoolPath = "" }); err != nil {
 		c.log.Error("mark saga done", "saga", id, "err", err)
 	}
@@ -146,10 +149,15 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 	for d := range want {
 		staged = append(staged, d)
 	}
-	if err := c.step(s, func(s *Saga) { s.Step = StepStage; s.SystemVersion = rec.SystemVersion; s.Staged = staged }); err != nil {
-		return UploadResult{}, nil, err
+	// Protected first, so the log says which were present already.
+	present := c.local.Protect(ctx, staged)
+	if err := c.step(s, func(s *Saga) {
+		s.Step = StepStage
+		s.SystemVersion = rec.SystemVersion
+		s.Staged, s.Present = staged, present
+	}); err != nil {
+		return UploadResult{}, staged, err
 	}
-	c.local.Protect(staged)
 	done := make(map[store.Digest]bool)
 	sp := &splitter{c: c, s: s, lim: c.tuf.Limits, staged: &staged}
 	err = repo.WalkTargets(ctx, func(t tuf.Target, body io.Reader) error {
@@ -222,6 +230,25 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 	c.log.Info("repository recorded", "system_version", got.SystemVersion, "generation", gen)
 	c.wantedChanged(ctx)
 	return UploadResult{Repo: got, Status: UploadInserted}, staged, nil
+}
+
+// fresh is what s staged that the sled did not hold before: what undo may
+// delete and what staging hides.
+func fresh(s Saga) []store.Digest {
+	if len(s.Present) == 0 {
+		return s.Staged
+	}
+	keep := make(map[store.Digest]bool, len(s.Present))
+	for _, d := range s.Present {
+		keep[d] = true
+	}
+	var out []store.Digest
+	for _, d := range s.Staged {
+		if !keep[d] {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func (c *Coordinator) step(s *Saga, fn func(*Saga)) error {
