@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"sync"
 	"time"
 
 	"depot/depot/randid"
@@ -94,6 +95,43 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 	return res, nil
 }
 
+// errSpoolRead is what tuf sees when reading the spool fails: the
+// archive is not at fault, and the failure's text (which names the spool's
+// path) must not reach the client as a check that failed.
+var errSpoolRead = errors.New("reading the upload's spool file failed")
+
+// spoolReader reads the spool for tuf and keeps the first read error, so
+// the upload reports it as the server's fault, not REPOSITORY_INVALID.
+type spoolReader struct {
+	f   *os.File
+	mu  sync.Mutex
+	err error
+}
+
+func (s *spoolReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := s.f.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		s.mu.Lock()
+		if s.err == nil {
+			s.err = err
+		}
+		s.mu.Unlock()
+		return n, errSpoolRead
+	}
+	return n, err
+}
+
+// failed returns the first read error, wrapped for the log and the status
+// (a 5xx, whose message is the server's own), or nil.
+func (s *spoolReader) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", errSpoolRead, s.err)
+}
+
 // runUpload does the saga's steps; s is kept up to date with the log.
 // staged is what it protected in the local sled (the caller releases it).
 func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, systemVersion string, body io.Reader, size int64, e *AuditEntry) (_ UploadResult, staged []store.Digest, _ error) {
@@ -126,8 +164,12 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 	for i, r := range roots {
 		docs[i] = r.Root
 	}
-	repo, err := tuf.Open(ctx, spool, n, docs, c.tuf)
+	sr := &spoolReader{f: spool}
+	repo, err := tuf.Open(ctx, sr, n, docs, c.tuf)
 	if err != nil {
+		if rerr := sr.failed(); rerr != nil {
+			return UploadResult{}, nil, rerr
+		}
 		return UploadResult{}, nil, invalid(err)
 	}
 	rec, composites, err := repoRecord(repo, hash, s.FileName, systemVersion)
@@ -184,6 +226,9 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 		return nil
 	})
 	if err != nil {
+		if rerr := sr.failed(); rerr != nil {
+			return UploadResult{}, staged, rerr
+		}
 		if errors.Is(err, tuf.ErrInvalid) {
 			return UploadResult{}, staged, invalid(err)
 		}
