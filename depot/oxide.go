@@ -201,6 +201,9 @@ func (c *Coordinator) readCabooses(ctx context.Context, arts []RepoArtifact) ([]
 			continue
 		}
 		cab, err := c.caboose(ctx, a.Hash)
+		if errors.Is(err, errLocalRead) {
+			return nil, fmt.Errorf("caboose of %s %s %s: %w", a.Kind, a.Name, a.Version, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s %s %s: %w", ErrRepoInvalid, a.Kind, a.Name, a.Version, err)
 		}
@@ -220,14 +223,19 @@ func (c *Coordinator) readCabooses(ctx context.Context, arts []RepoArtifact) ([]
 func (c *Coordinator) caboose(ctx context.Context, d store.Digest) (tuf.Caboose, error) {
 	b, err := c.local.openStaged(ctx, d)
 	if err != nil {
-		return tuf.Caboose{}, err
+		return tuf.Caboose{}, fmt.Errorf("%w: %w", errLocalRead, err)
 	}
 	defer b.File.Close()
 	ra, ok := b.File.(io.ReaderAt)
 	if !ok {
 		ra = &seekReaderAt{rs: b.File}
 	}
-	return tuf.ReadHubrisCaboose(ra, b.Size)
+	lr := &localReader{r: ra}
+	cab, err := tuf.ReadHubrisCaboose(lr, b.Size)
+	if rerr := lr.failed(); rerr != nil {
+		return tuf.Caboose{}, rerr
+	}
+	return cab, err
 }
 
 // seekReaderAt reads at offsets by seeking, for a store file that is not an

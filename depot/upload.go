@@ -95,41 +95,42 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 	return res, nil
 }
 
-// errSpoolRead is what tuf sees when reading the spool fails: the
-// archive is not at fault, and the failure's text (which names the spool's
-// path) must not reach the client as a check that failed.
-var errSpoolRead = errors.New("reading the upload's spool file failed")
+// errLocalRead is what tuf sees when reading a file of this server (the
+// spool, a staged artifact) fails: the archive is not at fault, and the
+// failure's text (which names the file's path) must not reach the client
+// as a check that failed.
+var errLocalRead = errors.New("reading a file on this server failed")
 
-// spoolReader reads the spool for tuf and keeps the first read error, so
+// localReader reads a local file for tuf and keeps the first read error, so
 // the upload reports it as the server's fault, not REPOSITORY_INVALID.
-type spoolReader struct {
-	f   *os.File
+type localReader struct {
+	r   io.ReaderAt
 	mu  sync.Mutex
 	err error
 }
 
-func (s *spoolReader) ReadAt(p []byte, off int64) (int, error) {
-	n, err := s.f.ReadAt(p, off)
+func (s *localReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := s.r.ReadAt(p, off)
 	if err != nil && err != io.EOF {
 		s.mu.Lock()
 		if s.err == nil {
 			s.err = err
 		}
 		s.mu.Unlock()
-		return n, errSpoolRead
+		return n, errLocalRead
 	}
 	return n, err
 }
 
 // failed returns the first read error, wrapped for the log and the status
 // (a 5xx, whose message is the server's own), or nil.
-func (s *spoolReader) failed() error {
+func (s *localReader) failed() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err == nil {
 		return nil
 	}
-	return fmt.Errorf("%w: %w", errSpoolRead, s.err)
+	return fmt.Errorf("%w: %w", errLocalRead, s.err)
 }
 
 // runUpload does the saga's steps; s is kept up to date with the log.
@@ -164,7 +165,7 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 	for i, r := range roots {
 		docs[i] = r.Root
 	}
-	sr := &spoolReader{f: spool}
+	sr := &localReader{r: spool}
 	repo, err := tuf.Open(ctx, sr, n, docs, c.tuf)
 	if err != nil {
 		if rerr := sr.failed(); rerr != nil {
