@@ -78,6 +78,13 @@ func killUploads(c config) (string, error) {
 	}
 	d := newCoordinator(c, "upload", "--trusted-root", root)
 	ctx := context.Background()
+	// One upload without a kill measures how long it takes here, so the
+	// kills land anywhere from the first bytes to just after the reply.
+	took, err := timedUpload(ctx, d, zip)
+	if err != nil {
+		return "", fmt.Errorf("upload without a kill: %w", err)
+	}
+	window := took + took/5
 	var acked, recorded, undone, corrupt int
 	for round := range c.opRounds {
 		if err := d.start(); err != nil {
@@ -89,11 +96,18 @@ func killUploads(c config) (string, error) {
 			_, err := op.UploadRepo(ctx, "repo.zip", "", &slowReader{b: zip, chunk: 1 << 20, pause: 5 * time.Millisecond}, int64(len(zip)))
 			done <- err
 		}()
-		time.Sleep(time.Duration(r.IntN(1500)) * time.Millisecond)
+		time.Sleep(time.Duration(r.Int64N(int64(window))))
 		d.kill()
-		ok := <-done == nil
+		uerr := <-done
+		ok := uerr == nil
 		if ok {
 			acked++
+		}
+		var apiErr *client.APIError
+		if errors.As(uerr, &apiErr) {
+			// The daemon answered: a refusal, not a kill.
+			d.kill()
+			return "", fmt.Errorf("round %d: upload refused: %w", round, uerr)
 		}
 		if err := d.start(); err != nil {
 			return "", fmt.Errorf("round %d restart: %w", round, err)
@@ -140,12 +154,34 @@ func killUploads(c config) (string, error) {
 			return "", fmt.Errorf("round %d: %w", round, err)
 		}
 	}
-	detail := fmt.Sprintf("%d rounds, %d acknowledged, %d recorded, %d undone, 0 half-recorded, %d corrupt files",
-		c.opRounds, acked, recorded, undone, corrupt)
+	detail := fmt.Sprintf("%d rounds (an upload takes %s, kills within %s), %d acknowledged, %d recorded, %d undone, 0 half-recorded, %d corrupt files",
+		c.opRounds, took.Round(time.Millisecond), window.Round(time.Millisecond), acked, recorded, undone, corrupt)
 	if corrupt > 0 {
 		return detail, errors.New("corrupt artifact files")
 	}
 	return detail, nil
+}
+
+// timedUpload uploads zip once, deletes it again and stops the daemon;
+// it returns how long the upload took.
+func timedUpload(ctx context.Context, d *daemon, zip []byte) (time.Duration, error) {
+	if err := d.start(); err != nil {
+		return 0, err
+	}
+	defer d.stop()
+	op := client.New(d.opURL(), nil)
+	start := time.Now()
+	if _, err := op.UploadRepo(ctx, "repo.zip", "", &slowReader{b: zip, chunk: 1 << 20, pause: 5 * time.Millisecond}, int64(len(zip))); err != nil {
+		return 0, err
+	}
+	took := time.Since(start)
+	if err := op.DeleteRepo(ctx, "1.0.0"); err != nil {
+		return 0, err
+	}
+	if !waitUntil(10*time.Second, func() bool { return filesTotal(d) == 0 }) {
+		return 0, fmt.Errorf("repository deleted, %d artifact files remain", filesTotal(d))
+	}
+	return took, nil
 }
 
 // killCopies: SIGKILL a sled while it copies artifacts from another daemon.
