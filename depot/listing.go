@@ -23,6 +23,7 @@ type listKey struct {
 	store   uint64
 	managed bool
 	gen     uint64
+	staging uint64 // what uploads' staging hides (see Protect)
 }
 
 // versioned is implemented by *store.Store; a store without it is listed
@@ -41,7 +42,7 @@ func (s *Sled) ListJSON(ctx context.Context) ([]byte, error) {
 			k.store = vs.Version()
 		}
 		s.mu.RLock()
-		k.managed, k.gen = s.managed, s.cfg.Generation
+		k.managed, k.gen, k.staging = s.managed, s.cfg.Generation, s.stagingVer
 		s.mu.RUnlock()
 		return k
 	}

@@ -171,13 +171,16 @@ func (sp *splitter) split(ctx context.Context, comp RepoArtifact, body io.Reader
 	for i, p := range pending {
 		digests[i] = p.Digest()
 	}
-	// Logged and protected before they are published, so undo finds them
-	// and the reconciler leaves them.
-	if err := sp.c.step(sp.s, func(s *Saga) { s.Staged = append(s.Staged, digests...) }); err != nil {
+	// Protected and logged before they are published, so the reconciler
+	// leaves them, undo finds them, and undo keeps those already present.
+	present := sp.c.local.Protect(ctx, digests)
+	*sp.staged = append(*sp.staged, digests...)
+	if err := sp.c.step(sp.s, func(s *Saga) {
+		s.Staged = append(s.Staged, digests...)
+		s.Present = append(s.Present, present...)
+	}); err != nil {
 		return err
 	}
-	sp.c.local.Protect(digests)
-	*sp.staged = append(*sp.staged, digests...)
 	for _, p := range pending {
 		if _, err := p.Commit(); err != nil {
 			return fmt.Errorf("stage %s part %s: %w", comp.Kind, p.Digest(), err)
@@ -198,6 +201,9 @@ func (c *Coordinator) readCabooses(ctx context.Context, arts []RepoArtifact) ([]
 			continue
 		}
 		cab, err := c.caboose(ctx, a.Hash)
+		if errors.Is(err, errLocalRead) {
+			return nil, fmt.Errorf("caboose of %s %s %s: %w", a.Kind, a.Name, a.Version, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s %s %s: %w", ErrRepoInvalid, a.Kind, a.Name, a.Version, err)
 		}
@@ -215,16 +221,21 @@ func (c *Coordinator) readCabooses(ctx context.Context, arts []RepoArtifact) ([]
 }
 
 func (c *Coordinator) caboose(ctx context.Context, d store.Digest) (tuf.Caboose, error) {
-	b, err := c.local.Open(ctx, d)
+	b, err := c.local.openStaged(ctx, d)
 	if err != nil {
-		return tuf.Caboose{}, err
+		return tuf.Caboose{}, fmt.Errorf("%w: %w", errLocalRead, err)
 	}
 	defer b.File.Close()
 	ra, ok := b.File.(io.ReaderAt)
 	if !ok {
 		ra = &seekReaderAt{rs: b.File}
 	}
-	return tuf.ReadHubrisCaboose(ra, b.Size)
+	lr := &localReader{r: ra}
+	cab, err := tuf.ReadHubrisCaboose(lr, b.Size)
+	if rerr := lr.failed(); rerr != nil {
+		return tuf.Caboose{}, rerr
+	}
+	return cab, err
 }
 
 // seekReaderAt reads at offsets by seeking, for a store file that is not an

@@ -11,6 +11,17 @@ import (
 // them, so before any config lists them. Protected artifacts are skipped by
 // the reconciler until their stager releases them; protections are counted,
 // since two uploads may stage the same artifact.
+//
+// An artifact an upload staged that the sled did not hold before is hidden
+// (not listed, not served) until the upload is recorded or undone, unless
+// the config wants it or someone PUT it meanwhile. Undo deletes only such
+// artifacts, so a copy written by hand before or during the upload stays.
+
+// stagingEntry is one digest that uploads staged while the sled lacked it.
+type stagingEntry struct {
+	n       int  // uploads that staged it fresh
+	claimed bool // written by a PUT or copy meanwhile: visible, and undo keeps it
+}
 
 // stagingStore is what an upload's staging and undo need from the store.
 type stagingStore interface {
@@ -18,16 +29,79 @@ type stagingStore interface {
 	Delete(ctx context.Context, d store.Digest) error
 }
 
-// Protect keeps ds from the reconciler until Release.
-func (s *Sled) Protect(ds []store.Digest) {
+// Protect keeps ds from the reconciler until Unprotect, and hides those
+// the sled does not hold yet (or holds only because another upload staged
+// them) until Unstage. It returns those already present: undo keeps them.
+func (s *Sled) Protect(ctx context.Context, ds []store.Digest) (present []store.Digest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.protected == nil {
 		s.protected = make(map[store.Digest]int)
 	}
+	if s.staging == nil {
+		s.staging = make(map[store.Digest]*stagingEntry)
+	}
 	for _, d := range ds {
 		s.protected[d]++
+		e := s.staging[d]
+		if e == nil {
+			if _, err := s.st.Stat(ctx, d); err == nil {
+				present = append(present, d)
+				continue
+			}
+			e = &stagingEntry{}
+			s.staging[d] = e
+		} else if e.claimed {
+			present = append(present, d)
+			continue
+		}
+		e.n++
 	}
+	if len(present) < len(ds) {
+		s.stagingVer++
+	}
+	return present
+}
+
+// Unstage ends the hiding of ds (what Protect did not report present),
+// once the upload that staged them is recorded or undone.
+func (s *Sled) Unstage(ds []store.Digest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range ds {
+		e := s.staging[d]
+		if e == nil {
+			continue
+		}
+		if e.n--; e.n <= 0 {
+			delete(s.staging, d)
+		}
+	}
+	s.stagingVer++
+}
+
+// claim marks d, just written by a PUT or copy, as no longer only staged.
+func (s *Sled) claim(d store.Digest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.staging[d]; e != nil && !e.claimed {
+		e.claimed = true
+		s.stagingVer++
+	}
+}
+
+// hiddenLocked reports whether d is only staged: written by an upload not
+// yet recorded, neither wanted by the config nor written by anyone else.
+// The caller holds mu.
+func (s *Sled) hiddenLocked(d store.Digest) bool {
+	e := s.staging[d]
+	return e != nil && !e.claimed && !(s.managed && s.wanted[d])
+}
+
+func (s *Sled) hidden(d store.Digest) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.hiddenLocked(d)
 }
 
 // Unprotect drops one protection of each of ds.
@@ -44,7 +118,8 @@ func (s *Sled) Unprotect(ds []store.Digest) {
 }
 
 // DropUnwanted deletes each of ds that is neither protected, nor in the
-// config, nor in keep: what an undone upload staged. Each is checked under
+// config, nor in keep, nor written by a PUT or copy since it was staged:
+// what an undone upload staged. Each is checked under
 // the read lock just before its unlink, as the reconciler does, so a config
 // or protection that arrived meanwhile wins. It returns the number deleted
 // and the first error.
@@ -57,7 +132,7 @@ func (s *Sled) DropUnwanted(ctx context.Context, ds []store.Digest, keep map[sto
 			continue
 		}
 		s.mu.RLock()
-		if s.protected[d] > 0 || (s.managed && s.wanted[d]) {
+		if s.protected[d] > 0 || (s.managed && s.wanted[d]) || (s.staging[d] != nil && s.staging[d].claimed) {
 			s.mu.RUnlock()
 			continue
 		}

@@ -101,7 +101,9 @@ func (c *Coordinator) Recovery() RecoveryStatus {
 	return st
 }
 
-// undo removes what a saga left before record and marks it undone. A live
+// undo removes what a saga left before record and marks it undone: what
+// it staged, except what the sled held already (Saga.Present) or a PUT
+// wrote meanwhile. A live
 // saga drops its own protections before calling (after a crash there are
 // none).
 func (c *Coordinator) undo(ctx context.Context, s Saga, cause error) error {
@@ -115,7 +117,7 @@ func (c *Coordinator) undo(ctx context.Context, s Saga, cause error) error {
 		if err != nil {
 			return err
 		}
-		if _, err := c.local.DropUnwanted(ctx, s.Staged, w.Artifacts); err != nil {
+		if _, err := c.local.DropUnwanted(ctx, fresh(s), w.Artifacts); err != nil {
 			return fmt.Errorf("undo saga %s: %w", s.ID, err)
 		}
 	}

@@ -35,9 +35,12 @@ type Saga struct {
 	ArchiveHash   *store.Digest  `json:"archive_hash,omitempty"`
 	SystemVersion string         `json:"system_version,omitempty"`
 	Staged        []store.Digest `json:"staged,omitempty"` // written before staging starts
-	Started       time.Time      `json:"started"`
-	Updated       time.Time      `json:"updated"`
-	Error         string         `json:"error,omitempty"`
+	// Present is what of Staged the sled already held (or a PUT wrote)
+	// when it was staged: undo keeps it.
+	Present []store.Digest `json:"present,omitempty"`
+	Started time.Time      `json:"started"`
+	Updated time.Time      `json:"updated"`
+	Error   string         `json:"error,omitempty"`
 }
 
 // Finished reports whether the saga needs no recovery.

@@ -59,6 +59,9 @@ type Sled struct {
 	wanted    map[store.Digest]bool
 	managed   bool
 	protected map[store.Digest]int // see Protect
+	staging   map[store.Digest]*stagingEntry
+	// stagingVer moves whenever what staging hides changes (listing key).
+	stagingVer uint64
 
 	listing listing // GET /artifacts, encoded (ListJSON)
 
@@ -274,7 +277,9 @@ func (s *Sled) Put(ctx context.Context, d store.Digest, gen *uint64, body io.Rea
 
 // afterWrite catches a write admitted under a config that has since dropped
 // its artifact: the reconciler pass may have run before the write landed.
+// It also claims d from any upload that staged it.
 func (s *Sled) afterWrite(d store.Digest) {
+	s.claim(d)
 	s.mu.RLock()
 	stray := s.managed && !s.wanted[d]
 	s.mu.RUnlock()
@@ -283,13 +288,26 @@ func (s *Sled) afterWrite(d store.Digest) {
 	}
 }
 
-// Open returns the artifact for reading; see store.Store.Open.
+// Open returns the artifact for reading; see store.Store.Open. An artifact
+// only staged by an upload not yet recorded is store.ErrNotFound.
 func (s *Sled) Open(ctx context.Context, d store.Digest) (*store.Blob, error) {
+	if s.hidden(d) {
+		return nil, fmt.Errorf("open %s: %w", d, store.ErrNotFound)
+	}
 	return s.st.Open(ctx, d)
 }
 
-// Stat returns what the store knows of d.
+// openStaged opens d even while only staged (an upload reads its own parts).
+func (s *Sled) openStaged(ctx context.Context, d store.Digest) (*store.Blob, error) {
+	return s.st.Open(ctx, d)
+}
+
+// Stat returns what the store knows of d; like Open, a staged-only d is
+// store.ErrNotFound.
 func (s *Sled) Stat(ctx context.Context, d store.Digest) (store.Info, error) {
+	if s.hidden(d) {
+		return store.Info{Digest: d}, fmt.Errorf("stat %s: %w", d, store.ErrNotFound)
+	}
 	return s.st.Stat(ctx, d)
 }
 
@@ -312,14 +330,15 @@ func (s *Sled) List(ctx context.Context) ([]store.Info, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if !s.managed {
+	if !s.managed && len(s.staging) == 0 {
 		return all, nil
 	}
 	out := all[:0]
 	for _, info := range all {
-		if s.wanted[info.Digest] {
-			out = append(out, info)
+		if s.managed && !s.wanted[info.Digest] || s.hiddenLocked(info.Digest) {
+			continue
 		}
+		out = append(out, info)
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"sync"
 	"time"
 
 	"depot/depot/randid"
@@ -79,16 +80,57 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 		if uerr := c.undo(cctx, s, err); uerr != nil {
 			c.log.Error("undo failed upload", "saga", id, "err", uerr)
 		}
+		// Hidden until undo is over, so nothing it deletes was served.
+		c.local.Unstage(fresh(s))
 		c.log.Warn("upload refused", "saga", id, "file_name", fileName, "err", err)
 		return UploadResult{}, err
 	}
 	c.local.Unprotect(staged)
+	c.local.Unstage(fresh(s))
 	if err := c.cat.UpdateSaga(id, func(s *Saga) { s.Step = StepDone; s.SpoolPath = "" }); err != nil {
 		c.log.Error("mark saga done", "saga", id, "err", err)
 	}
 	c.log.Info("upload done", "saga", id, "file_name", fileName, "system_version", res.Repo.SystemVersion,
 		"status", res.Status, "artifacts", len(res.Repo.Artifacts), "duration", time.Since(start).Round(time.Millisecond))
 	return res, nil
+}
+
+// errLocalRead is what tuf sees when reading a file of this server (the
+// spool, a staged artifact) fails: the archive is not at fault, and the
+// failure's text (which names the file's path) must not reach the client
+// as a check that failed.
+var errLocalRead = errors.New("reading a file on this server failed")
+
+// localReader reads a local file for tuf and keeps the first read error, so
+// the upload reports it as the server's fault, not REPOSITORY_INVALID.
+type localReader struct {
+	r   io.ReaderAt
+	mu  sync.Mutex
+	err error
+}
+
+func (s *localReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := s.r.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		s.mu.Lock()
+		if s.err == nil {
+			s.err = err
+		}
+		s.mu.Unlock()
+		return n, errLocalRead
+	}
+	return n, err
+}
+
+// failed returns the first read error, wrapped for the log and the status
+// (a 5xx, whose message is the server's own), or nil.
+func (s *localReader) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", errLocalRead, s.err)
 }
 
 // runUpload does the saga's steps; s is kept up to date with the log.
@@ -123,8 +165,12 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 	for i, r := range roots {
 		docs[i] = r.Root
 	}
-	repo, err := tuf.Open(ctx, spool, n, docs, c.tuf)
+	sr := &localReader{r: spool}
+	repo, err := tuf.Open(ctx, sr, n, docs, c.tuf)
 	if err != nil {
+		if rerr := sr.failed(); rerr != nil {
+			return UploadResult{}, nil, rerr
+		}
 		return UploadResult{}, nil, invalid(err)
 	}
 	rec, composites, err := repoRecord(repo, hash, s.FileName, systemVersion)
@@ -146,10 +192,15 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 	for d := range want {
 		staged = append(staged, d)
 	}
-	if err := c.step(s, func(s *Saga) { s.Step = StepStage; s.SystemVersion = rec.SystemVersion; s.Staged = staged }); err != nil {
-		return UploadResult{}, nil, err
+	// Protected first, so the log says which were present already.
+	present := c.local.Protect(ctx, staged)
+	if err := c.step(s, func(s *Saga) {
+		s.Step = StepStage
+		s.SystemVersion = rec.SystemVersion
+		s.Staged, s.Present = staged, present
+	}); err != nil {
+		return UploadResult{}, staged, err
 	}
-	c.local.Protect(staged)
 	done := make(map[store.Digest]bool)
 	sp := &splitter{c: c, s: s, lim: c.tuf.Limits, staged: &staged}
 	err = repo.WalkTargets(ctx, func(t tuf.Target, body io.Reader) error {
@@ -176,6 +227,9 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 		return nil
 	})
 	if err != nil {
+		if rerr := sr.failed(); rerr != nil {
+			return UploadResult{}, staged, rerr
+		}
 		if errors.Is(err, tuf.ErrInvalid) {
 			return UploadResult{}, staged, invalid(err)
 		}
@@ -222,6 +276,25 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 	c.log.Info("repository recorded", "system_version", got.SystemVersion, "generation", gen)
 	c.wantedChanged(ctx)
 	return UploadResult{Repo: got, Status: UploadInserted}, staged, nil
+}
+
+// fresh is what s staged that the sled did not hold before: what undo may
+// delete and what staging hides.
+func fresh(s Saga) []store.Digest {
+	if len(s.Present) == 0 {
+		return s.Staged
+	}
+	keep := make(map[store.Digest]bool, len(s.Present))
+	for _, d := range s.Present {
+		keep[d] = true
+	}
+	var out []store.Digest
+	for _, d := range s.Staged {
+		if !keep[d] {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func (c *Coordinator) step(s *Saga, fn func(*Saga)) error {

@@ -64,11 +64,20 @@ type envConfig struct {
 	minReplication int
 	// storeFS, if set, is the store's file system per mirror (faults).
 	storeFS func(root string) store.FS
+	// spool, if set, wraps the store as the coordinator's spooler.
+	spool func(*store.Store) depot.Spooler
 	// tuf is how the coordinator opens uploads.
 	tuf tuf.Options
 }
 
 type envOpt func(*envConfig)
+
+func spoolerOf(ec envConfig, st *store.Store) depot.Spooler {
+	if ec.spool != nil {
+		return ec.spool(st)
+	}
+	return st
+}
 
 // newEnv starts a server over a real depot.Sled on a real store with two
 // fresh mirrors (or over a fake, withFake), with the coordinator role if
@@ -130,7 +139,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 			}
 			closers = append(closers, cat.Close)
 			coord, err := depot.NewCoordinator(context.Background(), depot.CoordinatorOptions{
-				Catalog: cat, Local: svc, Spool: st, Logger: log, TUF: ec.tuf,
+				Catalog: cat, Local: svc, Spool: spoolerOf(ec, st), Logger: log, TUF: ec.tuf,
 			})
 			if err != nil {
 				closeAll()

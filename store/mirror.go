@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sync"
@@ -103,7 +102,7 @@ func (m *mirror) open(ctx context.Context, create bool) error {
 		return err
 	}
 	dbPath := filepath.Join(m.root, indexFile)
-	ino, err := inode(dbPath)
+	ino, err := m.inode(dbPath)
 	if err != nil {
 		// Without the inode a replaced folder could not be noticed.
 		closeQuietly(db)
@@ -247,7 +246,7 @@ func (m *mirror) putRecord(d Digest, r record) error {
 // vanished reports whether the mirror's index file is gone or replaced: the
 // directory was removed (and perhaps made again) under the running daemon.
 func (m *mirror) vanished() bool {
-	ino, err := inode(filepath.Join(m.root, indexFile))
+	ino, err := m.inode(filepath.Join(m.root, indexFile))
 	if err != nil {
 		return true
 	}
@@ -298,8 +297,9 @@ func (m *mirror) status() MirrorStatus {
 	return st
 }
 
-func inode(path string) (uint64, error) {
-	fi, err := os.Stat(path)
+// inode is the inode number of path, read through the mirror's FS.
+func (m *mirror) inode(path string) (uint64, error) {
+	fi, err := m.fs.Stat(path)
 	if err != nil {
 		return 0, err
 	}

@@ -481,3 +481,22 @@ func TestStore_Put_HungMirrorDoesNotHangCancellation(t *testing.T) {
 		t.Fatal("put still hangs 30 s after its context was cancelled")
 	}
 }
+
+// Item 5: an index inode that cannot be read leaves the mirror out with its
+// reason (vanish detection needs it), and the store serves from the rest.
+func TestStore_Open_FailedInodeReadLeavesMirrorOut(t *testing.T) {
+	dir := t.TempDir()
+	mirrors := []string{filepath.Join(dir, "m2a"), filepath.Join(dir, "m2b")}
+	openStore(t, mirrors, nil).Close()
+	faults := map[string]*storetest.FaultFS{mirrors[1]: storetest.New()}
+	faults[mirrors[1]].Set(storetest.Faults{FailStatOf: "index.db"})
+	s := openStore(t, mirrors, faults)
+	st := s.Mirrors()
+	if !st[0].Healthy || st[1].Healthy || !strings.Contains(st[1].LastError, "stat index") {
+		t.Fatalf("status = %+v, want m2a healthy, m2b unhealthy for its index inode", st)
+	}
+	data, d := blob(100, 11)
+	if res, err := s.Put(context.Background(), d, bytes.NewReader(data), -1); err != nil || res.SuccessfulWrites != 1 {
+		t.Fatalf("put = %+v, %v", res, err)
+	}
+}

@@ -1,12 +1,13 @@
 // Command chaos runs depotd through an operator's worst week on loopback:
-// SIGKILL during concurrent writes, a mirror removed and re-created under
+// SIGKILL during concurrent writes, repository uploads, copies between two
+// daemons and config changes, a mirror removed and re-created under
 // load, a corrupted index, a mirror that fills up or turns read-only
 // (long mode, as root), and mixed load. Every scenario is bounded in
 // rounds and time and talks only to 127.0.0.1. It prints its figures and a
 // final "N passed, M failed" line, and exits non-zero on any failure.
 //
 //	go run ./scripts/chaos -short   # CI: ~1 minute
-//	go run ./scripts/chaos          # people: 100 kill rounds, 64 clients for 60 s
+//	go run ./scripts/chaos          # people: 100 rounds of each kill loop, 64 clients for 60 s
 package main
 
 import (
@@ -36,6 +37,7 @@ import (
 type config struct {
 	short      bool
 	rounds     int
+	opRounds   int // kill rounds during uploads, copies and config changes
 	writers    int
 	maxSize    int
 	clients    int
@@ -49,15 +51,17 @@ type config struct {
 
 func main() {
 	var c config
-	flag.BoolVar(&c.short, "short", false, "CI mode: 10 kill rounds, 4 MiB artifacts, 16 clients for 8 s")
+	flag.BoolVar(&c.short, "short", false, "CI mode: 10 write-kill rounds, 3 upload/copy/config kill rounds, 4 MiB artifacts, 16 clients for 8 s")
 	flag.StringVar(&c.work, "dir", "", "work folder (default: a new temp folder, removed at the end)")
 	flag.StringVar(&c.depotd, "depotd", "", "depotd binary (default: built from this tree)")
 	flag.Uint64Var(&c.seed, "seed", uint64(time.Now().UnixNano()), "random seed")
 	flag.StringVar(&c.only, "only", "", "run only the scenario of this name")
 	flag.Parse()
 	c.rounds, c.writers, c.maxSize, c.clients, c.loadFor = 100, 8, 16<<20, 64, 60*time.Second
+	c.opRounds = 100
 	if c.short {
 		c.rounds, c.maxSize, c.clients, c.loadFor = 10, 4<<20, 16, 8*time.Second
+		c.opRounds = 3
 	}
 	c.rootFaults = !c.short && os.Geteuid() == 0
 	os.Exit(run(c))
@@ -94,6 +98,9 @@ func run(c config) int {
 		fn   func(config) (string, error)
 	}{
 		{"sigkill-during-writes", killLoop},
+		{"sigkill-during-uploads", killUploads},
+		{"sigkill-during-copies", killCopies},
+		{"sigkill-during-config-changes", killConfigs},
 		{"mirror-removed-and-recreated", mirrorRemoved},
 		{"index-corrupted", indexCorrupted},
 		{"mirror-full-and-read-only", mirrorFullReadOnly},
@@ -136,6 +143,9 @@ func run(c config) int {
 type daemon struct {
 	bin, data string
 	addr      string
+	depotAddr string // fixed across restarts, so a peer's URL stays valid
+	opAddr    string // operator API, for a coordinator (coord)
+	coord     bool
 	args      []string
 	cmd       *exec.Cmd
 	exited    chan struct{} // closed when cmd has exited
@@ -153,8 +163,19 @@ func freeAddr() string {
 
 func newDaemon(c config, name string, args ...string) *daemon {
 	data := filepath.Join(c.work, name)
-	return &daemon{bin: c.depotd, data: data, addr: freeAddr(), args: args}
+	return &daemon{bin: c.depotd, data: data, addr: freeAddr(), depotAddr: freeAddr(), args: args}
 }
+
+// newCoordinator is a daemon that runs the coordinator, with its operator
+// API on its own loopback listener.
+func newCoordinator(c config, name string, args ...string) *daemon {
+	d := newDaemon(c, name, args...)
+	d.coord, d.opAddr = true, freeAddr()
+	return d
+}
+
+func (d *daemon) depotURL() string { return "http://" + d.depotAddr }
+func (d *daemon) opURL() string    { return "http://" + d.opAddr }
 
 func (d *daemon) url(p string) string { return "http://" + d.addr + p }
 
@@ -168,7 +189,13 @@ func (d *daemon) start() error {
 	if err != nil {
 		return err
 	}
-	args := append([]string{"--data", d.data, "--listen", d.addr, "--depot-listen", freeAddr(), "--coordinator=false"}, d.args...)
+	args := []string{"--data", d.data, "--listen", d.addr, "--depot-listen", d.depotAddr}
+	if d.coord {
+		args = append(args, "--operator-listen", d.opAddr)
+	} else {
+		args = append(args, "--coordinator=false")
+	}
+	args = append(args, d.args...)
 	d.cmd = exec.Command(d.bin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.logf = logf

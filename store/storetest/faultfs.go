@@ -7,6 +7,7 @@ package storetest
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 
@@ -37,6 +38,9 @@ type Faults struct {
 	FlipOnRead bool
 	// FailReads fails every read, and every folder listing, with EIO.
 	FailReads bool
+	// FailStatOf fails, with EIO, every Stat of a path with this base name
+	// (e.g. "index.db": the index inode that vanish detection reads).
+	FailStatOf string
 }
 
 // Kinds names one Faults value per kind of fault, for suites that run the
@@ -84,6 +88,14 @@ func (f *FaultFS) get() Faults {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.faults
+}
+
+// Stat is the wrapped Stat, failed as FailStatOf says.
+func (f *FaultFS) Stat(name string) (os.FileInfo, error) {
+	if of := f.get().FailStatOf; of != "" && filepath.Base(name) == of {
+		return nil, &os.PathError{Op: "stat", Path: name, Err: syscall.EIO}
+	}
+	return f.FS.Stat(name)
 }
 
 const writeFlags = os.O_WRONLY | os.O_RDWR | os.O_CREATE | os.O_TRUNC | os.O_APPEND
