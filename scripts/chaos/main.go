@@ -153,13 +153,30 @@ type daemon struct {
 }
 
 func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+	handedOut.mu.Lock()
+	defer handedOut.mu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		// The kernel may hand a port it just freed out again: never give
+		// the same one to two listeners (a daemon's own three, or two
+		// daemons), or one of them fails to start.
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
+
+// handedOut is every address freeAddr returned in this run.
+var handedOut = struct {
+	mu    sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
 
 func newDaemon(c config, name string, args ...string) *daemon {
 	data := filepath.Join(c.work, name)
@@ -217,8 +234,9 @@ func (d *daemon) start() error {
 		}
 		select {
 		case <-d.exited:
+			name := d.logf.Name()
 			d.kill()
-			return fmt.Errorf("depotd exited at start-up (log: %s)", d.logf.Name())
+			return fmt.Errorf("depotd exited at start-up (log: %s): %s", name, lastLine(name))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -898,4 +916,15 @@ func mixedLoad(c config) (string, error) {
 		return detail, errors.New("unexpected errors, missing artifacts or deletes undone")
 	}
 	return detail, checkConsistent(d)
+}
+
+// lastLine is the last line of a log file, for an error that the work
+// folder's removal would otherwise take with it.
+func lastLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(no log)"
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
 }
