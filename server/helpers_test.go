@@ -23,6 +23,7 @@ import (
 	"depot/server/api"
 	"depot/server/client"
 	"depot/server/metrics"
+	"depot/server/openapi/openapitest"
 	"depot/server/remote"
 	"depot/server/servertest"
 	"depot/store"
@@ -433,4 +434,16 @@ var operatorRequests = []operatorRequest{
 	{"GET", "/v1/tokens", ""},
 	{"POST", "/v1/tokens", `{"name":"x","role":"viewer"}`},
 	{"DELETE", "/v1/tokens/x", ""},
+}
+
+// validating returns a validator of Depot's OpenAPI document, a transport
+// that checks every exchange against it, and a client over that transport.
+func validating(t testing.TB) (*openapitest.Validator, *openapitest.CheckingTransport, *http.Client) {
+	t.Helper()
+	v, err := openapitest.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := v.Transport(client.DefaultHTTPClient().Transport)
+	return v, ct, &http.Client{Transport: ct}
 }

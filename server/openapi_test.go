@@ -14,7 +14,6 @@ import (
 	"depot/depot"
 	"depot/server/api"
 	"depot/server/client"
-	"depot/server/openapi/openapitest"
 	"depot/server/remote"
 )
 
@@ -25,12 +24,7 @@ import (
 // copy jobs' to their peers included) checked against the document.
 func TestOpenAPI_Conformance(t *testing.T) {
 	t.Parallel()
-	v, err := openapitest.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ct := v.Transport(client.DefaultHTTPClient().Transport)
-	hc := &http.Client{Transport: ct}
+	v, ct, hc := validating(t)
 	ctx := context.Background()
 
 	coord := newEnv(t, withCoordinator(), withMetrics(), withTransport(ct), withMinReplication(2),
@@ -60,7 +54,7 @@ func TestOpenAPI_Conformance(t *testing.T) {
 	// --- sled API, on b (unmanaged, then managed) -----------------------
 	data, d := blob(t, 64<<10)
 	_, absent := blob(t, 1)
-	_, err = b.sled.GetConfig(ctx) // 404 NO_CONFIG
+	_, err := b.sled.GetConfig(ctx) // 404 NO_CONFIG
 	if !errors.Is(err, api.ErrNoConfig) {
 		t.Fatalf("GetConfig: %v", err)
 	}

@@ -11,8 +11,6 @@ import (
 
 	"github.com/klauspost/compress/zip"
 
-	"depot/server/client"
-	"depot/server/openapi/openapitest"
 	"depot/tuf"
 	"depot/tuf/tuftest"
 )
@@ -22,12 +20,7 @@ import (
 // against the OpenAPI document.
 func TestOperator_UploadRepo_Oxide(t *testing.T) {
 	t.Parallel()
-	v, err := openapitest.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ct := v.Transport(client.DefaultHTTPClient().Transport)
-	hc := &http.Client{Transport: ct}
+	_, ct, hc := validating(t)
 	e := newEnv(t, withCoordinator(), withTransport(ct), withTUF(tuf.Options{AllowExpired: true}))
 	put := func(name string, archive []byte) (*http.Response, []byte) {
 		t.Helper()
