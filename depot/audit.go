@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"depot/depot/auditchain"
 )
 
@@ -17,8 +15,9 @@ import (
 // the 32-byte hash followed by the record's canonical JSON body (see
 // package auditchain). Records are appended inside the transaction of the
 // change they describe, so a change without its record cannot be
-// committed; bbolt runs one write transaction at a time, which serialises
-// the chain's head.
+// committed; catalog transactions are serialisable (bbolt runs one writer
+// at a time; on etcd a transaction commits only if nothing committed
+// since its first read), which serialises the chain's head.
 var bucketAudit = []byte("audit")
 
 // AuditEntry describes one operator request for the audit log: who, from
@@ -74,14 +73,14 @@ type AuditRecord struct {
 // appendAudit appends e's record in tx. Callers pass a nil e for changes
 // that no request made (flags at start-up, saga recovery): those append
 // nothing.
-func (c *Catalog) appendAudit(tx *bolt.Tx, e *AuditEntry) error {
+func (c *Catalog) appendAudit(tx kvTx, e *AuditEntry) error {
 	if e == nil {
 		return nil
 	}
 	b := tx.Bucket(bucketAudit)
 	var prev auditchain.Hash
 	var seq uint64 = 1
-	if k, v := b.Cursor().Last(); k != nil {
+	if k, v := b.Last(); k != nil {
 		if len(k) != 8 || len(v) < 32 {
 			return fmt.Errorf("append audit record: the last record (key %x) is malformed", k)
 		}
@@ -116,7 +115,7 @@ func (c *Catalog) appendAudit(tx *bolt.Tx, e *AuditEntry) error {
 // nothing (refused, failed, or with nothing to do) and actions outside the
 // catalog (a replication activation). It returns the record's seq.
 func (c *Catalog) AppendAudit(e *AuditEntry) (uint64, error) {
-	if err := c.db.Update(func(tx *bolt.Tx) error { return c.appendAudit(tx, e) }); err != nil {
+	if err := c.kv.update(func(tx kvTx) error { return c.appendAudit(tx, e) }); err != nil {
 		return 0, err
 	}
 	return e.seq, nil
@@ -134,14 +133,14 @@ func (c *Catalog) Audit(since uint64, limit int) ([]AuditRecord, uint64, error) 
 	}
 	var out []AuditRecord
 	var head uint64
-	err := c.db.View(func(tx *bolt.Tx) error {
-		cur := tx.Bucket(bucketAudit).Cursor()
-		if k, _ := cur.Last(); k != nil {
+	err := c.kv.view(func(tx kvTx) error {
+		b := tx.Bucket(bucketAudit)
+		if k, _ := b.Last(); k != nil {
 			head = binary.BigEndian.Uint64(k)
 		}
 		var start [8]byte
 		binary.BigEndian.PutUint64(start[:], since+1)
-		for k, v := cur.Seek(start[:]); k != nil && len(out) < limit; k, v = cur.Next() {
+		return b.Scan(start[:], limit, func(k, v []byte) error {
 			if len(k) != 8 || len(v) < 32+2 {
 				return fmt.Errorf("audit record %x is malformed", k)
 			}
@@ -149,8 +148,8 @@ func (c *Catalog) Audit(since uint64, limit int) ([]AuditRecord, uint64, error) 
 			copy(h[:], v[:32])
 			// Values die with the transaction: Line copies the body.
 			out = append(out, AuditRecord{Seq: binary.BigEndian.Uint64(k), Line: auditchain.Line(v[32:], h)})
-		}
-		return nil
+			return nil
+		})
 	})
 	return out, head, err
 }

@@ -6,19 +6,16 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
-
 	"depot/store"
 )
 
-// The coordinator's catalog is a bbolt file. Buckets:
+// The coordinator's catalog is a set of buckets (catalogkv.go keeps them in
+// a bbolt file or in etcd):
 //
 //	repos        system_version → Repo (JSON)
 //	trust_roots  id → TrustRoot (JSON)
@@ -79,50 +76,43 @@ type TrustRoot struct {
 	Root        json.RawMessage `json:"root_role"`
 }
 
-// Catalog is the coordinator's durable state. Safe for concurrent use.
+// Catalog is the coordinator's durable state. Safe for concurrent use,
+// and, on etcd, by several coordinators at once.
 type Catalog struct {
-	db    *bolt.DB
+	kv    catalogKV
 	id    string        // see catalogid.go
 	audit auditNotifier // wakes audit long-polls (audit.go)
 }
 
-// OpenCatalog opens (creating) the catalog at path. Another process
+// OpenCatalog opens (creating) the bbolt catalog at path. Another process
 // holding it fails with store.ErrLocked.
 func OpenCatalog(path string, lockTimeout time.Duration) (*Catalog, error) {
-	if lockTimeout == 0 {
-		lockTimeout = time.Second
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("open catalog %s: %w", path, store.ErrLocked)
-	}
+	kv, err := openBoltKV(path, lockTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+		return nil, err
 	}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRepos, bucketTrustRoots, bucketSagas, bucketSleds, bucketMeta,
-			bucketAudit, bucketTokens, bucketTokenHashes} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("init catalog %s: %w", path, err)
-	}
-	c := &Catalog{db: db}
+	return newCatalog(kv)
+}
+
+func newCatalog(kv catalogKV) (*Catalog, error) {
+	c := &Catalog{kv: kv}
 	if err := c.loadID(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("catalog id in %s: %w", path, err)
+		kv.close()
+		return nil, fmt.Errorf("catalog id in %s: %w", kv.where(), err)
 	}
 	return c, nil
 }
 
 // Close closes the catalog.
-func (c *Catalog) Close() error { return c.db.Close() }
+func (c *Catalog) Close() error { return c.kv.close() }
 
-func getGeneration(tx *bolt.Tx) uint64 {
+// Shared reports whether other coordinators write this catalog (etcd).
+func (c *Catalog) Shared() bool { return c.kv.shared() }
+
+// Where names the catalog: its file, or its etcd endpoints and prefix.
+func (c *Catalog) Where() string { return c.kv.where() }
+
+func getGeneration(tx kvTx) uint64 {
 	v := tx.Bucket(bucketMeta).Get(keyGeneration)
 	if len(v) != 8 {
 		return 0
@@ -130,13 +120,13 @@ func getGeneration(tx *bolt.Tx) uint64 {
 	return binary.BigEndian.Uint64(v)
 }
 
-func putGeneration(tx *bolt.Tx, g uint64) error {
+func putGeneration(tx kvTx, g uint64) error {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], g)
 	return tx.Bucket(bucketMeta).Put(keyGeneration, b[:])
 }
 
-func reposIn(tx *bolt.Tx) ([]Repo, error) {
+func reposIn(tx kvTx) ([]Repo, error) {
 	var out []Repo
 	err := tx.Bucket(bucketRepos).ForEach(func(k, v []byte) error {
 		var r Repo
@@ -191,7 +181,7 @@ func (w Wanted) Sorted() []store.Digest {
 // Wanted returns the current generation and wanted set, read together.
 func (c *Catalog) Wanted() (Wanted, error) {
 	var w Wanted
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.kv.view(func(tx kvTx) error {
 		repos, err := reposIn(tx)
 		if err != nil {
 			return err
@@ -205,7 +195,7 @@ func (c *Catalog) Wanted() (Wanted, error) {
 // Repos returns every repository, oldest first.
 func (c *Catalog) Repos() ([]Repo, error) {
 	var out []Repo
-	err := c.db.View(func(tx *bolt.Tx) (err error) {
+	err := c.kv.view(func(tx kvTx) (err error) {
 		out, err = reposIn(tx)
 		return err
 	})
@@ -217,7 +207,7 @@ func (c *Catalog) Repos() ([]Repo, error) {
 // ErrRepoNotFound.
 func (c *Catalog) Repo(systemVersion string) (Repo, error) {
 	var r Repo
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.kv.view(func(tx kvTx) error {
 		v := tx.Bucket(bucketRepos).Get([]byte(systemVersion))
 		if v == nil {
 			return fmt.Errorf("%w: %q", ErrRepoNotFound, systemVersion)
@@ -307,7 +297,7 @@ func (c *Catalog) CheckRepo(r Repo) (*Repo, error) {
 // is already recorded; conflicts as CheckRepo. An insert appends e's audit
 // record (its target set to the system version) in the same transaction.
 func (c *Catalog) InsertRepo(r Repo, sagaID string, e *AuditEntry) (rec Repo, inserted bool, gen uint64, err error) {
-	err = c.db.Update(func(tx *bolt.Tx) error {
+	err = c.kv.update(func(tx kvTx) error {
 		repos, err := reposIn(tx)
 		if err != nil {
 			return err
@@ -354,7 +344,7 @@ func (c *Catalog) InsertRepo(r Repo, sagaID string, e *AuditEntry) (rec Repo, in
 func (c *Catalog) DeleteRepo(systemVersion string, e *AuditEntry) (Repo, uint64, error) {
 	var gone Repo
 	var gen uint64
-	err := c.db.Update(func(tx *bolt.Tx) error {
+	err := c.kv.update(func(tx kvTx) error {
 		b := tx.Bucket(bucketRepos)
 		v := b.Get([]byte(systemVersion))
 		if v == nil {
@@ -389,7 +379,7 @@ func (c *Catalog) DeleteRepo(systemVersion string, e *AuditEntry) (Repo, uint64,
 // TrustRoots returns every trusted root, oldest first.
 func (c *Catalog) TrustRoots() ([]TrustRoot, error) {
 	var out []TrustRoot
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.kv.view(func(tx kvTx) error {
 		var err error
 		out, err = trustRootsIn(tx)
 		return err
@@ -408,7 +398,7 @@ func (c *Catalog) AddTrustRoot(doc []byte, source string, e *AuditEntry) (TrustR
 	digest := hex.EncodeToString(sum[:])
 	var out TrustRoot
 	created := false
-	err := c.db.Update(func(tx *bolt.Tx) error {
+	err := c.kv.update(func(tx kvTx) error {
 		roots, err := trustRootsIn(tx)
 		if err != nil {
 			return err
@@ -440,7 +430,7 @@ func (c *Catalog) AddTrustRoot(doc []byte, source string, e *AuditEntry) (TrustR
 // if there is none.
 func (c *Catalog) TrustRoot(id string) (TrustRoot, error) {
 	var out TrustRoot
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.kv.view(func(tx kvTx) error {
 		_, r, err := trustRootByID(tx, id)
 		out = r
 		return err
@@ -451,7 +441,7 @@ func (c *Catalog) TrustRoot(id string) (TrustRoot, error) {
 // DeleteTrustRoot removes a trusted root; ErrTrustRootNotFound if absent.
 // The removal appends e's audit record.
 func (c *Catalog) DeleteTrustRoot(id string, e *AuditEntry) error {
-	return c.db.Update(func(tx *bolt.Tx) error {
+	return c.kv.update(func(tx kvTx) error {
 		key, _, err := trustRootByID(tx, id)
 		if err != nil {
 			return err

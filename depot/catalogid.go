@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"regexp"
 
-	bolt "go.etcd.io/bbolt"
-
 	"depot/depot/randid"
 )
 
@@ -29,11 +27,8 @@ func ValidCatalogID(id string) bool { return catalogIDPattern.MatchString(id) }
 // loadID reads the catalog's id, making it first if the catalog has none
 // (a new catalog, or one created before catalogs had ids).
 func (c *Catalog) loadID() error {
-	return c.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketIdentity)
-		if err != nil {
-			return err
-		}
+	return c.kv.update(func(tx kvTx) error {
+		b := tx.Bucket(bucketIdentity)
 		if v := b.Get(keyCatalogID); v != nil {
 			if !ValidCatalogID(string(v)) {
 				return fmt.Errorf("catalog id %q is malformed", v)

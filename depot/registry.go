@@ -9,8 +9,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Sled states in the registry.
@@ -68,7 +66,7 @@ func (c *Catalog) PutSled(r SledRecord, e *AuditEntry) (SledRecord, error) {
 	if err := validateSled(r); err != nil {
 		return SledRecord{}, err
 	}
-	err := c.db.Update(func(tx *bolt.Tx) error {
+	err := c.kv.update(func(tx kvTx) error {
 		b := tx.Bucket(bucketSleds)
 		if v := b.Get([]byte(r.ID)); v != nil {
 			var old SledRecord
@@ -97,7 +95,7 @@ func (c *Catalog) PutSled(r SledRecord, e *AuditEntry) (SledRecord, error) {
 // Sleds returns the registry, sorted by id.
 func (c *Catalog) Sleds() ([]SledRecord, error) {
 	var out []SledRecord
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.kv.view(func(tx kvTx) error {
 		return tx.Bucket(bucketSleds).ForEach(func(k, v []byte) error {
 			var r SledRecord
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -114,7 +112,7 @@ func (c *Catalog) Sleds() ([]SledRecord, error) {
 // Sled returns one sled, or ErrSledNotFound.
 func (c *Catalog) Sled(id string) (SledRecord, error) {
 	var r SledRecord
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.kv.view(func(tx kvTx) error {
 		v := tx.Bucket(bucketSleds).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("%w: %q", ErrSledNotFound, id)

@@ -6,8 +6,6 @@ import (
 	"sort"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"depot/store"
 )
 
@@ -49,7 +47,7 @@ func (s Saga) Finished() bool { return s.Step == StepDone || s.Step == StepUndon
 // BeginSaga records a new saga.
 func (c *Catalog) BeginSaga(s Saga) error {
 	s.Started, s.Updated = time.Now().UTC(), time.Now().UTC()
-	return c.db.Update(func(tx *bolt.Tx) error {
+	return c.kv.update(func(tx kvTx) error {
 		v, err := json.Marshal(s)
 		if err != nil {
 			return err
@@ -63,10 +61,10 @@ func (c *Catalog) BeginSaga(s Saga) error {
 
 // UpdateSaga applies fn to the saga with this id and writes it back.
 func (c *Catalog) UpdateSaga(id string, fn func(*Saga)) error {
-	return c.db.Update(func(tx *bolt.Tx) error { return updateSaga(tx, id, fn) })
+	return c.kv.update(func(tx kvTx) error { return updateSaga(tx, id, fn) })
 }
 
-func updateSaga(tx *bolt.Tx, id string, fn func(*Saga)) error {
+func updateSaga(tx kvTx, id string, fn func(*Saga)) error {
 	b := tx.Bucket(bucketSagas)
 	v := b.Get([]byte(id))
 	if v == nil {
@@ -88,7 +86,7 @@ func updateSaga(tx *bolt.Tx, id string, fn func(*Saga)) error {
 // Sagas returns every saga in the log, oldest first.
 func (c *Catalog) Sagas() ([]Saga, error) {
 	var out []Saga
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.kv.view(func(tx kvTx) error {
 		return tx.Bucket(bucketSagas).ForEach(func(k, v []byte) error {
 			var s Saga
 			if err := json.Unmarshal(v, &s); err != nil {
@@ -103,7 +101,7 @@ func (c *Catalog) Sagas() ([]Saga, error) {
 }
 
 // pruneSagas drops the oldest finished sagas beyond sagaKeepLimit.
-func pruneSagas(tx *bolt.Tx) error {
+func pruneSagas(tx kvTx) error {
 	b := tx.Bucket(bucketSagas)
 	type fin struct {
 		id      []byte

@@ -118,7 +118,7 @@ func (c *Catalog) CreateToken(name string, role Role, reserved func(string) bool
 	if e != nil {
 		tok.CreatedBy = e.Actor
 	}
-	err := c.db.Update(func(tx *bolt.Tx) error {
+	err := c.kv.update(func(tx kvTx) error {
 		b := tx.Bucket(bucketTokens)
 		if b.Get([]byte(name)) != nil {
 			return fmt.Errorf("%w: %q", ErrTokenExists, name)
@@ -143,7 +143,7 @@ func (c *Catalog) CreateToken(name string, role Role, reserved func(string) bool
 
 // RevokeToken deletes a token of the catalog; it stops working at once.
 func (c *Catalog) RevokeToken(name string, e *AuditEntry) error {
-	return c.db.Update(func(tx *bolt.Tx) error {
+	return c.kv.update(func(tx kvTx) error {
 		b := tx.Bucket(bucketTokens)
 		v := b.Get([]byte(name))
 		if v == nil {
@@ -170,7 +170,7 @@ func (c *Catalog) RevokeToken(name string, e *AuditEntry) error {
 // Tokens returns the catalog's tokens, sorted by name.
 func (c *Catalog) Tokens() ([]Token, error) {
 	var out []Token
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.kv.view(func(tx kvTx) error {
 		return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
 			var t Token
 			if err := json.Unmarshal(v, &t); err != nil {
@@ -187,8 +187,8 @@ func (c *Catalog) Tokens() ([]Token, error) {
 // HasTokens reports whether the catalog holds any token.
 func (c *Catalog) HasTokens() (bool, error) {
 	var any bool
-	err := c.db.View(func(tx *bolt.Tx) error {
-		k, _ := tx.Bucket(bucketTokens).Cursor().First()
+	err := c.kv.view(func(tx kvTx) error {
+		k, _ := tx.Bucket(bucketTokens).First()
 		any = k != nil
 		return nil
 	})
@@ -199,7 +199,7 @@ func (c *Catalog) HasTokens() (bool, error) {
 func (c *Catalog) TokenByHash(h TokenHash) (Token, bool, error) {
 	var tok Token
 	var found bool
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.kv.view(func(tx kvTx) error {
 		name := tx.Bucket(bucketTokenHashes).Get(h[:])
 		if name == nil {
 			return nil

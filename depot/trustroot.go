@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // newUUID returns a random (version 4) UUID in its lower-case text form,
@@ -58,7 +56,7 @@ func decodeTrustRoot(v []byte) (TrustRoot, error) {
 }
 
 // trustRootsIn returns every trusted root in the bucket, in key order.
-func trustRootsIn(tx *bolt.Tx) ([]TrustRoot, error) {
+func trustRootsIn(tx kvTx) ([]TrustRoot, error) {
 	var out []TrustRoot
 	err := tx.Bucket(bucketTrustRoots).ForEach(func(k, v []byte) error {
 		r, err := decodeTrustRoot(v)
@@ -73,7 +71,7 @@ func trustRootsIn(tx *bolt.Tx) ([]TrustRoot, error) {
 
 // trustRootByID finds the record whose id is id (a few roots: a scan), and
 // its bucket key (the UUID, or the sha256 of a legacy record).
-func trustRootByID(tx *bolt.Tx, id string) ([]byte, TrustRoot, error) {
+func trustRootByID(tx kvTx, id string) ([]byte, TrustRoot, error) {
 	var key []byte
 	var found TrustRoot
 	err := tx.Bucket(bucketTrustRoots).ForEach(func(k, v []byte) error {

@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 var uuidForm = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -60,7 +58,7 @@ func TestCatalog_TrustRoots_Legacy(t *testing.T) {
 	sum := sha256.Sum256(doc)
 	sha := hex.EncodeToString(sum[:])
 	old, _ := json.Marshal(map[string]any{"id": sha, "time_created": "2026-01-01T00:00:00Z", "source": "api", "root": json.RawMessage(doc)})
-	if err := cat.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketTrustRoots).Put([]byte(sha), old) }); err != nil {
+	if err := cat.kv.update(func(tx kvTx) error { return tx.Bucket(bucketTrustRoots).Put([]byte(sha), old) }); err != nil {
 		t.Fatal(err)
 	}
 	roots, err := cat.TrustRoots()

@@ -1,0 +1,4 @@
+package depot
+
+// placeholder
+var bucketCoordinators = []byte("coordinators")
