@@ -158,14 +158,14 @@ func (c *Catalog) Audit(since uint64, limit int) ([]AuditRecord, uint64, error) 
 // committed; long-polls of the audit log wait on it.
 func (c *Catalog) AuditChanges() <-chan struct{} { return c.audit.wait() }
 
-// auditNotifier wakes waiters when a record is committed. Safe for
+// notifier wakes waiters at an event (a commit). Safe for
 // concurrent use; the zero value is ready.
-type auditNotifier struct {
+type notifier struct {
 	mu sync.Mutex
 	ch chan struct{} // guarded by mu; nil until someone waits
 }
 
-func (n *auditNotifier) wait() <-chan struct{} {
+func (n *notifier) wait() <-chan struct{} {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.ch == nil {
@@ -174,7 +174,7 @@ func (n *auditNotifier) wait() <-chan struct{} {
 	return n.ch
 }
 
-func (n *auditNotifier) notify() {
+func (n *notifier) notify() {
 	n.mu.Lock()
 	if n.ch != nil {
 		close(n.ch)

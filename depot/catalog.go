@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"depot/store"
@@ -80,8 +81,15 @@ type TrustRoot struct {
 // and, on etcd, by several coordinators at once.
 type Catalog struct {
 	kv    catalogKV
-	id    string        // see catalogid.go
-	audit auditNotifier // wakes audit long-polls (audit.go)
+	id    string   // see catalogid.go
+	audit notifier // wakes audit long-polls (audit.go)
+
+	ownerMu sync.Mutex
+	owner   string // this process's coordinator id, once it joined (presence.go)
+
+	closed     chan struct{}
+	closeOnce  sync.Once
+	forwarding sync.WaitGroup
 }
 
 // OpenCatalog opens (creating) the bbolt catalog at path. Another process
@@ -95,16 +103,45 @@ func OpenCatalog(path string, lockTimeout time.Duration) (*Catalog, error) {
 }
 
 func newCatalog(kv catalogKV) (*Catalog, error) {
-	c := &Catalog{kv: kv}
+	c := &Catalog{kv: kv, closed: make(chan struct{})}
 	if err := c.loadID(); err != nil {
 		kv.close()
 		return nil, fmt.Errorf("catalog id in %s: %w", kv.where(), err)
 	}
+	if kv.shared() {
+		c.forwarding.Add(1)
+		go c.forwardChanges()
+	}
 	return c, nil
 }
 
+// forwardChanges wakes audit long-polls at commits by other processes.
+// The next channel is taken before waking, so no commit falls between.
+func (c *Catalog) forwardChanges() {
+	defer c.forwarding.Done()
+	ch := c.kv.changes()
+	for {
+		select {
+		case <-ch:
+			ch = c.kv.changes()
+			c.audit.notify()
+		case <-c.closed:
+			return
+		}
+	}
+}
+
+// Changes returns a channel closed at the next commit to a shared catalog
+// by any coordinator; nil (never closed) for a catalog only this process
+// writes, whose changes its callers see directly.
+func (c *Catalog) Changes() <-chan struct{} { return c.kv.changes() }
+
 // Close closes the catalog.
-func (c *Catalog) Close() error { return c.kv.close() }
+func (c *Catalog) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	c.forwarding.Wait()
+	return c.kv.close()
+}
 
 // Shared reports whether other coordinators write this catalog (etcd).
 func (c *Catalog) Shared() bool { return c.kv.shared() }
@@ -298,6 +335,8 @@ func (c *Catalog) CheckRepo(r Repo) (*Repo, error) {
 // record (its target set to the system version) in the same transaction.
 func (c *Catalog) InsertRepo(r Repo, sagaID string, e *AuditEntry) (rec Repo, inserted bool, gen uint64, err error) {
 	err = c.kv.update(func(tx kvTx) error {
+		// A shared catalog may run this more than once: start clean.
+		rec, inserted = Repo{}, false
 		repos, err := reposIn(tx)
 		if err != nil {
 			return err
@@ -325,7 +364,7 @@ func (c *Catalog) InsertRepo(r Repo, sagaID string, e *AuditEntry) (rec Repo, in
 			}
 		}
 		if sagaID != "" {
-			if err := updateSaga(tx, sagaID, func(s *Saga) { s.Step = StepRecorded; s.SystemVersion = r.SystemVersion }); err != nil {
+			if err := c.updateSaga(tx, sagaID, func(s *Saga) { s.Step = StepRecorded; s.SystemVersion = r.SystemVersion }); err != nil {
 				return err
 			}
 		}
@@ -399,6 +438,7 @@ func (c *Catalog) AddTrustRoot(doc []byte, source string, e *AuditEntry) (TrustR
 	var out TrustRoot
 	created := false
 	err := c.kv.update(func(tx kvTx) error {
+		created = false // a shared catalog may run this more than once
 		roots, err := trustRootsIn(tx)
 		if err != nil {
 			return err
@@ -447,6 +487,52 @@ func (c *Catalog) DeleteTrustRoot(id string, e *AuditEntry) error {
 			return err
 		}
 		if err := tx.Bucket(bucketTrustRoots).Delete(key); err != nil {
+			return err
+		}
+		return c.appendAudit(tx, e)
+	})
+}
+
+// keyEpoch counts changes that ask for replication without changing the
+// wanted set: registry changes and activation requests.
+var keyEpoch = []byte("epoch")
+
+// Stamp is what replication depends on: when it changes, the leader runs
+// an activation.
+type Stamp struct {
+	Generation uint64
+	Epoch      uint64
+}
+
+func getCounter(tx kvTx, key []byte) uint64 {
+	v := tx.Bucket(bucketMeta).Get(key)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func bumpEpoch(tx kvTx) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], getCounter(tx, keyEpoch)+1)
+	return tx.Bucket(bucketMeta).Put(keyEpoch, b[:])
+}
+
+// Stamp reads the generation and the epoch together.
+func (c *Catalog) Stamp() (Stamp, error) {
+	var st Stamp
+	err := c.kv.view(func(tx kvTx) error {
+		st = Stamp{Generation: getGeneration(tx), Epoch: getCounter(tx, keyEpoch)}
+		return nil
+	})
+	return st, err
+}
+
+// RequestActivation asks the leading coordinator for a replication
+// activation (a follower's POST /v1/replication/activate).
+func (c *Catalog) RequestActivation(e *AuditEntry) error {
+	return c.kv.update(func(tx kvTx) error {
+		if err := bumpEpoch(tx); err != nil {
 			return err
 		}
 		return c.appendAudit(tx, e)

@@ -70,7 +70,7 @@ type kvBucket interface {
 
 // catalogBuckets are created when a catalog is opened.
 var catalogBuckets = [][]byte{bucketRepos, bucketTrustRoots, bucketSagas, bucketSleds, bucketMeta,
-	bucketAudit, bucketTokens, bucketTokenHashes, bucketIdentity, bucketCoordinators}
+	bucketAudit, bucketTokens, bucketTokenHashes, bucketIdentity}
 
 // boltKV keeps the catalog in one bbolt file, locked by one process.
 type boltKV struct {

@@ -74,7 +74,7 @@ func (r *Replicator) collect(ctx context.Context, ours Config, members []member,
 		// copies anywhere. Without one it is no copy source. The local
 		// sled's is this daemon's own setting.
 		invs[i].DepotURL, invs[i].Mirrors = m.rec.DepotURL, info.Mirrors
-		if m.rec.ID == LocalSledID {
+		if m.local && invs[i].DepotURL == "" {
 			invs[i].DepotURL = info.DepotURL
 		}
 		var cfg Config

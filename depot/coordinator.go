@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"depot/store"
 	"depot/tuf"
@@ -32,6 +33,12 @@ type CoordinatorOptions struct {
 	Logger *slog.Logger
 	// TUF is how uploads are opened and verified (limits, expiry).
 	TUF tuf.Options
+	// Presence is this coordinator's place among the catalog's
+	// coordinators (Catalog.Join); nil joins with the defaults.
+	Presence Presence
+	// SelfSledID is the local sled's id in the registry, where other
+	// coordinators find it ("" or LocalSledID: it is not registered).
+	SelfSledID string
 	// OnSagaStep, if set, is called as an upload saga reaches each step
 	// (StepSpool, StepVerify, StepStage once everything is staged,
 	// StepRecorded), before the step's work is made durable further. The
@@ -49,6 +56,9 @@ type Coordinator struct {
 	log    *slog.Logger
 	tuf    tuf.Options
 	onStep func(string)
+
+	presence Presence
+	selfSled string
 
 	mu       sync.Mutex
 	running  map[string]bool // sagas this process is executing
@@ -70,8 +80,19 @@ func NewCoordinator(ctx context.Context, opts CoordinatorOptions) (*Coordinator,
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.SelfSledID == "" {
+		opts.SelfSledID = LocalSledID
+	}
+	if opts.Presence == nil {
+		p, err := opts.Catalog.Join(ctx, PresenceInfo{SledID: opts.SelfSledID}, 0, opts.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("join catalog: %w", err)
+		}
+		opts.Presence = p
+	}
 	c := &Coordinator{
 		cat: opts.Catalog, local: opts.Local, spool: opts.Spool, log: opts.Logger, tuf: opts.TUF, onStep: opts.OnSagaStep,
+		presence: opts.Presence, selfSled: opts.SelfSledID,
 		running: make(map[string]bool),
 		changes: make(chan struct{}),
 	}
@@ -92,6 +113,54 @@ func (c *Coordinator) reached(step string) {
 
 // Catalog returns the coordinator's catalog.
 func (c *Coordinator) Catalog() *Catalog { return c.cat }
+
+// Presence returns the coordinator's place among the catalog's
+// coordinators.
+func (c *Coordinator) Presence() Presence { return c.presence }
+
+// Follow keeps this coordinator in step with the others of a shared
+// catalog until ctx ends: at every commit by any of them it wakes
+// long-polls, and when the wanted set, the registry or an activation
+// request changed it syncs its own sled and wakes replication; every
+// recoverEvery it adopts the sagas of coordinators whose lease is gone.
+// It returns at once for a catalog only this process writes.
+func (c *Coordinator) Follow(ctx context.Context, recoverEvery time.Duration) {
+	if !c.cat.Shared() {
+		return
+	}
+	if recoverEvery <= 0 {
+		recoverEvery = 2 * time.Second
+	}
+	t := time.NewTicker(recoverEvery)
+	defer t.Stop()
+	last, _ := c.cat.Stamp()
+	ch := c.cat.Changes()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := c.Recover(ctx); err != nil {
+				c.log.Warn("saga recovery", "err", err)
+			}
+			continue
+		case <-ch:
+		}
+		ch = c.cat.Changes()
+		st, err := c.cat.Stamp()
+		if err != nil {
+			c.log.Warn("read catalog after a change", "err", err)
+			c.notify()
+			continue
+		}
+		if st != last {
+			last = st
+			c.wantedChanged(ctx)
+			continue
+		}
+		c.notify()
+	}
+}
 
 // syncLocalConfig sets the local sled's config to the catalog's wanted set.
 // Generation 0 (nothing ever uploaded) leaves the sled unmanaged, so a

@@ -46,6 +46,34 @@ func (c *Coordinator) Recover(ctx context.Context) (n int, err error) {
 			pass.Skipped++
 			continue
 		}
+		if s.Owner != c.presence.ID() {
+			// Another coordinator's saga: leave it while its lease lives,
+			// adopt it once the lease is gone (a bbolt catalog has no other
+			// live coordinator, so its sagas are a previous process's).
+			if s.Owner != "" {
+				alive, err := c.presence.Alive(ctx, s.Owner)
+				if err != nil {
+					return n, fmt.Errorf("saga %s: is its coordinator alive: %w", s.ID, err)
+				}
+				if alive {
+					pass.Skipped++
+					continue
+				}
+			}
+			adopted, ok, err := c.cat.AdoptSaga(s.ID, s.Owner)
+			if err != nil {
+				return n, err
+			}
+			if !ok {
+				pass.Skipped++ // adopted by another coordinator, or finished
+				continue
+			}
+			if s.Owner != "" {
+				c.log.Info("upload saga adopted", "saga", s.ID, "from", s.Owner, "step", s.Step)
+				pass.Adopted++
+			}
+			s = adopted
+		}
 		if s.Step == StepRecorded {
 			if err := c.cat.UpdateSaga(s.ID, func(s *Saga) { s.Step = StepDone }); err != nil {
 				return n, err
@@ -75,7 +103,8 @@ type RecoveryPass struct {
 	Found    int       `json:"found"`   // unfinished sagas in the log
 	Undone   int       `json:"undone"`  // stopped before record: cleaned up
 	Carried  int       `json:"carried"` // stopped after record: marked done, replication carries on
-	Skipped  int       `json:"skipped"` // running in this process
+	Skipped  int       `json:"skipped"` // running in this process or owned by a live coordinator
+	Adopted  int       `json:"adopted"` // taken over from a coordinator whose lease is gone
 	Failed   int       `json:"failed"`
 	Error    string    `json:"error,omitempty"`
 }
@@ -112,7 +141,11 @@ func (c *Coordinator) undo(ctx context.Context, s Saga, cause error) error {
 			c.log.Warn("remove upload spool", "path", s.SpoolPath, "err", err)
 		}
 	}
-	if len(s.Staged) > 0 {
+	if len(s.Staged) > 0 && s.Sled != "" && s.Sled != c.selfSled {
+		// Staged on another coordinator's sled: that sled's reconciler
+		// deletes what no repository wants once no live saga protects it.
+		c.log.Info("undo leaves staged artifacts to their sled's reconciler", "saga", s.ID, "sled", s.Sled)
+	} else if len(s.Staged) > 0 {
 		w, err := c.cat.Wanted()
 		if err != nil {
 			return err

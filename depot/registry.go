@@ -87,6 +87,9 @@ func (c *Catalog) PutSled(r SledRecord, e *AuditEntry) (SledRecord, error) {
 		if err := b.Put([]byte(r.ID), v); err != nil {
 			return err
 		}
+		if err := bumpEpoch(tx); err != nil {
+			return err
+		}
 		return c.appendAudit(tx, e)
 	})
 	return r, err

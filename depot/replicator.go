@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"depot/store"
@@ -108,7 +109,8 @@ type Replicator struct {
 	log   *slog.Logger
 	rnd   *rand.Rand // used by RunOnce only, so one activation at a time
 
-	kick trigger.Trigger
+	kick    trigger.Trigger
+	leading atomic.Bool
 
 	mu          sync.Mutex // guards everything below
 	running     bool
@@ -139,13 +141,48 @@ func NewReplicator(coord *Coordinator, opts ReplicationOptions) *Replicator {
 }
 
 // Activate asks for an activation now; requests while one is queued fold
-// into it.
+// into it. On a coordinator that does not lead, the request goes to the
+// leader through the catalog (see RequestActivation).
 func (r *Replicator) Activate() {
-	r.kick.Fire()
+	if r.leading.Load() || !r.cat.Shared() {
+		r.kick.Fire()
+		return
+	}
+	go func() {
+		if err := r.cat.RequestActivation(nil); err != nil {
+			r.log.Warn("ask the leader for an activation", "err", err)
+		}
+	}()
 }
 
-// Run runs activations until ctx ends.
+// Leading reports whether this coordinator runs replication now.
+func (r *Replicator) Leading() bool { return r.leading.Load() }
+
+// Run runs activations until ctx ends, while this coordinator leads: on
+// a shared catalog it campaigns first and, when it loses the lead, stops
+// and campaigns again.
 func (r *Replicator) Run(ctx context.Context) {
+	p := r.coord.presence
+	for ctx.Err() == nil {
+		lctx, err := p.Lead(ctx)
+		if err != nil {
+			continue // ctx ended; Lead retries etcd failures itself
+		}
+		if r.cat.Shared() {
+			r.log.Info("leading replication", "coordinator", p.ID())
+		}
+		r.leading.Store(true)
+		r.coord.notify()
+		r.runLeading(lctx)
+		r.leading.Store(false)
+		r.coord.notify()
+		if ctx.Err() == nil {
+			r.log.Warn("no longer leading replication", "coordinator", p.ID())
+		}
+	}
+}
+
+func (r *Replicator) runLeading(ctx context.Context) {
 	t := time.NewTicker(r.opts.Period)
 	defer t.Stop()
 	r.Activate()
@@ -181,6 +218,7 @@ func (r *Replicator) Run(ctx context.Context) {
 type member struct {
 	rec    SledRecord
 	client SledClient
+	local  bool // the coordinator's own sled
 }
 
 // RunOnce runs one activation and returns its summary. Run calls it; a
@@ -245,14 +283,14 @@ func (r *Replicator) RunOnce(ctx context.Context) (act Activation) {
 	// Plan.
 	localHas := make(map[store.Digest]bool)
 	for _, inv := range invs {
-		if inv.ID == LocalSledID && inv.OK {
+		if inv.ID == SledID(r.coord.selfSled) && inv.OK {
 			for d := range inv.Have {
 				localHas[d] = true
 			}
 		}
 	}
 	in := PlanInput{
-		Generation: w.Generation, Wanted: w.Sorted(), Local: LocalSledID, LocalHas: localHas,
+		Generation: w.Generation, Wanted: w.Sorted(), Local: SledID(r.coord.selfSled), LocalHas: localHas,
 		Sleds: invs, MinReplication: r.opts.MinReplication, Limits: r.opts.Limits, Rand: r.rnd,
 	}
 	actions := Plan(in)
@@ -299,15 +337,22 @@ func (r *Replicator) unknownAll() {
 	r.coord.notify()
 }
 
-// members is the local sled plus every in-service registered sled.
+// members is the local sled plus every other in-service registered sled.
+// The local sled is named by its registry record when it has one (so the
+// others copy from it at the registered depot URL).
 func (r *Replicator) members() ([]member, error) {
-	out := []member{{rec: SledRecord{ID: LocalSledID, State: SledInService}, client: r.opts.Local}}
+	self := r.coord.selfSled
+	out := []member{{rec: SledRecord{ID: self, State: SledInService}, client: r.opts.Local, local: true}}
 	recs, err := r.cat.Sleds()
 	if err != nil {
 		return nil, err
 	}
 	for _, rec := range recs {
 		if rec.State != SledInService {
+			continue
+		}
+		if rec.ID == self {
+			out[0].rec = rec
 			continue
 		}
 		out = append(out, member{rec: rec, client: r.opts.ClientFor(rec)})

@@ -107,6 +107,10 @@ type ReplicationStatus struct {
 	// CatalogError is set when the catalog could not be read for this
 	// status; Generation is then unknown (0).
 	CatalogError string `json:"catalog_error,omitempty"`
+	// Coordinator is this coordinator's id; Leading says whether it runs
+	// replication now (on a shared catalog one coordinator leads).
+	Coordinator string `json:"coordinator"`
+	Leading     bool   `json:"leading"`
 }
 
 // record counts a request and keeps it in the ring buffer.
@@ -236,7 +240,8 @@ func (r *Replicator) Status() ReplicationStatus {
 		CatalogID:    r.cat.ID(),
 		SagaRecovery: recovery,
 		Generation:   w.Generation, Activations: r.activations, Running: r.running,
-		Lifetime: r.lifetime.clone(),
+		Lifetime:    r.lifetime.clone(),
+		Coordinator: r.coord.presence.ID(), Leading: r.leading.Load(),
 	}
 	if werr != nil {
 		// Generation is unknown, not 0: say why.

@@ -2,6 +2,7 @@ package depot
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -36,17 +37,33 @@ type Saga struct {
 	// Present is what of Staged the sled already held (or a PUT wrote)
 	// when it was staged: undo keeps it.
 	Present []store.Digest `json:"present,omitempty"`
-	Started time.Time      `json:"started"`
-	Updated time.Time      `json:"updated"`
-	Error   string         `json:"error,omitempty"`
+	// Owner is the coordinator running the saga (Presence.ID); when its
+	// lease is gone another coordinator adopts the saga (recover.go).
+	Owner string `json:"owner,omitempty"`
+	// Sled is the sled the saga stages on: its coordinator's own sled.
+	Sled    string    `json:"sled,omitempty"`
+	Started time.Time `json:"started"`
+	Updated time.Time `json:"updated"`
+	Error   string    `json:"error,omitempty"`
 }
 
 // Finished reports whether the saga needs no recovery.
 func (s Saga) Finished() bool { return s.Step == StepDone || s.Step == StepUndone }
 
-// BeginSaga records a new saga.
+// ErrSagaAdopted means another coordinator took the saga over: this one's
+// lease lapsed and it must not carry on.
+var ErrSagaAdopted = errors.New("the upload was taken over by another coordinator")
+
+func (c *Catalog) self() string {
+	c.ownerMu.Lock()
+	defer c.ownerMu.Unlock()
+	return c.owner
+}
+
+// BeginSaga records a new saga, owned by this coordinator.
 func (c *Catalog) BeginSaga(s Saga) error {
 	s.Started, s.Updated = time.Now().UTC(), time.Now().UTC()
+	s.Owner = c.self()
 	return c.kv.update(func(tx kvTx) error {
 		v, err := json.Marshal(s)
 		if err != nil {
@@ -59,20 +76,54 @@ func (c *Catalog) BeginSaga(s Saga) error {
 	})
 }
 
-// UpdateSaga applies fn to the saga with this id and writes it back.
+// UpdateSaga applies fn to the saga with this id and writes it back;
+// ErrSagaAdopted if another coordinator owns it now.
 func (c *Catalog) UpdateSaga(id string, fn func(*Saga)) error {
-	return c.kv.update(func(tx kvTx) error { return updateSaga(tx, id, fn) })
+	return c.kv.update(func(tx kvTx) error { return c.updateSaga(tx, id, fn) })
 }
 
-func updateSaga(tx kvTx, id string, fn func(*Saga)) error {
-	b := tx.Bucket(bucketSagas)
-	v := b.Get([]byte(id))
-	if v == nil {
-		return fmt.Errorf("saga %s not found", id)
-	}
+// AdoptSaga makes this coordinator the owner of saga id if from still owns
+// it and it is unfinished; ok is false when another coordinator adopted it
+// first or it finished meanwhile.
+func (c *Catalog) AdoptSaga(id, from string) (s Saga, ok bool, err error) {
+	self := c.self()
+	err = c.kv.update(func(tx kvTx) error {
+		ok = false
+		s, err = getSaga(tx, id)
+		if err != nil || s.Owner != from || s.Finished() {
+			return err
+		}
+		s.Owner, s.Updated = self, time.Now().UTC()
+		v, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		ok = true
+		return tx.Bucket(bucketSagas).Put([]byte(id), v)
+	})
+	return s, ok, err
+}
+
+func getSaga(tx kvTx, id string) (Saga, error) {
 	var s Saga
+	v := tx.Bucket(bucketSagas).Get([]byte(id))
+	if v == nil {
+		return s, fmt.Errorf("saga %s not found", id)
+	}
 	if err := json.Unmarshal(v, &s); err != nil {
-		return fmt.Errorf("decode saga %s: %w", id, err)
+		return s, fmt.Errorf("decode saga %s: %w", id, err)
+	}
+	return s, nil
+}
+
+func (c *Catalog) updateSaga(tx kvTx, id string, fn func(*Saga)) error {
+	b := tx.Bucket(bucketSagas)
+	s, err := getSaga(tx, id)
+	if err != nil {
+		return err
+	}
+	if self := c.self(); self != "" && s.Owner != "" && s.Owner != self {
+		return fmt.Errorf("saga %s: %w (%s)", id, ErrSagaAdopted, s.Owner)
 	}
 	fn(&s)
 	s.Updated = time.Now().UTC()

@@ -58,7 +58,7 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 		delete(c.running, id)
 		c.mu.Unlock()
 	}()
-	s := Saga{ID: id, Step: StepSpool, FileName: fileName, SpoolPath: spool.Name()}
+	s := Saga{ID: id, Step: StepSpool, FileName: fileName, SpoolPath: spool.Name(), Sled: c.selfSled}
 	if err := c.cat.BeginSaga(s); err != nil {
 		spool.Close()
 		os.Remove(spool.Name())

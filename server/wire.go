@@ -96,6 +96,7 @@ func wireCounters(c depot.Counters) api.Counters {
 func wireReplicationStatus(st depot.ReplicationStatus) api.ReplicationStatus {
 	out := api.ReplicationStatus{
 		CatalogID: st.CatalogID, CatalogError: st.CatalogError, Generation: st.Generation, Activations: st.Activations, Running: st.Running,
+		Coordinator: st.Coordinator, Leading: st.Leading,
 		Lifetime: wireCounters(st.Lifetime),
 		Sleds: convert(st.Sleds, func(s depot.SledState) api.SledState {
 			return api.SledState{

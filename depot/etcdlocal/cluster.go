@@ -69,7 +69,8 @@ func Start(ctx context.Context, dir string, n int, opts Options) (*Cluster, erro
 		if cfg.LogLevel == "" {
 			cfg.LogLevel = "error"
 		}
-		cfg.LogOutputs = []string{"stderr"}
+		// Members log to a file beside their data: shutdowns log errors.
+		cfg.LogOutputs = []string{filepath.Join(dir, cfg.Name+".log")}
 		// Short ticks: a stopped leader is replaced within about a second.
 		cfg.TickMs, cfg.ElectionMs = 50, 500
 		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {

@@ -267,6 +267,7 @@ type RecoveryPass struct {
 	Undone   int       `json:"undone"`
 	Carried  int       `json:"carried"`
 	Skipped  int       `json:"skipped"`
+	Adopted  int       `json:"adopted"`
 	Failed   int       `json:"failed"`
 	Error    string    `json:"error,omitempty"`
 }
@@ -294,4 +295,8 @@ type ReplicationStatus struct {
 	// CatalogError is set when the catalog could not be read for this
 	// status; Generation is then unknown (0).
 	CatalogError string `json:"catalog_error,omitempty"`
+	// Coordinator is this coordinator's id; Leading says whether it runs
+	// replication now (on a shared catalog one coordinator leads).
+	Coordinator string `json:"coordinator"`
+	Leading     bool   `json:"leading"`
 }

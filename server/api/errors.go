@@ -39,6 +39,7 @@ const (
 	CodeAuthRateLimited     = "AUTH_RATE_LIMITED"
 	CodeTokenExists         = "TOKEN_EXISTS"
 	CodeServerBusy          = "SERVER_BUSY"
+	CodeCatalogUnavailable  = "CATALOG_UNAVAILABLE"
 )
 
 // One sentinel per error code. The server returns the HTTP-layer ones
@@ -88,6 +89,9 @@ var (
 	// ErrServerBusy: every write slot of the daemon is taken; retry after
 	// Retry-After.
 	ErrServerBusy = errors.New("server busy")
+	// ErrCatalogUnavailable: the coordinator's catalog (etcd) has no
+	// quorum or cannot be reached; nothing was changed.
+	ErrCatalogUnavailable = errors.New("catalog unavailable")
 )
 
 // codeErrs maps every code to its sentinel.
@@ -124,6 +128,7 @@ var codeErrs = map[string]error{
 	CodeAuthRateLimited:     ErrAuthRateLimited,
 	CodeTokenExists:         ErrTokenExists,
 	CodeServerBusy:          ErrServerBusy,
+	CodeCatalogUnavailable:  ErrCatalogUnavailable,
 }
 
 // ErrForCode returns the sentinel of an error_code, or nil for a code this

@@ -1,4 +1,0 @@
-package depot
-
-// placeholder
-var bucketCoordinators = []byte("coordinators")
