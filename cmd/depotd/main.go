@@ -53,7 +53,7 @@ type options struct {
 	shutdownTimeout   time.Duration
 
 	coordinator        bool
-	catalog            string
+	cat                catalogOptions // catalog.go
 	trustedRoots       stringList
 	allowExpired       bool
 	sleds              stringList
@@ -95,7 +95,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long in-flight requests may run after SIGTERM/SIGINT")
 	fs.BoolVar(&o.coordinator, "coordinator", true, "run the coordinator role: operator API, catalog, replication to --sled sleds (false: a storage-only sled)")
-	fs.StringVar(&o.catalog, "catalog", "", "coordinator catalog `file` (default <data>/catalog.db)")
+	o.cat.register(fs)
 	fs.Var(&o.trustedRoots, "trusted-root", "TUF root.json `file` to trust for uploads, repeatable (also POST /v1/system/update/trust-roots)")
 	fs.BoolVar(&o.allowExpired, "allow-expired", false, "accept repositories whose TUF metadata has expired (every other check still applies)")
 	fs.Var(&o.sleds, "sled", "a sled to replicate to, repeatable: control=URL,depot=URL[,id=ID], or only its control `URL` (then it is never a copy source: a sled's depot URL is never taken from the sled itself) (also PUT /v1/sleds/{id})")
@@ -133,6 +133,10 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if !o.coordinator && (len(o.sleds) > 0 || len(o.trustedRoots) > 0 || o.tokensFile != "") {
 		fmt.Fprintf(stderr, "depotd: --sled, --trusted-root and --tokens-file need the coordinator role (drop --coordinator=false)\n")
+		return 2
+	}
+	if err := o.cat.validate(); err != nil {
+		fmt.Fprintf(stderr, "depotd: %v\n", err)
 		return 2
 	}
 	if err := checkOperatorAuth(o); err != nil {
@@ -289,26 +293,31 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 // the catalog.
 func startCoordinator(ctx context.Context, o options, log *slog.Logger, st *store.Store, sled *depot.Sled,
 	depotURL string, hc *http.Client, onActivation func(depot.Activation)) (*depot.Coordinator, *depot.Replicator, func(), error) {
-	path := o.catalog
-	if path == "" {
-		path = filepath.Join(o.data, "catalog.db")
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, nil, nil, fmt.Errorf("create catalog folder: %w", err)
-	}
-	cat, err := depot.OpenCatalog(path, 0)
-	if errors.Is(err, store.ErrLocked) {
-		return nil, nil, nil, fmt.Errorf("another depotd is using the catalog %s (%w)", path, err)
-	}
+	cat, err := o.cat.open(o.data, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	selfSled := o.cat.sledID
+	if selfSled == "" {
+		selfSled = depot.LocalSledID
+	}
+	host, _ := os.Hostname()
+	presence, err := cat.Join(ctx, depot.PresenceInfo{SledID: selfSled, Host: host}, o.cat.etcdTTL, log)
+	if err != nil {
+		cat.Close()
+		return nil, nil, nil, fmt.Errorf("join the catalog's coordinators: %w", err)
+	}
+	if cat.Shared() {
+		log.Info("catalog shared with other coordinators", "catalog", cat.Where(), "coordinator", presence.ID(), "sled_id", selfSled)
+	}
 	fail := func(err error) (*depot.Coordinator, *depot.Replicator, func(), error) {
+		presence.Close()
 		cat.Close()
 		return nil, nil, nil, err
 	}
 	coord, err := depot.NewCoordinator(ctx, depot.CoordinatorOptions{
 		Catalog: cat, Local: sled, Spool: st, Logger: log,
+		Presence: presence, SelfSledID: selfSled,
 		TUF: tuf.Options{
 			Limits:       tuf.Limits{MaxEntries: o.maxArchiveEntries, MaxExpandedSize: int64(o.maxRepoSize)},
 			AllowExpired: o.allowExpired,
@@ -355,9 +364,19 @@ func startCoordinator(ctx context.Context, o options, log *slog.Logger, st *stor
 		defer close(done)
 		rep.Run(rctx)
 	}()
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		coord.Follow(rctx, 0)
+	}()
 	stop := func() {
 		cancel()
 		<-done
+		<-followed
+		// Gives up the lease: another coordinator leads at once.
+		if err := presence.Close(); err != nil {
+			log.Warn("leave the catalog's coordinators", "error", err)
+		}
 		if err := cat.Close(); err != nil {
 			log.Error("close catalog", "error", err)
 		}

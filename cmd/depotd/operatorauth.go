@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"depot/depot"
@@ -24,11 +23,11 @@ func checkOperatorAuth(o options) error {
 		// listeners open: a token must never cross the network in clear.
 		return nil
 	}
-	path := o.catalog
-	if path == "" {
-		path = filepath.Join(o.data, "catalog.db")
+	if o.cat.isEtcd() {
+		// Checked once the catalog is open (operatorAuth).
+		return nil
 	}
-	has, err := depot.CatalogHasTokensAt(path)
+	has, err := depot.CatalogHasTokensAt(o.cat.path(o.data))
 	if err != nil {
 		return fmt.Errorf("read tokens from the catalog: %w", err)
 	}
