@@ -36,7 +36,11 @@ type probe struct {
 // progress stays fresh. Otherwise it puts ours on every sled that
 // answered, then lists it. Calls run concurrently across sleds; a refusal
 // that races in at the write stops the activation too.
-func (r *Replicator) collect(ctx context.Context, ours Config, members []member, act *Activation) ([]SledInventory, error) {
+//
+// observe (a coordinator that does not lead) only reads: no judging, no
+// writes, just what each sled holds, so progress on this coordinator
+// stays fresh.
+func (r *Replicator) collect(ctx context.Context, ours Config, members []member, act *Activation, observe bool) ([]SledInventory, error) {
 	invs := make([]SledInventory, len(members))
 	probes := make([]probe, len(members))
 	call := func(m member, op string, fn func(ctx context.Context) error) error {
@@ -101,7 +105,7 @@ func (r *Replicator) collect(ctx context.Context, ours Config, members []member,
 	var conflicts []string
 	mismatch := false
 	for i, m := range members {
-		if !probes[i].ok {
+		if !probes[i].ok || observe {
 			continue
 		}
 		err := judge(probes[i].cur, ours)
@@ -115,7 +119,7 @@ func (r *Replicator) collect(ctx context.Context, ours Config, members []member,
 		}
 	}
 	stopped := len(conflicts) > 0
-	write := !stopped && ours.Generation > 0
+	write := !stopped && ours.Generation > 0 && !observe
 
 	// Write (unless stopped), then list.
 	var mu sync.Mutex // guards conflicts and mismatch from here on

@@ -136,13 +136,15 @@ func NewReplicator(coord *Coordinator, opts ReplicationOptions) *Replicator {
 		lifetime: newCounters(),
 		sleds:    make(map[string]*SledState),
 	}
-	coord.SetOnChange(r.Activate)
+	coord.SetOnChange(r.kick.Fire)
 	return r
 }
 
 // Activate asks for an activation now; requests while one is queued fold
 // into it. On a coordinator that does not lead, the request goes to the
-// leader through the catalog (see RequestActivation).
+// leader through the catalog (see RequestActivation). Changes of the
+// wanted set wake the loop directly (a follower then refreshes what it
+// knows of the sleds).
 func (r *Replicator) Activate() {
 	if r.leading.Load() || !r.cat.Shared() {
 		r.kick.Fire()
@@ -164,9 +166,16 @@ func (r *Replicator) Leading() bool { return r.leading.Load() }
 func (r *Replicator) Run(ctx context.Context) {
 	p := r.coord.presence
 	for ctx.Err() == nil {
-		lctx, err := p.Lead(ctx)
-		if err != nil {
-			continue // ctx ended; Lead retries etcd failures itself
+		won := make(chan context.Context, 1)
+		go func() {
+			// Lead retries etcd failures itself; it fails only as ctx ends.
+			if lctx, err := p.Lead(ctx); err == nil {
+				won <- lctx
+			}
+		}()
+		lctx := r.follow(ctx, won)
+		if lctx == nil {
+			return
 		}
 		if r.cat.Shared() {
 			r.log.Info("leading replication", "coordinator", p.ID())
@@ -180,6 +189,56 @@ func (r *Replicator) Run(ctx context.Context) {
 			r.log.Warn("no longer leading replication", "coordinator", p.ID())
 		}
 	}
+}
+
+// follow waits for the lead; meanwhile, on a shared catalog, it observes
+// the sleds (collect without writes) on the period and whenever the wanted
+// set changes, so this coordinator's progress and status stay current.
+func (r *Replicator) follow(ctx context.Context, won <-chan context.Context) context.Context {
+	if !r.cat.Shared() {
+		select {
+		case l := <-won:
+			return l
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	t := time.NewTicker(r.opts.Period)
+	defer t.Stop()
+	for {
+		r.observeOnce(ctx)
+		select {
+		case l := <-won:
+			return l
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-r.kick.C():
+		}
+	}
+}
+
+// observeOnce refreshes what this coordinator knows of the sleds without
+// writing to any.
+func (r *Replicator) observeOnce(ctx context.Context) {
+	w, err := r.cat.Wanted()
+	if err != nil {
+		r.unknownAll()
+		return
+	}
+	members, err := r.members()
+	if err != nil {
+		r.unknownAll()
+		return
+	}
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m.rec.ID
+	}
+	act := Activation{Counters: newCounters()}
+	invs, _ := r.collect(ctx, r.cat.configOf(w), members, &act, true)
+	r.setView(w, ids, invs)
+	r.coord.notify()
 }
 
 func (r *Replicator) runLeading(ctx context.Context) {
@@ -273,7 +332,7 @@ func (r *Replicator) RunOnce(ctx context.Context) (act Activation) {
 	}
 
 	// Collect.
-	invs, err := r.collect(ctx, r.cat.configOf(w), members, &act)
+	invs, err := r.collect(ctx, r.cat.configOf(w), members, &act, false)
 	r.setView(w, ids, invs)
 	if err != nil {
 		act.Error = err.Error()
