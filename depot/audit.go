@@ -1,6 +1,7 @@
 package depot
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -114,8 +115,8 @@ func (c *Catalog) appendAudit(tx kvTx, e *AuditEntry) error {
 // AppendAudit appends e's record on its own: for requests that changed
 // nothing (refused, failed, or with nothing to do) and actions outside the
 // catalog (a replication activation). It returns the record's seq.
-func (c *Catalog) AppendAudit(e *AuditEntry) (uint64, error) {
-	if err := c.kv.update(func(tx kvTx) error { return c.appendAudit(tx, e) }); err != nil {
+func (c *Catalog) AppendAudit(ctx context.Context, e *AuditEntry) (uint64, error) {
+	if err := c.kv.update(ctx, func(tx kvTx) error { return c.appendAudit(tx, e) }); err != nil {
 		return 0, err
 	}
 	return e.seq, nil
@@ -127,13 +128,13 @@ const MaxAuditPage = 1000
 // Audit returns up to limit records with seq > since, in order (limit <= 0
 // or over MaxAuditPage means MaxAuditPage), and the seq of the last record
 // in the log (0 when it is empty).
-func (c *Catalog) Audit(since uint64, limit int) ([]AuditRecord, uint64, error) {
+func (c *Catalog) Audit(ctx context.Context, since uint64, limit int) ([]AuditRecord, uint64, error) {
 	if limit <= 0 || limit > MaxAuditPage {
 		limit = MaxAuditPage
 	}
 	var out []AuditRecord
 	var head uint64
-	err := c.kv.view(func(tx kvTx) error {
+	err := c.kv.view(ctx, func(tx kvTx) error {
 		b := tx.Bucket(bucketAudit)
 		if k, _ := b.Last(); k != nil {
 			head = binary.BigEndian.Uint64(k)

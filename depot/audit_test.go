@@ -23,7 +23,7 @@ func openCatalog(t testing.TB) *depot.Catalog {
 
 func verifyAll(t testing.TB, cat *depot.Catalog) []map[string]any {
 	t.Helper()
-	recs, head, err := cat.Audit(0, 0)
+	recs, head, err := cat.Audit(t.Context(), 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,44 +48,44 @@ func verifyAll(t testing.TB, cat *depot.Catalog) []map[string]any {
 func TestCatalog_Audit_SameTransaction(t *testing.T) {
 	cat := openCatalog(t)
 	e := &depot.AuditEntry{Actor: "token:a", Source: "127.0.0.1", RequestID: "r1", Action: "sled.put", Target: "s1", Status: 200}
-	if _, err := cat.PutSled(depot.SledRecord{ID: "s1", ControlURL: "http://127.0.0.1:1"}, e); err != nil {
+	if _, err := cat.PutSled(t.Context(), depot.SledRecord{ID: "s1", ControlURL: "http://127.0.0.1:1"}, e); err != nil {
 		t.Fatal(err)
 	}
 	if seq, ok := e.Recorded(); !ok || seq != 1 {
 		t.Fatalf("recorded = %d, %v", seq, ok)
 	}
 	bad := &depot.AuditEntry{Actor: "token:a", Action: "sled.put", Status: 200}
-	if _, err := cat.PutSled(depot.SledRecord{ID: "s2", ControlURL: "ftp://x"}, bad); !errors.Is(err, depot.ErrInvalidSled) {
+	if _, err := cat.PutSled(t.Context(), depot.SledRecord{ID: "s2", ControlURL: "ftp://x"}, bad); !errors.Is(err, depot.ErrInvalidSled) {
 		t.Fatal(err)
 	}
 	if _, ok := bad.Recorded(); ok {
 		t.Fatal("a refused change was recorded")
 	}
-	if err := cat.DeleteTrustRoot(strings.Repeat("0", 64), bad); !errors.Is(err, depot.ErrTrustRootNotFound) {
+	if err := cat.DeleteTrustRoot(t.Context(), strings.Repeat("0", 64), bad); !errors.Is(err, depot.ErrTrustRootNotFound) {
 		t.Fatal(err)
 	}
 	if _, ok := bad.Recorded(); ok {
 		t.Fatal("a failed delete was recorded")
 	}
 	add := &depot.AuditEntry{Actor: "token:root", Action: "trust_root.add", Status: 201}
-	if _, created, err := cat.AddTrustRoot([]byte(`{"x":1}`), "api", add); err != nil || !created {
+	if _, created, err := cat.AddTrustRoot(t.Context(), []byte(`{"x":1}`), "api", add); err != nil || !created {
 		t.Fatal(err)
 	}
 	again := &depot.AuditEntry{Actor: "token:root", Action: "trust_root.add", Status: 201}
-	if _, created, err := cat.AddTrustRoot([]byte(`{"x":1}`), "api", again); err != nil || created {
+	if _, created, err := cat.AddTrustRoot(t.Context(), []byte(`{"x":1}`), "api", again); err != nil || created {
 		t.Fatal(err)
 	}
 	if _, ok := again.Recorded(); ok {
 		t.Fatal("adding a known root changed nothing, yet was recorded")
 	}
-	if _, err := cat.AppendAudit(&depot.AuditEntry{Action: "read", Status: 401, ErrorCode: "UNAUTHENTICATED"}); err != nil {
+	if _, err := cat.AppendAudit(t.Context(), &depot.AuditEntry{Action: "read", Status: 401, ErrorCode: "UNAUTHENTICATED"}); err != nil {
 		t.Fatal(err)
 	}
 	recs := verifyAll(t, cat)
 	if len(recs) != 3 || recs[0]["actor"] != "token:a" || recs[1]["action"] != "trust_root.add" || recs[2]["action"] != "read" {
 		t.Fatalf("records: %v", recs)
 	}
-	if _, err := cat.Sled("s2"); !errors.Is(err, depot.ErrSledNotFound) {
+	if _, err := cat.Sled(t.Context(), "s2"); !errors.Is(err, depot.ErrSledNotFound) {
 		t.Fatal("the refused sled was stored")
 	}
 }
@@ -94,11 +94,11 @@ func TestCatalog_Audit_SameTransaction(t *testing.T) {
 func TestCatalog_Audit_Paging(t *testing.T) {
 	cat := openCatalog(t)
 	for range 10 {
-		if _, err := cat.AppendAudit(&depot.AuditEntry{Action: "x"}); err != nil {
+		if _, err := cat.AppendAudit(t.Context(), &depot.AuditEntry{Action: "x"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	recs, head, err := cat.Audit(4, 3)
+	recs, head, err := cat.Audit(t.Context(), 4, 3)
 	if err != nil || head != 10 || len(recs) != 3 || recs[0].Seq != 5 || recs[2].Seq != 7 {
 		t.Fatalf("Audit(4, 3) = %v, %d, %v", recs, head, err)
 	}
@@ -106,34 +106,34 @@ func TestCatalog_Audit_Paging(t *testing.T) {
 
 func TestCatalog_Tokens(t *testing.T) {
 	cat := openCatalog(t)
-	if has, _ := cat.HasTokens(); has {
+	if has, _ := cat.HasTokens(t.Context()); has {
 		t.Fatal("a fresh catalog has tokens")
 	}
-	secret, tok, err := cat.CreateToken("ci", depot.RoleOperator, nil, &depot.AuditEntry{Actor: "token:root", Action: "token.create", Status: 201})
+	secret, tok, err := cat.CreateToken(t.Context(), "ci", depot.RoleOperator, nil, &depot.AuditEntry{Actor: "token:root", Action: "token.create", Status: 201})
 	if err != nil || tok.CreatedBy != "token:root" || strings.Contains(tok.Hash, secret) {
 		t.Fatalf("create: %+v, %v", tok, err)
 	}
-	if got, ok, err := cat.TokenByHash(depot.HashToken(secret)); err != nil || !ok || got.Name != "ci" {
+	if got, ok, err := cat.TokenByHash(t.Context(), depot.HashToken(secret)); err != nil || !ok || got.Name != "ci" {
 		t.Fatalf("lookup: %+v %v %v", got, ok, err)
 	}
-	if _, _, err := cat.CreateToken("ci", depot.RoleViewer, nil, nil); !errors.Is(err, depot.ErrTokenExists) {
+	if _, _, err := cat.CreateToken(t.Context(), "ci", depot.RoleViewer, nil, nil); !errors.Is(err, depot.ErrTokenExists) {
 		t.Fatalf("twice: %v", err)
 	}
-	if _, _, err := cat.CreateToken("in-file", depot.RoleViewer, func(n string) bool { return n == "in-file" }, nil); !errors.Is(err, depot.ErrTokenExists) {
+	if _, _, err := cat.CreateToken(t.Context(), "in-file", depot.RoleViewer, func(n string) bool { return n == "in-file" }, nil); !errors.Is(err, depot.ErrTokenExists) {
 		t.Fatalf("a name of the file: %v", err)
 	}
 	for _, name := range []string{"", "a b", strings.Repeat("x", 65), "é"} {
-		if _, _, err := cat.CreateToken(name, depot.RoleViewer, nil, nil); !errors.Is(err, depot.ErrInvalidToken) {
+		if _, _, err := cat.CreateToken(t.Context(), name, depot.RoleViewer, nil, nil); !errors.Is(err, depot.ErrInvalidToken) {
 			t.Errorf("name %q: %v", name, err)
 		}
 	}
-	if err := cat.RevokeToken("ci", nil); err != nil {
+	if err := cat.RevokeToken(t.Context(), "ci", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := cat.TokenByHash(depot.HashToken(secret)); ok {
+	if _, ok, _ := cat.TokenByHash(t.Context(), depot.HashToken(secret)); ok {
 		t.Fatal("a revoked token is still found")
 	}
-	if err := cat.RevokeToken("ci", nil); !errors.Is(err, depot.ErrTokenNotFound) {
+	if err := cat.RevokeToken(t.Context(), "ci", nil); !errors.Is(err, depot.ErrTokenNotFound) {
 		t.Fatal(err)
 	}
 	if n := len(verifyAll(t, cat)); n != 1 {
@@ -177,7 +177,7 @@ func BenchmarkCatalog_PutSled(b *testing.B) {
 				if audited {
 					e = &depot.AuditEntry{Actor: "token:ops", Source: "127.0.0.1", RequestID: "0123456789abcdef0123456789abcdef", Action: "sled.put", Target: "s", Status: 200}
 				}
-				if _, err := cat.PutSled(depot.SledRecord{ID: "s", ControlURL: "http://127.0.0.1:1"}, e); err != nil {
+				if _, err := cat.PutSled(b.Context(), depot.SledRecord{ID: "s", ControlURL: "http://127.0.0.1:1"}, e); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -2,6 +2,7 @@ package depot
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -99,12 +100,12 @@ func OpenCatalog(path string, lockTimeout time.Duration) (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newCatalog(kv)
+	return newCatalog(context.Background(), kv)
 }
 
-func newCatalog(kv catalogKV) (*Catalog, error) {
+func newCatalog(ctx context.Context, kv catalogKV) (*Catalog, error) {
 	c := &Catalog{kv: kv, closed: make(chan struct{})}
-	if err := c.loadID(); err != nil {
+	if err := c.loadID(ctx); err != nil {
 		kv.close()
 		return nil, fmt.Errorf("catalog id in %s: %w", kv.where(), err)
 	}
@@ -216,9 +217,9 @@ func (w Wanted) Sorted() []store.Digest {
 }
 
 // Wanted returns the current generation and wanted set, read together.
-func (c *Catalog) Wanted() (Wanted, error) {
+func (c *Catalog) Wanted(ctx context.Context) (Wanted, error) {
 	var w Wanted
-	err := c.kv.view(func(tx kvTx) error {
+	err := c.kv.view(ctx, func(tx kvTx) error {
 		repos, err := reposIn(tx)
 		if err != nil {
 			return err
@@ -230,9 +231,9 @@ func (c *Catalog) Wanted() (Wanted, error) {
 }
 
 // Repos returns every repository, oldest first.
-func (c *Catalog) Repos() ([]Repo, error) {
+func (c *Catalog) Repos(ctx context.Context) ([]Repo, error) {
 	var out []Repo
-	err := c.kv.view(func(tx kvTx) (err error) {
+	err := c.kv.view(ctx, func(tx kvTx) (err error) {
 		out, err = reposIn(tx)
 		return err
 	})
@@ -242,9 +243,9 @@ func (c *Catalog) Repos() ([]Repo, error) {
 
 // Repo returns the repository with the given system version, or
 // ErrRepoNotFound.
-func (c *Catalog) Repo(systemVersion string) (Repo, error) {
+func (c *Catalog) Repo(ctx context.Context, systemVersion string) (Repo, error) {
 	var r Repo
-	err := c.kv.view(func(tx kvTx) error {
+	err := c.kv.view(ctx, func(tx kvTx) error {
 		v := tx.Bucket(bucketRepos).Get([]byte(systemVersion))
 		if v == nil {
 			return fmt.Errorf("%w: %q", ErrRepoNotFound, systemVersion)
@@ -256,8 +257,8 @@ func (c *Catalog) Repo(systemVersion string) (Repo, error) {
 
 // RepoByHash returns the repository uploaded as the archive with this
 // hash, or ErrRepoNotFound.
-func (c *Catalog) RepoByHash(h store.Digest) (Repo, error) {
-	repos, err := c.Repos()
+func (c *Catalog) RepoByHash(ctx context.Context, h store.Digest) (Repo, error) {
+	repos, err := c.Repos(ctx)
 	if err != nil {
 		return Repo{}, err
 	}
@@ -320,8 +321,8 @@ func checkRepo(repos []Repo, r Repo) (*Repo, error) {
 
 // CheckRepo reports, without changing anything, whether r is already
 // recorded (the existing repo) or would conflict.
-func (c *Catalog) CheckRepo(r Repo) (*Repo, error) {
-	repos, err := c.Repos()
+func (c *Catalog) CheckRepo(ctx context.Context, r Repo) (*Repo, error) {
+	repos, err := c.Repos(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -333,8 +334,8 @@ func (c *Catalog) CheckRepo(r Repo) (*Repo, error) {
 // It returns the existing repository (inserted false) when the same archive
 // is already recorded; conflicts as CheckRepo. An insert appends e's audit
 // record (its target set to the system version) in the same transaction.
-func (c *Catalog) InsertRepo(r Repo, sagaID string, e *AuditEntry) (rec Repo, inserted bool, gen uint64, err error) {
-	err = c.kv.update(func(tx kvTx) error {
+func (c *Catalog) InsertRepo(ctx context.Context, r Repo, sagaID string, e *AuditEntry) (rec Repo, inserted bool, gen uint64, err error) {
+	err = c.kv.update(ctx, func(tx kvTx) error {
 		// A shared catalog may run this more than once: start clean.
 		rec, inserted = Repo{}, false
 		repos, err := reposIn(tx)
@@ -380,10 +381,10 @@ func (c *Catalog) InsertRepo(r Repo, sagaID string, e *AuditEntry) (rec Repo, in
 // DeleteRepo removes a repository; the generation rises if the wanted set
 // shrinks (artifacts no other repository references). ErrRepoNotFound if
 // there is no such repository. The delete appends e's audit record.
-func (c *Catalog) DeleteRepo(systemVersion string, e *AuditEntry) (Repo, uint64, error) {
+func (c *Catalog) DeleteRepo(ctx context.Context, systemVersion string, e *AuditEntry) (Repo, uint64, error) {
 	var gone Repo
 	var gen uint64
-	err := c.kv.update(func(tx kvTx) error {
+	err := c.kv.update(ctx, func(tx kvTx) error {
 		b := tx.Bucket(bucketRepos)
 		v := b.Get([]byte(systemVersion))
 		if v == nil {
@@ -416,9 +417,9 @@ func (c *Catalog) DeleteRepo(systemVersion string, e *AuditEntry) (Repo, uint64,
 }
 
 // TrustRoots returns every trusted root, oldest first.
-func (c *Catalog) TrustRoots() ([]TrustRoot, error) {
+func (c *Catalog) TrustRoots(ctx context.Context) ([]TrustRoot, error) {
 	var out []TrustRoot
-	err := c.kv.view(func(tx kvTx) error {
+	err := c.kv.view(ctx, func(tx kvTx) error {
 		var err error
 		out, err = trustRootsIn(tx)
 		return err
@@ -432,12 +433,12 @@ func (c *Catalog) TrustRoots() ([]TrustRoot, error) {
 // (same sha256) again returns the existing record (created false) and
 // records no audit entry: nothing changed. An add appends e's audit
 // record (target: the id).
-func (c *Catalog) AddTrustRoot(doc []byte, source string, e *AuditEntry) (TrustRoot, bool, error) {
+func (c *Catalog) AddTrustRoot(ctx context.Context, doc []byte, source string, e *AuditEntry) (TrustRoot, bool, error) {
 	sum := sha256.Sum256(doc)
 	digest := hex.EncodeToString(sum[:])
 	var out TrustRoot
 	created := false
-	err := c.kv.update(func(tx kvTx) error {
+	err := c.kv.update(ctx, func(tx kvTx) error {
 		created = false // a shared catalog may run this more than once
 		roots, err := trustRootsIn(tx)
 		if err != nil {
@@ -468,9 +469,9 @@ func (c *Catalog) AddTrustRoot(doc []byte, source string, e *AuditEntry) (TrustR
 
 // TrustRoot returns the trusted root with this id; ErrTrustRootNotFound
 // if there is none.
-func (c *Catalog) TrustRoot(id string) (TrustRoot, error) {
+func (c *Catalog) TrustRoot(ctx context.Context, id string) (TrustRoot, error) {
 	var out TrustRoot
-	err := c.kv.view(func(tx kvTx) error {
+	err := c.kv.view(ctx, func(tx kvTx) error {
 		_, r, err := trustRootByID(tx, id)
 		out = r
 		return err
@@ -480,8 +481,8 @@ func (c *Catalog) TrustRoot(id string) (TrustRoot, error) {
 
 // DeleteTrustRoot removes a trusted root; ErrTrustRootNotFound if absent.
 // The removal appends e's audit record.
-func (c *Catalog) DeleteTrustRoot(id string, e *AuditEntry) error {
-	return c.kv.update(func(tx kvTx) error {
+func (c *Catalog) DeleteTrustRoot(ctx context.Context, id string, e *AuditEntry) error {
+	return c.kv.update(ctx, func(tx kvTx) error {
 		key, _, err := trustRootByID(tx, id)
 		if err != nil {
 			return err
@@ -519,9 +520,9 @@ func bumpEpoch(tx kvTx) error {
 }
 
 // Stamp reads the generation and the epoch together.
-func (c *Catalog) Stamp() (Stamp, error) {
+func (c *Catalog) Stamp(ctx context.Context) (Stamp, error) {
 	var st Stamp
-	err := c.kv.view(func(tx kvTx) error {
+	err := c.kv.view(ctx, func(tx kvTx) error {
 		st = Stamp{Generation: getGeneration(tx), Epoch: getCounter(tx, keyEpoch)}
 		return nil
 	})
@@ -530,8 +531,8 @@ func (c *Catalog) Stamp() (Stamp, error) {
 
 // RequestActivation asks the leading coordinator for a replication
 // activation (a follower's POST /v1/replication/activate).
-func (c *Catalog) RequestActivation(e *AuditEntry) error {
-	return c.kv.update(func(tx kvTx) error {
+func (c *Catalog) RequestActivation(ctx context.Context, e *AuditEntry) error {
+	return c.kv.update(ctx, func(tx kvTx) error {
 		if err := bumpEpoch(tx); err != nil {
 			return err
 		}

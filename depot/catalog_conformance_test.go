@@ -72,7 +72,7 @@ func newPrefix(t testing.TB) string {
 func openEtcdCatalog(t testing.TB, prefix string) *depot.Catalog {
 	t.Helper()
 	c := sharedEtcd(t)
-	cat, err := depot.OpenEtcdCatalog(depot.EtcdOptions{Endpoints: c.Endpoints(), Prefix: prefix, Timeout: 10 * time.Second})
+	cat, err := depot.OpenEtcdCatalog(t.Context(), depot.EtcdOptions{Endpoints: c.Endpoints(), Prefix: prefix, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,53 +139,53 @@ func TestCatalogConformance_Identity(t *testing.T) {
 func TestCatalogConformance_Repos(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b catalogBackend) {
 		cat := b.open(t)
-		if w, err := cat.Wanted(); err != nil || w.Generation != 0 || len(w.Artifacts) != 0 {
+		if w, err := cat.Wanted(t.Context()); err != nil || w.Generation != 0 || len(w.Artifacts) != 0 {
 			t.Fatalf("empty catalog wanted = %+v, %v", w, err)
 		}
 		r1 := testRepo("1.0.0", "a", "b")
-		if _, ins, gen, err := cat.InsertRepo(r1, "", nil); err != nil || !ins || gen != 1 {
+		if _, ins, gen, err := cat.InsertRepo(t.Context(), r1, "", nil); err != nil || !ins || gen != 1 {
 			t.Fatalf("insert = %v %d %v", ins, gen, err)
 		}
-		if _, ins, gen, err := cat.InsertRepo(r1, "", nil); err != nil || ins || gen != 1 {
+		if _, ins, gen, err := cat.InsertRepo(t.Context(), r1, "", nil); err != nil || ins || gen != 1 {
 			t.Fatalf("insert again = %v %d %v", ins, gen, err)
 		}
 		clash := testRepo("1.0.0", "c")
 		clash.Hash = digestOf("another archive")
-		if _, _, _, err := cat.InsertRepo(clash, "", nil); !errors.Is(err, depot.ErrRepoConflict) {
+		if _, _, _, err := cat.InsertRepo(t.Context(), clash, "", nil); !errors.Is(err, depot.ErrRepoConflict) {
 			t.Fatalf("same version, other archive: %v", err)
 		}
 		// Same artifacts again: the wanted set does not grow, nor the generation.
-		if _, ins, gen, err := cat.InsertRepo(testRepo("1.0.1", "a"), "", nil); err != nil || !ins || gen != 1 {
+		if _, ins, gen, err := cat.InsertRepo(t.Context(), testRepo("1.0.1", "a"), "", nil); err != nil || !ins || gen != 1 {
 			t.Fatalf("insert of known artifacts = %v %d %v", ins, gen, err)
 		}
-		if _, ins, gen, err := cat.InsertRepo(testRepo("2.0.0", "c"), "", nil); err != nil || !ins || gen != 2 {
+		if _, ins, gen, err := cat.InsertRepo(t.Context(), testRepo("2.0.0", "c"), "", nil); err != nil || !ins || gen != 2 {
 			t.Fatalf("insert 2.0.0 = %v %d %v", ins, gen, err)
 		}
-		w, err := cat.Wanted()
+		w, err := cat.Wanted(t.Context())
 		if err != nil || w.Generation != 2 || len(w.Artifacts) != 3 {
 			t.Fatalf("wanted = %+v, %v", w, err)
 		}
-		repos, err := cat.Repos()
+		repos, err := cat.Repos(t.Context())
 		if err != nil || len(repos) != 3 || repos[0].SystemVersion != "1.0.0" {
 			t.Fatalf("repos = %+v, %v", repos, err)
 		}
-		if r, err := cat.RepoByHash(r1.Hash); err != nil || r.SystemVersion != "1.0.0" {
+		if r, err := cat.RepoByHash(t.Context(), r1.Hash); err != nil || r.SystemVersion != "1.0.0" {
 			t.Fatalf("by hash = %+v, %v", r, err)
 		}
 		// 1.0.1 holds only what 1.0.0 holds too: its removal wants nothing less.
-		if _, gen, err := cat.DeleteRepo("1.0.1", nil); err != nil || gen != 2 {
+		if _, gen, err := cat.DeleteRepo(t.Context(), "1.0.1", nil); err != nil || gen != 2 {
 			t.Fatalf("delete 1.0.1 = %d, %v", gen, err)
 		}
-		if _, gen, err := cat.DeleteRepo("1.0.0", nil); err != nil || gen != 3 {
+		if _, gen, err := cat.DeleteRepo(t.Context(), "1.0.0", nil); err != nil || gen != 3 {
 			t.Fatalf("delete 1.0.0 = %d, %v", gen, err)
 		}
-		if _, _, err := cat.DeleteRepo("1.0.0", nil); !errors.Is(err, depot.ErrRepoNotFound) {
+		if _, _, err := cat.DeleteRepo(t.Context(), "1.0.0", nil); !errors.Is(err, depot.ErrRepoNotFound) {
 			t.Fatalf("delete twice: %v", err)
 		}
-		if _, err := cat.Repo("1.0.0"); !errors.Is(err, depot.ErrRepoNotFound) {
+		if _, err := cat.Repo(t.Context(), "1.0.0"); !errors.Is(err, depot.ErrRepoNotFound) {
 			t.Fatalf("get deleted: %v", err)
 		}
-		if w, _ := cat.Wanted(); w.Generation != 3 || len(w.Artifacts) != 1 {
+		if w, _ := cat.Wanted(t.Context()); w.Generation != 3 || len(w.Artifacts) != 1 {
 			t.Fatalf("wanted after deletes = %+v", w)
 		}
 	})
@@ -195,53 +195,53 @@ func TestCatalogConformance_TrustRootsSledsTokens(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b catalogBackend) {
 		cat := b.open(t)
 		doc := []byte(`{"signed":{"_type":"root"},"signatures":[]}`)
-		r, created, err := cat.AddTrustRoot(doc, "api", nil)
+		r, created, err := cat.AddTrustRoot(t.Context(), doc, "api", nil)
 		if err != nil || !created {
 			t.Fatalf("add = %v, %v", created, err)
 		}
-		if again, created, err := cat.AddTrustRoot(doc, "api", nil); err != nil || created || again.ID != r.ID {
+		if again, created, err := cat.AddTrustRoot(t.Context(), doc, "api", nil); err != nil || created || again.ID != r.ID {
 			t.Fatalf("add again = %+v %v %v", again, created, err)
 		}
-		if got, err := cat.TrustRoot(r.ID); err != nil || string(got.Root) != string(doc) {
+		if got, err := cat.TrustRoot(t.Context(), r.ID); err != nil || string(got.Root) != string(doc) {
 			t.Fatalf("get = %+v, %v", got, err)
 		}
-		if err := cat.DeleteTrustRoot(r.ID, nil); err != nil {
+		if err := cat.DeleteTrustRoot(t.Context(), r.ID, nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := cat.DeleteTrustRoot(r.ID, nil); !errors.Is(err, depot.ErrTrustRootNotFound) {
+		if err := cat.DeleteTrustRoot(t.Context(), r.ID, nil); !errors.Is(err, depot.ErrTrustRootNotFound) {
 			t.Fatalf("delete twice: %v", err)
 		}
 
-		if _, err := cat.PutSled(depot.SledRecord{ID: "s1", ControlURL: "http://127.0.0.1:1"}, nil); err != nil {
+		if _, err := cat.PutSled(t.Context(), depot.SledRecord{ID: "s1", ControlURL: "http://127.0.0.1:1"}, nil); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := cat.ExpungeSled("s1", nil); err != nil {
+		if _, err := cat.ExpungeSled(t.Context(), "s1", nil); err != nil {
 			t.Fatal(err)
 		}
-		if s, err := cat.Sled("s1"); err != nil || s.State != depot.SledExpunged {
+		if s, err := cat.Sled(t.Context(), "s1"); err != nil || s.State != depot.SledExpunged {
 			t.Fatalf("sled = %+v, %v", s, err)
 		}
-		if _, err := cat.PutSled(depot.SledRecord{ID: "s1", ControlURL: "http://127.0.0.1:1", State: depot.SledInService}, nil); err == nil {
+		if _, err := cat.PutSled(t.Context(), depot.SledRecord{ID: "s1", ControlURL: "http://127.0.0.1:1", State: depot.SledInService}, nil); err == nil {
 			t.Fatal("an expunged sled came back")
 		}
 
-		if has, err := cat.HasTokens(); err != nil || has {
+		if has, err := cat.HasTokens(t.Context()); err != nil || has {
 			t.Fatalf("has tokens = %v, %v", has, err)
 		}
-		secret, tok, err := cat.CreateToken("ci", depot.RoleOperator, nil, nil)
+		secret, tok, err := cat.CreateToken(t.Context(), "ci", depot.RoleOperator, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, ok, err := cat.TokenByHash(depot.HashToken(secret)); err != nil || !ok || got.Name != tok.Name {
+		if got, ok, err := cat.TokenByHash(t.Context(), depot.HashToken(secret)); err != nil || !ok || got.Name != tok.Name {
 			t.Fatalf("by hash = %+v %v %v", got, ok, err)
 		}
-		if _, _, err := cat.CreateToken("ci", depot.RoleAdmin, nil, nil); err == nil {
+		if _, _, err := cat.CreateToken(t.Context(), "ci", depot.RoleAdmin, nil, nil); err == nil {
 			t.Fatal("a second token of one name")
 		}
-		if err := cat.RevokeToken("ci", nil); err != nil {
+		if err := cat.RevokeToken(t.Context(), "ci", nil); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, _ := cat.TokenByHash(depot.HashToken(secret)); ok {
+		if _, ok, _ := cat.TokenByHash(t.Context(), depot.HashToken(secret)); ok {
 			t.Fatal("a revoked token still authenticates")
 		}
 	})
@@ -254,17 +254,17 @@ func TestCatalogConformance_SagasPruned(t *testing.T) {
 		start := time.Now()
 		for i := range n {
 			s := depot.Saga{ID: fmt.Sprintf("s%03d", i), Step: depot.StepSpool, Started: start.Add(time.Duration(i) * time.Second)}
-			if err := cat.BeginSaga(s); err != nil {
+			if err := cat.BeginSaga(t.Context(), s); err != nil {
 				t.Fatal(err)
 			}
-			if err := cat.UpdateSaga(s.ID, func(s *depot.Saga) { s.Step = depot.StepDone }); err != nil {
+			if err := cat.UpdateSaga(t.Context(), s.ID, func(s *depot.Saga) { s.Step = depot.StepDone }); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := cat.BeginSaga(depot.Saga{ID: "live", Step: depot.StepStage, Started: start.Add(time.Hour)}); err != nil {
+		if err := cat.BeginSaga(t.Context(), depot.Saga{ID: "live", Step: depot.StepStage, Started: start.Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
-		sagas, err := cat.Sagas()
+		sagas, err := cat.Sagas(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,18 +281,18 @@ func TestCatalogConformance_Audit(t *testing.T) {
 		a, other := b.pair(t)
 		for i := range 5 {
 			e := &depot.AuditEntry{Actor: "token:x", Action: "test.append", Target: fmt.Sprint(i), Status: 200}
-			if seq, err := a.AppendAudit(e); err != nil || seq != uint64(i+1) {
+			if seq, err := a.AppendAudit(t.Context(), e); err != nil || seq != uint64(i+1) {
 				t.Fatalf("append %d = %d, %v", i, seq, err)
 			}
 		}
-		page, head, err := a.Audit(2, 2)
+		page, head, err := a.Audit(t.Context(), 2, 2)
 		if err != nil || head != 5 || len(page) != 2 || page[0].Seq != 3 || page[1].Seq != 4 {
 			t.Fatalf("page = %+v head %d %v", page, head, err)
 		}
 		verifyAll(t, a)
 
 		changes := other.AuditChanges()
-		if _, err := a.AppendAudit(&depot.AuditEntry{Action: "test.wake", Status: 200}); err != nil {
+		if _, err := a.AppendAudit(t.Context(), &depot.AuditEntry{Action: "test.wake", Status: 200}); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -300,7 +300,7 @@ func TestCatalogConformance_Audit(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("a record appended through one handle woke no long-poll on the other")
 		}
-		if _, head, _ := other.Audit(0, 1); head != 6 {
+		if _, head, _ := other.Audit(t.Context(), 0, 1); head != 6 {
 			t.Fatalf("other handle's head = %d", head)
 		}
 	})
@@ -313,7 +313,7 @@ func TestCatalogConformance_Audit(t *testing.T) {
 func TestCatalogConformance_Concurrent(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b catalogBackend) {
 		a, c2 := b.pair(t)
-		if _, _, _, err := a.InsertRepo(testRepo("0.0.1", "old"), "", nil); err != nil {
+		if _, _, _, err := a.InsertRepo(t.Context(), testRepo("0.0.1", "old"), "", nil); err != nil {
 			t.Fatal(err)
 		}
 		const per = 6
@@ -324,7 +324,7 @@ func TestCatalogConformance_Concurrent(t *testing.T) {
 			wg.Go(func() {
 				for i := range per {
 					v := fmt.Sprintf("%d.%d.0", h+1, i)
-					_, ins, gen, err := cat.InsertRepo(testRepo(v, "art-"+v), "", &depot.AuditEntry{Action: "repo.upload", Status: 200})
+					_, ins, gen, err := cat.InsertRepo(t.Context(), testRepo(v, "art-"+v), "", &depot.AuditEntry{Action: "repo.upload", Status: 200})
 					if err != nil || !ins {
 						errs <- fmt.Errorf("insert %s: %v %v", v, ins, err)
 						continue
@@ -336,7 +336,7 @@ func TestCatalogConformance_Concurrent(t *testing.T) {
 		inserted := make(chan bool, 2)
 		for _, cat := range []*depot.Catalog{a, c2} {
 			wg.Go(func() {
-				_, ins, _, err := cat.InsertRepo(testRepo("9.9.9", "same"), "", nil)
+				_, ins, _, err := cat.InsertRepo(t.Context(), testRepo("9.9.9", "same"), "", nil)
 				if err != nil {
 					errs <- err
 				}
@@ -344,7 +344,7 @@ func TestCatalogConformance_Concurrent(t *testing.T) {
 			})
 		}
 		wg.Go(func() {
-			if _, _, err := c2.DeleteRepo("0.0.1", &depot.AuditEntry{Action: "repo.delete", Status: 200}); err != nil {
+			if _, _, err := c2.DeleteRepo(t.Context(), "0.0.1", &depot.AuditEntry{Action: "repo.delete", Status: 200}); err != nil {
 				errs <- err
 			}
 		})
@@ -371,7 +371,7 @@ func TestCatalogConformance_Concurrent(t *testing.T) {
 		if n != 1 {
 			t.Errorf("the same repository was inserted %d times", n)
 		}
-		repos, err := a.Repos()
+		repos, err := a.Repos(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -384,7 +384,7 @@ func TestCatalogConformance_Concurrent(t *testing.T) {
 			}
 		}
 		// 1 initial insert, 12 inserts, 1 same-repo insert, 1 prune.
-		if w, _ := a.Wanted(); w.Generation != 2*per+3 || len(w.Artifacts) != 2*per+1 {
+		if w, _ := a.Wanted(t.Context()); w.Generation != 2*per+3 || len(w.Artifacts) != 2*per+1 {
 			t.Errorf("wanted = generation %d, %d artifacts", w.Generation, len(w.Artifacts))
 		}
 		recs := verifyAll(t, a)
@@ -399,7 +399,7 @@ func TestCatalogConformance_Concurrent(t *testing.T) {
 func TestCatalog_Etcd_Reopen(t *testing.T) {
 	p := newPrefix(t)
 	a := openEtcdCatalog(t, p)
-	if _, _, _, err := a.InsertRepo(testRepo("1.0.0", "x"), "", nil); err != nil {
+	if _, _, _, err := a.InsertRepo(t.Context(), testRepo("1.0.0", "x"), "", nil); err != nil {
 		t.Fatal(err)
 	}
 	id := a.ID()
@@ -408,7 +408,7 @@ func TestCatalog_Etcd_Reopen(t *testing.T) {
 	if b.ID() != id {
 		t.Fatalf("id %s became %s", id, b.ID())
 	}
-	if w, err := b.Wanted(); err != nil || w.Generation != 1 {
+	if w, err := b.Wanted(t.Context()); err != nil || w.Generation != 1 {
 		t.Fatalf("wanted = %+v, %v", w, err)
 	}
 }

@@ -51,15 +51,15 @@ type etcdKV struct {
 // OpenEtcdCatalog connects to the etcd cluster and opens (creating) the
 // catalog under opts.Prefix. It fails with ErrCatalogUnavailable when no
 // member answers within opts.Timeout.
-func OpenEtcdCatalog(opts EtcdOptions) (*Catalog, error) {
-	kv, err := openEtcdKV(opts)
+func OpenEtcdCatalog(ctx context.Context, opts EtcdOptions) (*Catalog, error) {
+	kv, err := openEtcdKV(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	return newCatalog(kv)
+	return newCatalog(ctx, kv)
 }
 
-func openEtcdKV(opts EtcdOptions) (*etcdKV, error) {
+func openEtcdKV(ctx context.Context, opts EtcdOptions) (*etcdKV, error) {
 	if len(opts.Endpoints) == 0 {
 		return nil, errors.New("etcd catalog: no endpoints")
 	}
@@ -89,19 +89,19 @@ func openEtcdKV(opts EtcdOptions) (*etcdKV, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: etcd %s: %w", ErrCatalogUnavailable, strings.Join(opts.Endpoints, ","), err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	wctx, cancel := context.WithCancel(context.Background())
 	kv := &etcdKV{
 		cli: cli, prefix: opts.Prefix, head: opts.Prefix + "!head", timeout: opts.Timeout, log: opts.Logger,
 		desc:   fmt.Sprintf("etcd %s prefix %s", strings.Join(opts.Endpoints, ","), opts.Prefix),
 		cancel: cancel, done: make(chan struct{}),
 	}
 	// Fail at start-up rather than on the first request.
-	if err := kv.view(func(tx kvTx) error { tx.Bucket(bucketMeta).Get(keyGeneration); return nil }); err != nil {
+	if err := kv.view(ctx, func(tx kvTx) error { tx.Bucket(bucketMeta).Get(keyGeneration); return nil }); err != nil {
 		cancel()
 		cli.Close()
 		return nil, err
 	}
-	go kv.watch(ctx)
+	go kv.watch(wctx)
 	return kv, nil
 }
 
@@ -146,8 +146,8 @@ func (e *etcdKV) unavailable(err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrCatalogUnavailable, e.desc, err)
 }
 
-func (e *etcdKV) view(fn func(kvTx) error) error {
-	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(context.Background()), e.timeout)
+func (e *etcdKV) view(ctx context.Context, fn func(kvTx) error) error {
+	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), e.timeout)
 	defer cancel()
 	tx := &etcdTx{kv: e, ctx: ctx}
 	err := fn(tx)
@@ -160,8 +160,8 @@ func (e *etcdKV) view(fn func(kvTx) error) error {
 // maxTxnOps stays under etcd's default --max-txn-ops (128), head included.
 const maxTxnOps = 120
 
-func (e *etcdKV) update(fn func(kvTx) error) error {
-	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(context.Background()), e.timeout)
+func (e *etcdKV) update(ctx context.Context, fn func(kvTx) error) error {
+	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), e.timeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		tx := &etcdTx{kv: e, ctx: ctx, writes: make(map[string][]byte)}

@@ -1,6 +1,7 @@
 package depot
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 
@@ -26,8 +27,8 @@ func ValidCatalogID(id string) bool { return catalogIDPattern.MatchString(id) }
 
 // loadID reads the catalog's id, making it first if the catalog has none
 // (a new catalog, or one created before catalogs had ids).
-func (c *Catalog) loadID() error {
-	return c.kv.update(func(tx kvTx) error {
+func (c *Catalog) loadID(ctx context.Context) error {
+	return c.kv.update(ctx, func(tx kvTx) error {
 		b := tx.Bucket(bucketIdentity)
 		if v := b.Get(keyCatalogID); v != nil {
 			if !ValidCatalogID(string(v)) {

@@ -229,7 +229,7 @@ func strayCoordinator(t *testing.T, r *rack) (*coordEnv, *depot.Replicator) {
 	t.Helper()
 	b := newCoordEnv(t)
 	for url, id := range r.ids {
-		if _, err := b.cat.PutSled(depot.SledRecord{ID: id, ControlURL: url, DepotURL: url}, nil); err != nil {
+		if _, err := b.cat.PutSled(t.Context(), depot.SledRecord{ID: id, ControlURL: url, DepotURL: url}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -254,7 +254,7 @@ func TestReplicator_StrayCatalogWritesToNoSled(t *testing.T) {
 	// B reaches A's generation + 1 with repositories of its own.
 	for i, v := range []string{"8.0.0", "8.1.0"} {
 		zip, root, _ := repoArchive(t, v, byte(200+i))
-		if _, _, err := b.coord.AddTrustRoot(root, "test", nil); err != nil {
+		if _, _, err := b.coord.AddTrustRoot(t.Context(), root, "test", nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := b.upload(t, zip); err != nil {
@@ -268,7 +268,7 @@ func TestReplicator_StrayCatalogWritesToNoSled(t *testing.T) {
 	if act.Counters[depot.OpPutConfig].OK+act.Counters[depot.OpPutConfig].Err+act.Counters[depot.OpPut].OK+act.Counters[depot.OpCopy].OK != 0 {
 		t.Fatalf("stray activation sent writes: %+v", act.Counters)
 	}
-	st := stray.Status()
+	st := stray.Status(t.Context())
 	if st.CatalogID != b.cat.ID() {
 		t.Fatalf("status catalog id %q", st.CatalogID)
 	}
@@ -299,7 +299,7 @@ func TestReplicator_StrayCatalogWritesToNoSled(t *testing.T) {
 	}
 	// The stray's own repository counts nothing on sleds it could not
 	// list.
-	repo, err := b.cat.Repo("8.0.0")
+	repo, err := b.cat.Repo(t.Context(), "8.0.0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +463,7 @@ func TestReplicator_RefusalAtTheWriteStopsTheActivation(t *testing.T) {
 	if !strings.Contains(act.Error, depot.ConflictCatalog) || !strings.Contains(act.Error, "refused at the write") || act.Planned != 0 {
 		t.Fatalf("activation = %+v", act)
 	}
-	for _, s := range rep.Status().Sleds {
+	for _, s := range rep.Status(t.Context()).Sleds {
 		if s.ID == "sled-0" && s.Conflict != depot.ConflictCatalog {
 			t.Fatalf("sled-0 state = %+v", s)
 		}

@@ -2,6 +2,7 @@ package depot
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -28,11 +29,11 @@ var ErrCatalogUnavailable = errors.New("catalog unavailable")
 type catalogKV interface {
 	// view runs fn in a read-only transaction: every read sees one
 	// snapshot.
-	view(fn func(kvTx) error) error
+	view(ctx context.Context, fn func(kvTx) error) error
 	// update runs fn in a read-write transaction, committed only if no
 	// other transaction committed since fn's first read (fn may run more
 	// than once); fn's error, or a read error, rolls it back.
-	update(fn func(kvTx) error) error
+	update(ctx context.Context, fn func(kvTx) error) error
 	// shared reports whether other processes write the same catalog.
 	shared() bool
 	// changes returns a channel closed at the next commit by any process
@@ -103,11 +104,11 @@ func openBoltKV(path string, lockTimeout time.Duration) (*boltKV, error) {
 	return &boltKV{db: db, path: path}, nil
 }
 
-func (b *boltKV) view(fn func(kvTx) error) error {
+func (b *boltKV) view(ctx context.Context, fn func(kvTx) error) error {
 	return b.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
 }
 
-func (b *boltKV) update(fn func(kvTx) error) error {
+func (b *boltKV) update(ctx context.Context, fn func(kvTx) error) error {
 	return b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
 }
 

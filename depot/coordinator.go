@@ -133,7 +133,7 @@ func (c *Coordinator) Follow(ctx context.Context, recoverEvery time.Duration) {
 	}
 	t := time.NewTicker(recoverEvery)
 	defer t.Stop()
-	last, _ := c.cat.Stamp()
+	last, _ := c.cat.Stamp(ctx)
 	ch := c.cat.Changes()
 	for {
 		select {
@@ -147,7 +147,7 @@ func (c *Coordinator) Follow(ctx context.Context, recoverEvery time.Duration) {
 		case <-ch:
 		}
 		ch = c.cat.Changes()
-		st, err := c.cat.Stamp()
+		st, err := c.cat.Stamp(ctx)
 		if err != nil {
 			c.log.Warn("read catalog after a change", "err", err)
 			c.notify()
@@ -166,7 +166,7 @@ func (c *Coordinator) Follow(ctx context.Context, recoverEvery time.Duration) {
 // Generation 0 (nothing ever uploaded) leaves the sled unmanaged, so a
 // fresh single-sled depot takes plain PUTs.
 func (c *Coordinator) syncLocalConfig(ctx context.Context) error {
-	w, err := c.cat.Wanted()
+	w, err := c.cat.Wanted(ctx)
 	if err != nil {
 		return fmt.Errorf("read catalog: %w", err)
 	}
@@ -229,7 +229,7 @@ func (c *Coordinator) wantedChanged(ctx context.Context) {
 // references leave the wanted set (the generation rises) and the sleds'
 // reconcilers delete them. e, if not nil, is the request's audit entry.
 func (c *Coordinator) DeleteRepo(ctx context.Context, systemVersion string, e *AuditEntry) (Repo, error) {
-	r, _, err := c.cat.DeleteRepo(systemVersion, e)
+	r, _, err := c.cat.DeleteRepo(ctx, systemVersion, e)
 	if err != nil {
 		return Repo{}, err
 	}
@@ -240,11 +240,11 @@ func (c *Coordinator) DeleteRepo(ctx context.Context, systemVersion string, e *A
 
 // AddTrustRoot checks that doc is a self-signed TUF root and records it.
 // e, if not nil, is the request's audit entry.
-func (c *Coordinator) AddTrustRoot(doc []byte, source string, e *AuditEntry) (TrustRoot, bool, error) {
+func (c *Coordinator) AddTrustRoot(ctx context.Context, doc []byte, source string, e *AuditEntry) (TrustRoot, bool, error) {
 	if _, err := tuf.CheckRootDocument(doc); err != nil {
 		return TrustRoot{}, false, fmt.Errorf("%w: %w", ErrTrustRootInvalid, err)
 	}
-	r, created, err := c.cat.AddTrustRoot(doc, source, e)
+	r, created, err := c.cat.AddTrustRoot(ctx, doc, source, e)
 	if err == nil && created {
 		c.log.Info("trust root added", "id", r.ID, "source", source)
 		c.notify()

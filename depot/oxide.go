@@ -175,7 +175,7 @@ func (sp *splitter) split(ctx context.Context, comp RepoArtifact, body io.Reader
 	// leaves them, undo finds them, and undo keeps those already present.
 	present := sp.c.local.Protect(ctx, digests)
 	*sp.staged = append(*sp.staged, digests...)
-	if err := sp.c.step(sp.s, func(s *Saga) {
+	if err := sp.c.step(ctx, sp.s, func(s *Saga) {
 		s.Staged = append(s.Staged, digests...)
 		s.Present = append(s.Present, present...)
 	}); err != nil {

@@ -72,7 +72,7 @@ func fakeRepo(t testing.TB) (archive, root []byte) {
 
 func (e *coordEnv) trust(t testing.TB, root []byte) {
 	t.Helper()
-	if _, _, err := e.coord.AddTrustRoot(root, "test", nil); err != nil {
+	if _, _, err := e.coord.AddTrustRoot(t.Context(), root, "test", nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -104,7 +104,7 @@ func (e *coordEnv) wantNothingStored(t testing.TB, before map[store.Digest]int64
 	if f := tempFiles(t, e.mirrors); len(f) != 0 {
 		t.Errorf("temp files left: %v", f)
 	}
-	if repos, _ := e.cat.Repos(); len(repos) != reposBefore {
+	if repos, _ := e.cat.Repos(t.Context()); len(repos) != reposBefore {
 		t.Errorf("%d repositories recorded, want %d", len(repos), reposBefore)
 	}
 }
@@ -170,7 +170,7 @@ func TestUpload_TufaceousFixture_SplitsComposites(t *testing.T) {
 	// Every recorded artifact is stored under its hash; composites are not
 	// artifacts: neither stored nor in the wanted set (so not replicated).
 	stored := e.stored(t)
-	w, err := e.cat.Wanted()
+	w, err := e.cat.Wanted(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestUpload_TufaceousFixture_SplitsComposites(t *testing.T) {
 
 	// The catalog keeps what the upload returned; the same archive again
 	// changes nothing.
-	got, err := e.cat.Repo("1.0.0")
+	got, err := e.cat.Repo(t.Context(), "1.0.0")
 	if err != nil || len(got.Artifacts) != 22 || got.Artifacts[0].Kind == "" {
 		t.Fatalf("catalog repo = %+v, %v", got, err)
 	}
@@ -281,7 +281,7 @@ func TestUpload_V2_TagsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := e.cat.Repo("2.0.0")
+	got, err := e.cat.Repo(t.Context(), "2.0.0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,7 +555,7 @@ func TestUpload_V1_TamperedComposite(t *testing.T) {
 	}
 	t.Logf("refused: %v", err)
 	e.wantNothingStored(t, nil, 0)
-	w, _ := e.cat.Wanted()
+	w, _ := e.cat.Wanted(t.Context())
 	if len(w.Artifacts) != 0 {
 		t.Errorf("wanted set = %v", w.Artifacts)
 	}
@@ -570,7 +570,7 @@ func TestReplicator_Oxide_PartsNotComposites(t *testing.T) {
 		tuftest.Entry{Name: "zones/nexus.tar.gz", Data: tuftest.Zone(t, "nexus", "1.0.0")},
 		tuftest.Entry{Name: "zones/oximeter.tar.gz", Data: tuftest.Zone(t, "oximeter", "1.0.0")})
 	archive, root := v1Repo(t, "1.0.0", v1art{"host", "host", host}, v1art{"control_plane", "cp", cp})
-	if _, _, err := r.coord.coord.AddTrustRoot(root, "test", nil); err != nil {
+	if _, _, err := r.coord.coord.AddTrustRoot(t.Context(), root, "test", nil); err != nil {
 		t.Fatal(err)
 	}
 	res, err := r.coord.upload(t, archive)
@@ -635,7 +635,7 @@ func TestReplicator_TufaceousFixture_PartsReachEverySled(t *testing.T) {
 		url := "http://sled-" + string(rune('a'+i)) + ":1"
 		e := newEnv(t, depot.SledOptions{Peer: r.peer})
 		r.sleds[url], r.peer.byURL[url] = e, e.st
-		if _, err := r.coord.cat.PutSled(depot.SledRecord{ID: "sled-" + string(rune('a'+i)), ControlURL: url, DepotURL: url}, nil); err != nil {
+		if _, err := r.coord.cat.PutSled(t.Context(), depot.SledRecord{ID: "sled-" + string(rune('a'+i)), ControlURL: url, DepotURL: url}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -30,7 +30,7 @@ func (c *Coordinator) Recover(ctx context.Context) (n int, err error) {
 		c.recovery.TotalFailed += pass.Failed
 		c.mu.Unlock()
 	}()
-	sagas, err := c.cat.Sagas()
+	sagas, err := c.cat.Sagas(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("read saga log: %w", err)
 	}
@@ -60,7 +60,7 @@ func (c *Coordinator) Recover(ctx context.Context) (n int, err error) {
 					continue
 				}
 			}
-			adopted, ok, err := c.cat.AdoptSaga(s.ID, s.Owner)
+			adopted, ok, err := c.cat.AdoptSaga(ctx, s.ID, s.Owner)
 			if err != nil {
 				return n, err
 			}
@@ -75,7 +75,7 @@ func (c *Coordinator) Recover(ctx context.Context) (n int, err error) {
 			s = adopted
 		}
 		if s.Step == StepRecorded {
-			if err := c.cat.UpdateSaga(s.ID, func(s *Saga) { s.Step = StepDone }); err != nil {
+			if err := c.cat.UpdateSaga(ctx, s.ID, func(s *Saga) { s.Step = StepDone }); err != nil {
 				return n, err
 			}
 			c.log.Info("upload saga recovered: recorded, replication carries on", "saga", s.ID, "system_version", s.SystemVersion)
@@ -146,7 +146,7 @@ func (c *Coordinator) undo(ctx context.Context, s Saga, cause error) error {
 		// deletes what no repository wants once no live saga protects it.
 		c.log.Info("undo leaves staged artifacts to their sled's reconciler", "saga", s.ID, "sled", s.Sled)
 	} else if len(s.Staged) > 0 {
-		w, err := c.cat.Wanted()
+		w, err := c.cat.Wanted(ctx)
 		if err != nil {
 			return err
 		}
@@ -154,7 +154,7 @@ func (c *Coordinator) undo(ctx context.Context, s Saga, cause error) error {
 			return fmt.Errorf("undo saga %s: %w", s.ID, err)
 		}
 	}
-	return c.cat.UpdateSaga(s.ID, func(s *Saga) {
+	return c.cat.UpdateSaga(ctx, s.ID, func(s *Saga) {
 		s.Step = StepUndone
 		if s.Error == "" {
 			s.Error = cause.Error()

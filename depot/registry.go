@@ -1,6 +1,7 @@
 package depot
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -57,7 +58,7 @@ func validateSled(r SledRecord) error {
 // PutSled adds or updates a sled. An expunged sled stays expunged: it
 // cannot be brought back under the same id (its data is gone for good).
 // The change appends e's audit record.
-func (c *Catalog) PutSled(r SledRecord, e *AuditEntry) (SledRecord, error) {
+func (c *Catalog) PutSled(ctx context.Context, r SledRecord, e *AuditEntry) (SledRecord, error) {
 	if r.State == "" {
 		r.State = SledInService
 	}
@@ -66,7 +67,7 @@ func (c *Catalog) PutSled(r SledRecord, e *AuditEntry) (SledRecord, error) {
 	if err := validateSled(r); err != nil {
 		return SledRecord{}, err
 	}
-	err := c.kv.update(func(tx kvTx) error {
+	err := c.kv.update(ctx, func(tx kvTx) error {
 		b := tx.Bucket(bucketSleds)
 		if v := b.Get([]byte(r.ID)); v != nil {
 			var old SledRecord
@@ -96,9 +97,9 @@ func (c *Catalog) PutSled(r SledRecord, e *AuditEntry) (SledRecord, error) {
 }
 
 // Sleds returns the registry, sorted by id.
-func (c *Catalog) Sleds() ([]SledRecord, error) {
+func (c *Catalog) Sleds(ctx context.Context) ([]SledRecord, error) {
 	var out []SledRecord
-	err := c.kv.view(func(tx kvTx) error {
+	err := c.kv.view(ctx, func(tx kvTx) error {
 		return tx.Bucket(bucketSleds).ForEach(func(k, v []byte) error {
 			var r SledRecord
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -113,9 +114,9 @@ func (c *Catalog) Sleds() ([]SledRecord, error) {
 }
 
 // Sled returns one sled, or ErrSledNotFound.
-func (c *Catalog) Sled(id string) (SledRecord, error) {
+func (c *Catalog) Sled(ctx context.Context, id string) (SledRecord, error) {
 	var r SledRecord
-	err := c.kv.view(func(tx kvTx) error {
+	err := c.kv.view(ctx, func(tx kvTx) error {
 		v := tx.Bucket(bucketSleds).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("%w: %q", ErrSledNotFound, id)
@@ -127,13 +128,13 @@ func (c *Catalog) Sled(id string) (SledRecord, error) {
 
 // ExpungeSled marks a sled expunged: it is no longer counted or contacted.
 // The change appends e's audit record.
-func (c *Catalog) ExpungeSled(id string, e *AuditEntry) (SledRecord, error) {
-	r, err := c.Sled(id)
+func (c *Catalog) ExpungeSled(ctx context.Context, id string, e *AuditEntry) (SledRecord, error) {
+	r, err := c.Sled(ctx, id)
 	if err != nil {
 		return r, err
 	}
 	r.State = SledExpunged
-	return c.PutSled(r, e)
+	return c.PutSled(ctx, r, e)
 }
 
 // ParseSledFlag parses --sled: a control URL, or

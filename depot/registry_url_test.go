@@ -24,7 +24,7 @@ func TestReplicator_DepotURLFromRegistryOnly(t *testing.T) {
 	})
 	res := r.upload(t, "1.0.0", 1)
 	r.converge(5)
-	st := r.rep.Status()
+	st := r.rep.Status(t.Context())
 	if st.Lifetime[depot.OpCopy].Err != 0 || st.Lifetime[depot.OpCopy].OK == 0 {
 		t.Fatalf("copies: %+v (recent %+v)", st.Lifetime[depot.OpCopy], st.Recent)
 	}

@@ -18,11 +18,11 @@ import (
 // reporting generation 0 as if it were true.
 func TestReplicator_Status_ReportsCatalogError(t *testing.T) {
 	r := newRack(t, 0, 1)
-	if st := r.rep.Status(); st.CatalogError != "" {
+	if st := r.rep.Status(t.Context()); st.CatalogError != "" {
 		t.Fatalf("catalog error with a healthy catalog: %q", st.CatalogError)
 	}
 	r.coord.cat.Close()
-	if st := r.rep.Status(); st.CatalogError == "" {
+	if st := r.rep.Status(t.Context()); st.CatalogError == "" {
 		t.Fatal("a closed catalog is not reported")
 	}
 }

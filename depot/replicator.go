@@ -151,7 +151,8 @@ func (r *Replicator) Activate() {
 		return
 	}
 	go func() {
-		if err := r.cat.RequestActivation(nil); err != nil {
+		// Bounded by the catalog's own timeout.
+		if err := r.cat.RequestActivation(context.Background(), nil); err != nil {
 			r.log.Warn("ask the leader for an activation", "err", err)
 		}
 	}()
@@ -221,12 +222,12 @@ func (r *Replicator) follow(ctx context.Context, won <-chan context.Context) con
 // observeOnce refreshes what this coordinator knows of the sleds without
 // writing to any.
 func (r *Replicator) observeOnce(ctx context.Context) {
-	w, err := r.cat.Wanted()
+	w, err := r.cat.Wanted(ctx)
 	if err != nil {
 		r.unknownAll()
 		return
 	}
-	members, err := r.members()
+	members, err := r.members(ctx)
 	if err != nil {
 		r.unknownAll()
 		return
@@ -312,14 +313,14 @@ func (r *Replicator) RunOnce(ctx context.Context) (act Activation) {
 	if _, err := r.coord.Recover(ctx); err != nil {
 		r.log.Error("saga recovery", "err", err)
 	}
-	w, err := r.cat.Wanted()
+	w, err := r.cat.Wanted(ctx)
 	if err != nil {
 		act.Error = err.Error()
 		r.unknownAll()
 		return act
 	}
 	act.Generation = w.Generation
-	members, err := r.members()
+	members, err := r.members(ctx)
 	if err != nil {
 		act.Error = err.Error()
 		r.unknownAll()
@@ -399,10 +400,10 @@ func (r *Replicator) unknownAll() {
 // members is the local sled plus every other in-service registered sled.
 // The local sled is named by its registry record when it has one (so the
 // others copy from it at the registered depot URL).
-func (r *Replicator) members() ([]member, error) {
+func (r *Replicator) members(ctx context.Context) ([]member, error) {
 	self := r.coord.selfSled
 	out := []member{{rec: SledRecord{ID: self, State: SledInService}, client: r.opts.Local, local: true}}
-	recs, err := r.cat.Sleds()
+	recs, err := r.cat.Sleds(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -109,7 +109,7 @@ func newRack(t testing.TB, remotes int, min int) *rack {
 		e := newEnv(t, depot.SledOptions{Peer: r.peer})
 		r.sleds[url] = e
 		r.peer.byURL[url] = e.st
-		rec, err := r.coord.cat.PutSled(depot.SledRecord{ID: fmt.Sprintf("sled-%d", i), ControlURL: url, DepotURL: url}, nil)
+		rec, err := r.coord.cat.PutSled(t.Context(), depot.SledRecord{ID: fmt.Sprintf("sled-%d", i), ControlURL: url, DepotURL: url}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +146,7 @@ func (r *rack) converge(n int) []depot.Activation {
 func (r *rack) upload(t testing.TB, version string, seed byte) depot.UploadResult {
 	t.Helper()
 	zip, root, _ := repoArchive(t, version, seed)
-	if _, _, err := r.coord.coord.AddTrustRoot(root, "test", nil); err != nil {
+	if _, _, err := r.coord.coord.AddTrustRoot(t.Context(), root, "test", nil); err != nil {
 		t.Fatal(err)
 	}
 	res, err := r.coord.upload(t, zip)
@@ -177,7 +177,7 @@ func TestReplicator_UploadReachesEverySled(t *testing.T) {
 	}
 	// Requests: per artifact per remote sled, one copy (and no PUT, the
 	// local sled already holds everything, min 2 is met by copies).
-	st := r.rep.Status()
+	st := r.rep.Status(t.Context())
 	copies := st.Lifetime[depot.OpCopy].OK + st.Lifetime[depot.OpPut].OK
 	if want := int64(len(res.Repo.Artifacts) * 3); copies != want {
 		t.Fatalf("%d puts+copies, want %d (activations %d)", copies, want, len(acts))
@@ -249,7 +249,7 @@ func TestReplicator_CorruptPeerIsReportedAndRackConverges(t *testing.T) {
 		list = append(list, tuftest.Artifact{Name: name, Version: "4.0.0", Kind: "file", Target: name})
 	}
 	b.SetManifest("4.0.0", list)
-	if _, _, err := r.coord.coord.AddTrustRoot(b.RootJSON(), "test", nil); err != nil {
+	if _, _, err := r.coord.coord.AddTrustRoot(t.Context(), b.RootJSON(), "test", nil); err != nil {
 		t.Fatal(err)
 	}
 	res, err := r.coord.upload(t, b.Archive(tuftest.Zip))
@@ -284,7 +284,7 @@ func TestReplicator_CorruptPeerIsReportedAndRackConverges(t *testing.T) {
 	}
 	// The copies sled-0 served failed, and the ring buffer says why.
 	reported := 0
-	for _, rec := range r.rep.Status().Recent {
+	for _, rec := range r.rep.Status(t.Context()).Recent {
 		if rec.Op == depot.OpCopy && rec.Source == "sled-0" {
 			if !strings.Contains(rec.Error, "sha256") {
 				t.Fatalf("copy from the corrupt peer: %+v, want a sha256 error", rec)
@@ -299,7 +299,7 @@ func TestReplicator_CorruptPeerIsReportedAndRackConverges(t *testing.T) {
 
 func TestReplicator_ExpungedSledIsNotContacted(t *testing.T) {
 	r := newRack(t, 2, 1)
-	if _, err := r.coord.cat.ExpungeSled("sled-1", nil); err != nil {
+	if _, err := r.coord.cat.ExpungeSled(t.Context(), "sled-1", nil); err != nil {
 		t.Fatal(err)
 	}
 	r.upload(t, "5.0.0", 5)
@@ -307,12 +307,12 @@ func TestReplicator_ExpungedSledIsNotContacted(t *testing.T) {
 	if got := stored(t, r.sleds["http://sled-1:1"].st); len(got) != 0 {
 		t.Fatalf("expunged sled got %d artifacts", len(got))
 	}
-	for _, rec := range r.rep.Status().Recent {
+	for _, rec := range r.rep.Status(t.Context()).Recent {
 		if rec.Sled == "sled-1" {
 			t.Fatalf("expunged sled contacted: %+v", rec)
 		}
 	}
-	if _, err := r.coord.cat.PutSled(depot.SledRecord{ID: "sled-1", ControlURL: "http://sled-1:1"}, nil); !errors.Is(err, depot.ErrInvalidSled) {
+	if _, err := r.coord.cat.PutSled(t.Context(), depot.SledRecord{ID: "sled-1", ControlURL: "http://sled-1:1"}, nil); !errors.Is(err, depot.ErrInvalidSled) {
 		t.Fatalf("re-adding an expunged sled: %v", err)
 	}
 }
@@ -356,7 +356,7 @@ func TestReplicator_HungSledDoesNotStallActivation(t *testing.T) {
 		if a.Converged {
 			t.Fatalf("activation with an unreachable sled says converged: %+v", a)
 		}
-		st := rep.Status()
+		st := rep.Status(t.Context())
 		var hung *depot.SledState
 		for i := range st.Sleds {
 			if st.Sleds[i].ID == "sled-0" {

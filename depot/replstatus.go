@@ -1,6 +1,7 @@
 package depot
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"time"
@@ -231,8 +232,8 @@ func (r *Replicator) gained(sled string, h store.Digest) {
 }
 
 // Status returns the replication status.
-func (r *Replicator) Status() ReplicationStatus {
-	w, werr := r.cat.Wanted()
+func (r *Replicator) Status(ctx context.Context) ReplicationStatus {
+	w, werr := r.cat.Wanted(ctx)
 	recovery := r.coord.Recovery()
 	r.mu.Lock()
 	defer r.mu.Unlock()

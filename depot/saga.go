@@ -1,6 +1,7 @@
 package depot
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,10 +62,10 @@ func (c *Catalog) self() string {
 }
 
 // BeginSaga records a new saga, owned by this coordinator.
-func (c *Catalog) BeginSaga(s Saga) error {
+func (c *Catalog) BeginSaga(ctx context.Context, s Saga) error {
 	s.Started, s.Updated = time.Now().UTC(), time.Now().UTC()
 	s.Owner = c.self()
-	return c.kv.update(func(tx kvTx) error {
+	return c.kv.update(ctx, func(tx kvTx) error {
 		v, err := json.Marshal(s)
 		if err != nil {
 			return err
@@ -78,16 +79,16 @@ func (c *Catalog) BeginSaga(s Saga) error {
 
 // UpdateSaga applies fn to the saga with this id and writes it back;
 // ErrSagaAdopted if another coordinator owns it now.
-func (c *Catalog) UpdateSaga(id string, fn func(*Saga)) error {
-	return c.kv.update(func(tx kvTx) error { return c.updateSaga(tx, id, fn) })
+func (c *Catalog) UpdateSaga(ctx context.Context, id string, fn func(*Saga)) error {
+	return c.kv.update(ctx, func(tx kvTx) error { return c.updateSaga(tx, id, fn) })
 }
 
 // AdoptSaga makes this coordinator the owner of saga id if from still owns
 // it and it is unfinished; ok is false when another coordinator adopted it
 // first or it finished meanwhile.
-func (c *Catalog) AdoptSaga(id, from string) (s Saga, ok bool, err error) {
+func (c *Catalog) AdoptSaga(ctx context.Context, id, from string) (s Saga, ok bool, err error) {
 	self := c.self()
-	err = c.kv.update(func(tx kvTx) error {
+	err = c.kv.update(ctx, func(tx kvTx) error {
 		ok = false
 		s, err = getSaga(tx, id)
 		if err != nil || s.Owner != from || s.Finished() {
@@ -135,9 +136,9 @@ func (c *Catalog) updateSaga(tx kvTx, id string, fn func(*Saga)) error {
 }
 
 // Sagas returns every saga in the log, oldest first.
-func (c *Catalog) Sagas() ([]Saga, error) {
+func (c *Catalog) Sagas(ctx context.Context) ([]Saga, error) {
 	var out []Saga
-	err := c.kv.view(func(tx kvTx) error {
+	err := c.kv.view(ctx, func(tx kvTx) error {
 		return tx.Bucket(bucketSagas).ForEach(func(k, v []byte) error {
 			var s Saga
 			if err := json.Unmarshal(v, &s); err != nil {

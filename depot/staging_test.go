@@ -71,7 +71,7 @@ func newFailingUpload(t *testing.T) *failingUpload {
 		{Name: "a", Version: "7.0.0", Kind: "a", Target: "a.bin"},
 		{Name: "b", Version: "7.0.0", Kind: "b", Target: "b.bin"},
 	})
-	if _, _, err := coord.AddTrustRoot(b.RootJSON(), "test", nil); err != nil {
+	if _, _, err := coord.AddTrustRoot(t.Context(), b.RootJSON(), "test", nil); err != nil {
 		t.Fatal(err)
 	}
 	b.EditFiles(func(es []tuftest.Entry) []tuftest.Entry {
@@ -202,7 +202,7 @@ func TestRecover_UndoKeepsArtifactPresentBeforeStaging(t *testing.T) {
 	}
 	s := depot.Saga{ID: "crashed", Step: depot.StepStage, FileName: "x.zip",
 		Staged: []store.Digest{digest(data), digest(mine)}, Present: []store.Digest{digest(data)}}
-	if err := e.cat.BeginSaga(s); err != nil {
+	if err := e.cat.BeginSaga(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.coord.Recover(context.Background()); err != nil {

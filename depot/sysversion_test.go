@@ -15,7 +15,7 @@ func TestCoordinator_Upload_SystemVersionMustBeSemver(t *testing.T) {
 	e := newCoordEnv(t)
 	for _, v := range []string{"1.0", "v1.0.0", "release-7", "1.0.0.0"} {
 		zip, root, _ := repoArchive(t, v, 1)
-		if _, _, err := e.coord.AddTrustRoot(root, "test", nil); err != nil {
+		if _, _, err := e.coord.AddTrustRoot(t.Context(), root, "test", nil); err != nil {
 			t.Fatal(err)
 		}
 		_, err := e.upload(t, zip)
@@ -23,7 +23,7 @@ func TestCoordinator_Upload_SystemVersionMustBeSemver(t *testing.T) {
 			t.Fatalf("%q: err = %v, want ErrRepoInvalid naming system_version", v, err)
 		}
 	}
-	if repos, err := e.coord.Catalog().Repos(); err != nil || len(repos) != 0 {
+	if repos, err := e.coord.Catalog().Repos(t.Context()); err != nil || len(repos) != 0 {
 		t.Fatalf("repositories after refused uploads: %+v, %v", repos, err)
 	}
 }

@@ -3,6 +3,7 @@ package depot
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,7 +103,7 @@ func validTokenName(name string) error {
 // CreateToken makes a token with a fresh secret, records its hash (and
 // e's audit record) and returns the secret, which is not kept anywhere.
 // reserved reports names taken elsewhere (the tokens file); nil means none.
-func (c *Catalog) CreateToken(name string, role Role, reserved func(string) bool, e *AuditEntry) (string, Token, error) {
+func (c *Catalog) CreateToken(ctx context.Context, name string, role Role, reserved func(string) bool, e *AuditEntry) (string, Token, error) {
 	if err := validTokenName(name); err != nil {
 		return "", Token{}, err
 	}
@@ -118,7 +119,7 @@ func (c *Catalog) CreateToken(name string, role Role, reserved func(string) bool
 	if e != nil {
 		tok.CreatedBy = e.Actor
 	}
-	err := c.kv.update(func(tx kvTx) error {
+	err := c.kv.update(ctx, func(tx kvTx) error {
 		b := tx.Bucket(bucketTokens)
 		if b.Get([]byte(name)) != nil {
 			return fmt.Errorf("%w: %q", ErrTokenExists, name)
@@ -142,8 +143,8 @@ func (c *Catalog) CreateToken(name string, role Role, reserved func(string) bool
 }
 
 // RevokeToken deletes a token of the catalog; it stops working at once.
-func (c *Catalog) RevokeToken(name string, e *AuditEntry) error {
-	return c.kv.update(func(tx kvTx) error {
+func (c *Catalog) RevokeToken(ctx context.Context, name string, e *AuditEntry) error {
+	return c.kv.update(ctx, func(tx kvTx) error {
 		b := tx.Bucket(bucketTokens)
 		v := b.Get([]byte(name))
 		if v == nil {
@@ -168,9 +169,9 @@ func (c *Catalog) RevokeToken(name string, e *AuditEntry) error {
 }
 
 // Tokens returns the catalog's tokens, sorted by name.
-func (c *Catalog) Tokens() ([]Token, error) {
+func (c *Catalog) Tokens(ctx context.Context) ([]Token, error) {
 	var out []Token
-	err := c.kv.view(func(tx kvTx) error {
+	err := c.kv.view(ctx, func(tx kvTx) error {
 		return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
 			var t Token
 			if err := json.Unmarshal(v, &t); err != nil {
@@ -185,9 +186,9 @@ func (c *Catalog) Tokens() ([]Token, error) {
 }
 
 // HasTokens reports whether the catalog holds any token.
-func (c *Catalog) HasTokens() (bool, error) {
+func (c *Catalog) HasTokens(ctx context.Context) (bool, error) {
 	var any bool
-	err := c.kv.view(func(tx kvTx) error {
+	err := c.kv.view(ctx, func(tx kvTx) error {
 		k, _ := tx.Bucket(bucketTokens).First()
 		any = k != nil
 		return nil
@@ -196,10 +197,10 @@ func (c *Catalog) HasTokens() (bool, error) {
 }
 
 // TokenByHash returns the catalog's token with this hash.
-func (c *Catalog) TokenByHash(h TokenHash) (Token, bool, error) {
+func (c *Catalog) TokenByHash(ctx context.Context, h TokenHash) (Token, bool, error) {
 	var tok Token
 	var found bool
-	err := c.kv.view(func(tx kvTx) error {
+	err := c.kv.view(ctx, func(tx kvTx) error {
 		name := tx.Bucket(bucketTokenHashes).Get(h[:])
 		if name == nil {
 			return nil

@@ -22,25 +22,25 @@ func TestCatalog_TrustRoots(t *testing.T) {
 	defer cat.Close()
 	doc := []byte(`{"signed":{"_type":"root"},"signatures":[]}`)
 	sum := sha256.Sum256(doc)
-	a, created, err := cat.AddTrustRoot(doc, "api", nil)
+	a, created, err := cat.AddTrustRoot(t.Context(), doc, "api", nil)
 	if err != nil || !created || !uuidForm.MatchString(a.ID) || a.SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("add = %+v, %v, %v", a, created, err)
 	}
-	again, created, err := cat.AddTrustRoot(doc, "api", nil)
+	again, created, err := cat.AddTrustRoot(t.Context(), doc, "api", nil)
 	if err != nil || created || again.ID != a.ID {
 		t.Fatalf("second add = %+v, %v, %v; want the first record", again, created, err)
 	}
-	got, err := cat.TrustRoot(a.ID)
+	got, err := cat.TrustRoot(t.Context(), a.ID)
 	if err != nil || got.ID != a.ID || string(got.Root) != string(doc) {
 		t.Fatalf("get = %+v, %v", got, err)
 	}
-	if _, err := cat.TrustRoot(newUUID()); !errors.Is(err, ErrTrustRootNotFound) {
+	if _, err := cat.TrustRoot(t.Context(), newUUID()); !errors.Is(err, ErrTrustRootNotFound) {
 		t.Fatalf("get unknown: %v", err)
 	}
-	if err := cat.DeleteTrustRoot(a.ID, nil); err != nil {
+	if err := cat.DeleteTrustRoot(t.Context(), a.ID, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := cat.DeleteTrustRoot(a.ID, nil); !errors.Is(err, ErrTrustRootNotFound) {
+	if err := cat.DeleteTrustRoot(t.Context(), a.ID, nil); !errors.Is(err, ErrTrustRootNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 }
@@ -58,10 +58,10 @@ func TestCatalog_TrustRoots_Legacy(t *testing.T) {
 	sum := sha256.Sum256(doc)
 	sha := hex.EncodeToString(sum[:])
 	old, _ := json.Marshal(map[string]any{"id": sha, "time_created": "2026-01-01T00:00:00Z", "source": "api", "root": json.RawMessage(doc)})
-	if err := cat.kv.update(func(tx kvTx) error { return tx.Bucket(bucketTrustRoots).Put([]byte(sha), old) }); err != nil {
+	if err := cat.kv.update(t.Context(), func(tx kvTx) error { return tx.Bucket(bucketTrustRoots).Put([]byte(sha), old) }); err != nil {
 		t.Fatal(err)
 	}
-	roots, err := cat.TrustRoots()
+	roots, err := cat.TrustRoots(t.Context())
 	if err != nil || len(roots) != 1 {
 		t.Fatalf("roots = %+v, %v", roots, err)
 	}
@@ -69,13 +69,13 @@ func TestCatalog_TrustRoots_Legacy(t *testing.T) {
 	if !uuidForm.MatchString(r.ID) || r.SHA256 != sha || string(r.Root) != string(doc) {
 		t.Fatalf("legacy root read as %+v", r)
 	}
-	if again, created, err := cat.AddTrustRoot(doc, "api", nil); err != nil || created || again.ID != r.ID {
+	if again, created, err := cat.AddTrustRoot(t.Context(), doc, "api", nil); err != nil || created || again.ID != r.ID {
 		t.Fatalf("re-adding a legacy root = %+v, %v, %v", again, created, err)
 	}
-	if err := cat.DeleteTrustRoot(r.ID, nil); err != nil {
+	if err := cat.DeleteTrustRoot(t.Context(), r.ID, nil); err != nil {
 		t.Fatal(err)
 	}
-	if roots, _ := cat.TrustRoots(); len(roots) != 0 {
+	if roots, _ := cat.TrustRoots(t.Context()); len(roots) != 0 {
 		t.Fatalf("roots after delete: %+v", roots)
 	}
 }

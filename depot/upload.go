@@ -59,7 +59,7 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 		c.mu.Unlock()
 	}()
 	s := Saga{ID: id, Step: StepSpool, FileName: fileName, SpoolPath: spool.Name(), Sled: c.selfSled}
-	if err := c.cat.BeginSaga(s); err != nil {
+	if err := c.cat.BeginSaga(ctx, s); err != nil {
 		spool.Close()
 		os.Remove(spool.Name())
 		return UploadResult{}, fmt.Errorf("upload %s: begin saga: %w", fileName, err)
@@ -87,7 +87,7 @@ func (c *Coordinator) Upload(ctx context.Context, fileName, systemVersion string
 	}
 	c.local.Unprotect(staged)
 	c.local.Unstage(fresh(s))
-	if err := c.cat.UpdateSaga(id, func(s *Saga) { s.Step = StepDone; s.SpoolPath = "" }); err != nil {
+	if err := c.cat.UpdateSaga(ctx, id, func(s *Saga) { s.Step = StepDone; s.SpoolPath = "" }); err != nil {
 		c.log.Error("mark saga done", "saga", id, "err", err)
 	}
 	c.log.Info("upload done", "saga", id, "file_name", fileName, "system_version", res.Repo.SystemVersion,
@@ -145,16 +145,16 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 	if size >= 0 && n != size {
 		return UploadResult{}, nil, fmt.Errorf("spool upload: read %d bytes, declared %d: %w", n, size, store.ErrSizeMismatch)
 	}
-	if existing, err := c.cat.RepoByHash(hash); err == nil {
+	if existing, err := c.cat.RepoByHash(ctx, hash); err == nil {
 		return UploadResult{Repo: existing, Status: UploadAlreadyExists}, nil, nil
 	}
-	if err := c.step(s, func(s *Saga) { s.Step = StepVerify; s.ArchiveHash = &hash }); err != nil {
+	if err := c.step(ctx, s, func(s *Saga) { s.Step = StepVerify; s.ArchiveHash = &hash }); err != nil {
 		return UploadResult{}, nil, err
 	}
 
 	// Verify.
 	c.reached(StepVerify)
-	roots, err := c.cat.TrustRoots()
+	roots, err := c.cat.TrustRoots(ctx)
 	if err != nil {
 		return UploadResult{}, nil, err
 	}
@@ -177,7 +177,7 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 	if err != nil {
 		return UploadResult{}, nil, err
 	}
-	if existing, err := c.cat.CheckRepo(rec); err != nil {
+	if existing, err := c.cat.CheckRepo(ctx, rec); err != nil {
 		return UploadResult{}, nil, err
 	} else if existing != nil {
 		return UploadResult{Repo: *existing, Status: UploadAlreadyExists}, nil, nil
@@ -194,7 +194,7 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 	}
 	// Protected first, so the log says which were present already.
 	present := c.local.Protect(ctx, staged)
-	if err := c.step(s, func(s *Saga) {
+	if err := c.step(ctx, s, func(s *Saga) {
 		s.Step = StepStage
 		s.SystemVersion = rec.SystemVersion
 		s.Staged, s.Present = staged, present
@@ -263,7 +263,7 @@ func (c *Coordinator) runUpload(ctx context.Context, s *Saga, spool *os.File, sy
 
 	// Record: repository, generation and saga step in one transaction.
 	rec.TimeCreated = time.Now().UTC()
-	got, inserted, gen, err := c.cat.InsertRepo(rec, s.ID, e)
+	got, inserted, gen, err := c.cat.InsertRepo(ctx, rec, s.ID, e)
 	if err != nil {
 		return UploadResult{}, staged, err
 	}
@@ -297,9 +297,9 @@ func fresh(s Saga) []store.Digest {
 	return out
 }
 
-func (c *Coordinator) step(s *Saga, fn func(*Saga)) error {
+func (c *Coordinator) step(ctx context.Context, s *Saga, fn func(*Saga)) error {
 	fn(s)
-	if err := c.cat.UpdateSaga(s.ID, fn); err != nil {
+	if err := c.cat.UpdateSaga(ctx, s.ID, fn); err != nil {
 		return fmt.Errorf("saga %s: %w", s.ID, err)
 	}
 	return nil

@@ -80,7 +80,7 @@ func (e *coordEnv) upload(t testing.TB, archive []byte) (depot.UploadResult, err
 func TestCoordinator_Upload_StoresArtifactsAndManagesLocalSled(t *testing.T) {
 	e := newCoordEnv(t)
 	zip, root, arts := repoArchive(t, "1.0.0", 1)
-	if _, _, err := e.coord.AddTrustRoot(root, "test", nil); err != nil {
+	if _, _, err := e.coord.AddTrustRoot(t.Context(), root, "test", nil); err != nil {
 		t.Fatal(err)
 	}
 	res, err := e.upload(t, zip)
@@ -123,8 +123,8 @@ func TestCoordinator_Upload_ConflictingVersion(t *testing.T) {
 	e := newCoordEnv(t)
 	zip1, root1, _ := repoArchive(t, "2.0.0", 1)
 	zip2, root2, _ := repoArchive(t, "2.0.0", 2)
-	e.coord.AddTrustRoot(root1, "test", nil)
-	e.coord.AddTrustRoot(root2, "test", nil)
+	e.coord.AddTrustRoot(t.Context(), root1, "test", nil)
+	e.coord.AddTrustRoot(t.Context(), root2, "test", nil)
 	if _, err := e.upload(t, zip1); err != nil {
 		t.Fatal(err)
 	}
@@ -142,14 +142,14 @@ func TestCoordinator_Upload_RefusedLeavesNothing(t *testing.T) {
 	b, _ := repoBuilder(t, "3.0.0", 1)
 	zip, root := b.Archive(tuftest.Zip), b.RootJSON()
 	_, otherRoot, _ := repoArchive(t, "9.9.9", 9)
-	e.coord.AddTrustRoot(otherRoot, "test", nil)
+	e.coord.AddTrustRoot(t.Context(), otherRoot, "test", nil)
 	_, err := e.upload(t, zip)
 	if !errors.Is(err, depot.ErrRepoInvalid) {
 		t.Fatalf("untrusted root: err = %v, want ErrRepoInvalid", err)
 	}
 	// Tampered target content: verification passes, staging fails on the
 	// hash; everything staged so far must go.
-	e.coord.AddTrustRoot(root, "test", nil)
+	e.coord.AddTrustRoot(t.Context(), root, "test", nil)
 	b.EditFiles(func(es []tuftest.Entry) []tuftest.Entry {
 		for i, e := range es {
 			if strings.HasSuffix(e.Name, "sp-3.0.0.bin") {
@@ -171,10 +171,10 @@ func TestCoordinator_Upload_RefusedLeavesNothing(t *testing.T) {
 	if f := tempFiles(t, e.mirrors); len(f) != 0 {
 		t.Fatalf("spool left behind: %v", f)
 	}
-	if repos, _ := e.cat.Repos(); len(repos) != 0 {
+	if repos, _ := e.cat.Repos(t.Context()); len(repos) != 0 {
 		t.Fatalf("catalog has %d repositories", len(repos))
 	}
-	sagas, _ := e.cat.Sagas()
+	sagas, _ := e.cat.Sagas(t.Context())
 	for _, s := range sagas {
 		if s.Step != depot.StepUndone || s.Error == "" {
 			t.Fatalf("saga %+v, want undone with an error", s)
@@ -185,7 +185,7 @@ func TestCoordinator_Upload_RefusedLeavesNothing(t *testing.T) {
 func TestCoordinator_DeleteRepo_DropsOnlyUnsharedArtifacts(t *testing.T) {
 	e := newCoordEnv(t)
 	zip1, root, arts1 := repoArchive(t, "4.0.0", 4)
-	e.coord.AddTrustRoot(root, "test", nil)
+	e.coord.AddTrustRoot(t.Context(), root, "test", nil)
 	if _, err := e.upload(t, zip1); err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestCoordinator_Recover_UndoesSagaStoppedBeforeRecord(t *testing.T) {
 		}
 		staged = append(staged, d)
 	}
-	if err := e.cat.BeginSaga(depot.Saga{ID: "crashed", Step: depot.StepStage, FileName: "x.zip", Staged: staged}); err != nil {
+	if err := e.cat.BeginSaga(t.Context(), depot.Saga{ID: "crashed", Step: depot.StepStage, FileName: "x.zip", Staged: staged}); err != nil {
 		t.Fatal(err)
 	}
 	n, err := e.coord.Recover(context.Background())
@@ -239,7 +239,7 @@ func TestCoordinator_Recover_UndoesSagaStoppedBeforeRecord(t *testing.T) {
 func TestCoordinator_AddTrustRoot_RejectsNonRoot(t *testing.T) {
 	e := newCoordEnv(t)
 	for _, doc := range [][]byte{nil, []byte("{}"), []byte(`{"signed":{"_type":"targets"}}`)} {
-		if _, _, err := e.coord.AddTrustRoot(doc, "test", nil); !errors.Is(err, depot.ErrTrustRootInvalid) {
+		if _, _, err := e.coord.AddTrustRoot(t.Context(), doc, "test", nil); !errors.Is(err, depot.ErrTrustRootInvalid) {
 			t.Errorf("AddTrustRoot(%q) err = %v", doc, err)
 		}
 	}
@@ -249,7 +249,7 @@ func TestCoordinator_AddTrustRoot_RejectsNonRoot(t *testing.T) {
 func TestCoordinator_Upload_ConcurrentDuplicates(t *testing.T) {
 	e := newCoordEnv(t)
 	zip, root, arts := repoArchive(t, "6.0.0", 6)
-	e.coord.AddTrustRoot(root, "test", nil)
+	e.coord.AddTrustRoot(t.Context(), root, "test", nil)
 	const n = 6
 	results := make(chan string, n)
 	errs := make(chan error, n)
@@ -272,7 +272,7 @@ func TestCoordinator_Upload_ConcurrentDuplicates(t *testing.T) {
 	if inserted != 1 {
 		t.Fatalf("%d uploads inserted, want exactly 1", inserted)
 	}
-	if repos, _ := e.cat.Repos(); len(repos) != 1 {
+	if repos, _ := e.cat.Repos(t.Context()); len(repos) != 1 {
 		t.Fatalf("%d repositories recorded", len(repos))
 	}
 	e.sled.Reconcile()

@@ -39,7 +39,7 @@ func (s *Server) getAudit(c echo.Context) error {
 	cat := s.coord.Catalog()
 	// Take the change channel before reading, so no append is missed.
 	changes := cat.AuditChanges()
-	recs, head, err := cat.Audit(since, int(limit))
+	recs, head, err := cat.Audit(c.Request().Context(), since, int(limit))
 	if err == nil && len(recs) == 0 && wait > 0 {
 		ctx, cancel := s.longPoll(c)
 		defer cancel()
@@ -47,7 +47,7 @@ func (s *Server) getAudit(c echo.Context) error {
 		defer timer.Stop()
 		select {
 		case <-changes:
-			recs, head, err = cat.Audit(since, int(limit))
+			recs, head, err = cat.Audit(ctx, since, int(limit))
 		case <-timer.C:
 		case <-ctx.Done():
 		}

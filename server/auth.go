@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -132,7 +133,7 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 			} else {
 				e.Status = c.Response().Status
 			}
-			if _, aerr := s.coord.Catalog().AppendAudit(e); aerr != nil {
+			if _, aerr := s.coord.Catalog().AppendAudit(c.Request().Context(), e); aerr != nil {
 				s.log.Error("append audit record", "request_id", e.RequestID, "action", e.Action, "error", aerr)
 			}
 		}
@@ -161,7 +162,7 @@ func (s *Server) refuse(c echo.Context, id identity, rule routeRule, src string,
 		Actor: id.actor, Source: src, RequestID: requestIDOf(c), Action: action,
 		Target: c.Request().Method + " " + c.Request().URL.Path, Status: entry.Status, ErrorCode: entry.Code,
 	}
-	if _, aerr := s.coord.Catalog().AppendAudit(e); aerr != nil {
+	if _, aerr := s.coord.Catalog().AppendAudit(c.Request().Context(), e); aerr != nil {
 		s.log.Error("append audit record", "request_id", e.RequestID, "action", e.Action, "error", aerr)
 	}
 }
@@ -172,7 +173,7 @@ func (s *Server) identify(r *http.Request, src string) (identity, error) {
 		return identity{}, withMessage(api.ErrAuthRateLimited,
 			"too many failed authentications from this address; retry after Retry-After seconds")
 	}
-	open, err := s.devMode()
+	open, err := s.devMode(r.Context())
 	if err != nil {
 		return identity{}, err
 	}
@@ -180,7 +181,7 @@ func (s *Server) identify(r *http.Request, src string) (identity, error) {
 		return identity{actor: devActor, role: depot.RoleAdmin}, nil
 	}
 	if h := r.Header.Get(api.AuthorizationHeader); h != "" {
-		return s.tokenIdentity(h)
+		return s.tokenIdentity(r.Context(), h)
 	}
 	if id, ok := certIdentity(r); ok {
 		return id, nil
@@ -190,7 +191,7 @@ func (s *Server) identify(r *http.Request, src string) (identity, error) {
 }
 
 // tokenIdentity checks an Authorization header's bearer token.
-func (s *Server) tokenIdentity(header string) (identity, error) {
+func (s *Server) tokenIdentity(ctx context.Context, header string) (identity, error) {
 	scheme, secret, _ := strings.Cut(header, " ")
 	secret = strings.TrimSpace(secret)
 	if !strings.EqualFold(scheme, "Bearer") || secret == "" {
@@ -204,7 +205,7 @@ func (s *Server) tokenIdentity(header string) (identity, error) {
 	}
 	if !ok && s.coord != nil {
 		var err error
-		tok, ok, err = s.coord.Catalog().TokenByHash(h)
+		tok, ok, err = s.coord.Catalog().TokenByHash(ctx, h)
 		if err != nil {
 			return identity{}, fmt.Errorf("look up token: %w", err)
 		}
@@ -229,12 +230,12 @@ func (s *Server) tokenIdentity(header string) (identity, error) {
 // file, even one emptied or deleted while running, keeps it closed: an
 // edit must never open the API. Without tokens on any other address
 // everything is refused.
-func (s *Server) devMode() (bool, error) {
+func (s *Server) devMode(ctx context.Context) (bool, error) {
 	if s.cfg.Tokens != nil {
 		return false, nil
 	}
 	if s.coord != nil {
-		has, err := s.coord.Catalog().HasTokens()
+		has, err := s.coord.Catalog().HasTokens(ctx)
 		if err != nil {
 			return false, fmt.Errorf("read tokens: %w", err)
 		}
@@ -259,11 +260,11 @@ func (s *Server) operatorAddr() string {
 // AuthMode is what GET /status says about the operator API's
 // authentication: "bearer tokens", "disabled (loopback)", or "" without
 // the coordinator role.
-func (s *Server) AuthMode() string {
+func (s *Server) AuthMode(ctx context.Context) string {
 	if s.coord == nil {
 		return ""
 	}
-	if open, err := s.devMode(); err == nil && open {
+	if open, err := s.devMode(ctx); err == nil && open {
 		return "disabled (loopback)"
 	}
 	return "bearer tokens"

@@ -39,7 +39,7 @@ type routeCase struct {
 
 func auditSince(t testing.TB, cat *depot.Catalog, since uint64) []api.AuditRecord {
 	t.Helper()
-	recs, _, err := cat.Audit(since, 0)
+	recs, _, err := cat.Audit(t.Context(), since, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func auditSince(t testing.TB, cat *depot.Catalog, since uint64) []api.AuditRecor
 
 func auditHead(t testing.TB, cat *depot.Catalog) uint64 {
 	t.Helper()
-	_, head, err := cat.Audit(0, 1)
+	_, head, err := cat.Audit(t.Context(), 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,17 +71,17 @@ func TestAuth_RouteTable(t *testing.T) {
 	cat := e.coord.Catalog()
 	secrets := map[depot.Role]string{}
 	for _, r := range []depot.Role{depot.RoleViewer, depot.RoleOperator, depot.RoleAdmin} {
-		s, _, err := cat.CreateToken(r.String(), r, nil, nil)
+		s, _, err := cat.CreateToken(ctx, r.String(), r, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		secrets[r] = s
 	}
-	revoked, _, err := cat.CreateToken("gone", depot.RoleAdmin, nil, nil)
+	revoked, _, err := cat.CreateToken(ctx, "gone", depot.RoleAdmin, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cat.RevokeToken("gone", nil); err != nil {
+	if err := cat.RevokeToken(ctx, "gone", nil); err != nil {
 		t.Fatal(err)
 	}
 	identities := []struct {
@@ -98,7 +98,7 @@ func TestAuth_RouteTable(t *testing.T) {
 
 	upload := func(t *testing.T, version string) {
 		zip, root, _ := testRepo(t, version)
-		if _, _, err := e.coord.AddTrustRoot(root, "test", nil); err != nil {
+		if _, _, err := e.coord.AddTrustRoot(t.Context(), root, "test", nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.coord.Upload(ctx, "r.zip", "", bytes.NewReader(zip), int64(len(zip)), nil); err != nil {
@@ -106,7 +106,7 @@ func TestAuth_RouteTable(t *testing.T) {
 		}
 	}
 	upload(t, "1.0.0")
-	if _, err := cat.PutSled(depot.SledRecord{ID: "s0", ControlURL: "http://127.0.0.1:1"}, nil); err != nil {
+	if _, err := cat.PutSled(ctx, depot.SledRecord{ID: "s0", ControlURL: "http://127.0.0.1:1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	read := func(path string) func(*testing.T, int) (string, []byte, func() bool) {
@@ -125,10 +125,10 @@ func TestAuth_RouteTable(t *testing.T) {
 		"system_update_repository_upload": {depot.RoleOperator, 200, func(t *testing.T, n int) (string, []byte, func() bool) {
 			v := fmt.Sprintf("2.%d.0", n)
 			zip, root, _ := testRepo(t, v)
-			if _, _, err := e.coord.AddTrustRoot(root, "test", nil); err != nil {
+			if _, _, err := e.coord.AddTrustRoot(t.Context(), root, "test", nil); err != nil {
 				t.Fatal(err)
 			}
-			return "/v1/system/update/repositories?file_name=r.zip", zip, func() bool { _, err := cat.Repo(v); return err == nil }
+			return "/v1/system/update/repositories?file_name=r.zip", zip, func() bool { _, err := cat.Repo(ctx, v); return err == nil }
 		}},
 		"system_update_repository_list": {depot.RoleViewer, 200, read("/v1/system/update/repositories")},
 		"system_update_repository_view": {depot.RoleViewer, 200, read("/v1/system/update/repositories/1.0.0")},
@@ -136,32 +136,32 @@ func TestAuth_RouteTable(t *testing.T) {
 			v := fmt.Sprintf("3.%d.0", n)
 			upload(t, v)
 			return "/v1/system/update/repositories/" + v, nil, func() bool {
-				_, err := cat.Repo(v)
+				_, err := cat.Repo(ctx, v)
 				return errors.Is(err, depot.ErrRepoNotFound)
 			}
 		}},
 		"system_update_trust_root_create": {depot.RoleAdmin, 201, func(t *testing.T, n int) (string, []byte, func() bool) {
 			root := tuftest.NewBuilder(t).RootJSON()
 			return "/v1/system/update/trust-roots", root, func() bool {
-				roots, _ := cat.TrustRoots()
+				roots, _ := cat.TrustRoots(ctx)
 				return slices.ContainsFunc(roots, func(r depot.TrustRoot) bool { return bytes.Equal(r.Root, root) })
 			}
 		}},
 		"system_update_trust_root_list": {depot.RoleViewer, 200, read("/v1/system/update/trust-roots")},
 		"system_update_trust_root_view": {depot.RoleViewer, 200, func(t *testing.T, n int) (string, []byte, func() bool) {
-			tr, _, err := e.coord.AddTrustRoot(tuftest.NewBuilder(t).RootJSON(), "test", nil)
+			tr, _, err := e.coord.AddTrustRoot(t.Context(), tuftest.NewBuilder(t).RootJSON(), "test", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return "/v1/system/update/trust-roots/" + tr.ID, nil, nil
 		}},
 		"system_update_trust_root_delete": {depot.RoleAdmin, 204, func(t *testing.T, n int) (string, []byte, func() bool) {
-			tr, _, err := e.coord.AddTrustRoot(tuftest.NewBuilder(t).RootJSON(), "test", nil)
+			tr, _, err := e.coord.AddTrustRoot(t.Context(), tuftest.NewBuilder(t).RootJSON(), "test", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return "/v1/system/update/trust-roots/" + tr.ID, nil, func() bool {
-				roots, _ := cat.TrustRoots()
+				roots, _ := cat.TrustRoots(ctx)
 				return !slices.ContainsFunc(roots, func(r depot.TrustRoot) bool { return r.ID == tr.ID })
 			}
 		}},
@@ -169,14 +169,14 @@ func TestAuth_RouteTable(t *testing.T) {
 		"sled_view": {depot.RoleViewer, 200, read("/v1/sleds/s0")},
 		"sled_put": {depot.RoleOperator, 200, func(t *testing.T, n int) (string, []byte, func() bool) {
 			id := fmt.Sprintf("p%d", n)
-			return "/v1/sleds/" + id, []byte(`{"control_url":"http://127.0.0.1:1"}`), func() bool { _, err := cat.Sled(id); return err == nil }
+			return "/v1/sleds/" + id, []byte(`{"control_url":"http://127.0.0.1:1"}`), func() bool { _, err := cat.Sled(ctx, id); return err == nil }
 		}},
 		"sled_expunge": {depot.RoleAdmin, 200, func(t *testing.T, n int) (string, []byte, func() bool) {
 			id := fmt.Sprintf("x%d", n)
-			if _, err := cat.PutSled(depot.SledRecord{ID: id, ControlURL: "http://127.0.0.1:1"}, nil); err != nil {
+			if _, err := cat.PutSled(ctx, depot.SledRecord{ID: id, ControlURL: "http://127.0.0.1:1"}, nil); err != nil {
 				t.Fatal(err)
 			}
-			return "/v1/sleds/" + id, nil, func() bool { r, _ := cat.Sled(id); return r.State == depot.SledExpunged }
+			return "/v1/sleds/" + id, nil, func() bool { r, _ := cat.Sled(ctx, id); return r.State == depot.SledExpunged }
 		}},
 		"replication_status_get": {depot.RoleViewer, 200, read("/v1/replication/status")},
 		"replication_activate": {depot.RoleOperator, 202, func(t *testing.T, n int) (string, []byte, func() bool) {
@@ -188,17 +188,17 @@ func TestAuth_RouteTable(t *testing.T) {
 		"token_create": {depot.RoleAdmin, 201, func(t *testing.T, n int) (string, []byte, func() bool) {
 			name := fmt.Sprintf("new%d", n)
 			return "/v1/tokens", []byte(`{"name":"` + name + `","role":"viewer"}`), func() bool {
-				toks, _ := cat.Tokens()
+				toks, _ := cat.Tokens(ctx)
 				return slices.ContainsFunc(toks, func(tk depot.Token) bool { return tk.Name == name })
 			}
 		}},
 		"token_revoke": {depot.RoleAdmin, 204, func(t *testing.T, n int) (string, []byte, func() bool) {
 			name := fmt.Sprintf("old%d", n)
-			if _, _, err := cat.CreateToken(name, depot.RoleViewer, nil, nil); err != nil {
+			if _, _, err := cat.CreateToken(ctx, name, depot.RoleViewer, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			return "/v1/tokens/" + name, nil, func() bool {
-				toks, _ := cat.Tokens()
+				toks, _ := cat.Tokens(ctx)
 				return !slices.ContainsFunc(toks, func(tk depot.Token) bool { return tk.Name == name })
 			}
 		}},
@@ -325,7 +325,7 @@ func TestAuth_NonLoopbackWithoutTokens(t *testing.T) {
 // logged without the secret presented.
 func TestAuth_RateLimit(t *testing.T) {
 	e := newEnv(t, withCoordinator())
-	secret, _, err := e.coord.Catalog().CreateToken("ok", depot.RoleViewer, nil, nil)
+	secret, _, err := e.coord.Catalog().CreateToken(t.Context(), "ok", depot.RoleViewer, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

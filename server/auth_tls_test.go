@@ -81,7 +81,7 @@ func (ca *testCA) leaf(t *testing.T, cn string, client bool, uris ...string) tls
 func TestAuth_ClientCertificateRole(t *testing.T) {
 	e := newEnv(t, withCoordinator())
 	// A token in the catalog: not dev mode.
-	if _, _, err := e.coord.Catalog().CreateToken("someone", depot.RoleAdmin, nil, nil); err != nil {
+	if _, _, err := e.coord.Catalog().CreateToken(t.Context(), "someone", depot.RoleAdmin, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	srv := server.New(server.Config{Sled: e.svc, Coordinator: e.coord, Replicator: e.rep, OperatorAddr: "127.0.0.1:0"})

@@ -201,7 +201,7 @@ func (s *Server) status(c echo.Context) error {
 		Copies:              wireCopyCounts(st.Copies),
 		Reconciler:          wireReconcile(st.Reconciler),
 		Scrub:               wireScrub(st.Scrub),
-		Auth:                s.AuthMode(),
+		Auth:                s.AuthMode(c.Request().Context()),
 	})
 }
 

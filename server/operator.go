@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -103,7 +104,7 @@ func (s *Server) listRepos(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	repos, err := s.coord.Catalog().Repos()
+	repos, err := s.coord.Catalog().Repos(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -129,7 +130,7 @@ func (s *Server) getRepo(c echo.Context) error {
 	}
 	// Take the change channel before reading, so no change is missed.
 	changes := s.coord.Changes()
-	p, err := s.progress(sv)
+	p, err := s.progress(c.Request().Context(), sv)
 	if err != nil || wait <= 0 || (until >= 0 && stateRank(p.State) >= until) {
 		// until: a client waiting for a state that was reached between
 		// two of its polls is told at once, not at the next change.
@@ -148,7 +149,7 @@ func (s *Server) getRepo(c echo.Context) error {
 			return s.writeProgress(c, p, nil)
 		}
 		changes = s.coord.Changes()
-		np, err := s.progress(sv)
+		np, err := s.progress(ctx, sv)
 		if err != nil || !sameProgress(p, np) {
 			return s.writeProgress(c, np, err) // a deleted repository is a change too
 		}
@@ -182,8 +183,8 @@ func untilParam(c echo.Context) (int, error) {
 		fmt.Sprintf("until=%q is not a repository state: use durable or complete", v))
 }
 
-func (s *Server) progress(systemVersion string) (depot.RepoProgress, error) {
-	repo, err := s.coord.Catalog().Repo(systemVersion)
+func (s *Server) progress(ctx context.Context, systemVersion string) (depot.RepoProgress, error) {
+	repo, err := s.coord.Catalog().Repo(ctx, systemVersion)
 	if err != nil {
 		return depot.RepoProgress{}, err
 	}
@@ -240,7 +241,7 @@ func (s *Server) addTrustRoot(c echo.Context) error {
 		return withMessage(fmt.Errorf("%w: trust root is not JSON", api.ErrBadRequest),
 			"the body is not JSON; send a TUF root.json document")
 	}
-	root, _, err := s.coord.AddTrustRoot(doc, "api", auditOf(c))
+	root, _, err := s.coord.AddTrustRoot(c.Request().Context(), doc, "api", auditOf(c))
 	if err != nil {
 		return err
 	}
@@ -253,7 +254,7 @@ func (s *Server) listTrustRoots(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	roots, err := s.coord.Catalog().TrustRoots()
+	roots, err := s.coord.Catalog().TrustRoots(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -267,7 +268,7 @@ func (s *Server) getTrustRoot(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	root, err := s.coord.Catalog().TrustRoot(id)
+	root, err := s.coord.Catalog().TrustRoot(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
@@ -281,7 +282,7 @@ func (s *Server) deleteTrustRoot(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.coord.Catalog().DeleteTrustRoot(id, auditOf(c)); err != nil {
+	if err := s.coord.Catalog().DeleteTrustRoot(c.Request().Context(), id, auditOf(c)); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -293,7 +294,7 @@ func (s *Server) listSleds(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sleds, err := s.coord.Catalog().Sleds()
+	sleds, err := s.coord.Catalog().Sleds(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -307,7 +308,7 @@ func (s *Server) getSled(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rec, err := s.coord.Catalog().Sled(id)
+	rec, err := s.coord.Catalog().Sled(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
@@ -325,7 +326,7 @@ func (s *Server) putSled(c echo.Context) error {
 	if err := s.decodeJSON(c, &body, `{"control_url": "http://host:port", "depot_url": "http://host:port"}`); err != nil {
 		return err
 	}
-	rec, err := s.coord.Catalog().PutSled(depot.SledRecord{ID: id, ControlURL: body.ControlURL, DepotURL: body.DepotURL}, auditOf(c))
+	rec, err := s.coord.Catalog().PutSled(c.Request().Context(), depot.SledRecord{ID: id, ControlURL: body.ControlURL, DepotURL: body.DepotURL}, auditOf(c))
 	if err != nil {
 		return err
 	}
@@ -342,7 +343,7 @@ func (s *Server) expungeSled(c echo.Context) error {
 	if id == depot.LocalSledID {
 		return fmt.Errorf("%w: %q is the coordinator's own sled, which is always a member and cannot be expunged", depot.ErrInvalidSled, id)
 	}
-	rec, err := s.coord.Catalog().ExpungeSled(id, auditOf(c))
+	rec, err := s.coord.Catalog().ExpungeSled(c.Request().Context(), id, auditOf(c))
 	if err != nil {
 		return err
 	}
@@ -370,7 +371,7 @@ func (s *Server) replicationStatus(c echo.Context) error {
 		case <-ctx.Done():
 		}
 	}
-	st := s.rep.Status()
+	st := s.rep.Status(c.Request().Context())
 	st.Sleds = nonNil(st.Sleds)
 	st.Recent = nonNil(st.Recent)
 	return c.JSON(http.StatusOK, wireReplicationStatus(st))

@@ -15,7 +15,7 @@ import (
 // listTokens: GET /v1/tokens, the tokens of the catalog and of the tokens
 // file, without secrets or hashes.
 func (s *Server) listTokens(c echo.Context) error {
-	toks, err := s.coord.Catalog().Tokens()
+	toks, err := s.coord.Catalog().Tokens(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func (s *Server) createToken(c echo.Context) error {
 	if e := auditOf(c); e != nil {
 		e.Target = body.Name
 	}
-	secret, tok, err := s.coord.Catalog().CreateToken(body.Name, role, s.fileHasToken, auditOf(c))
+	secret, tok, err := s.coord.Catalog().CreateToken(c.Request().Context(), body.Name, role, s.fileHasToken, auditOf(c))
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func (s *Server) revokeToken(c echo.Context) error {
 		return withMessage(fmt.Errorf("%w: %q is a token of the tokens file", depot.ErrInvalidToken, name),
 			fmt.Sprintf("token %q comes from the tokens file: remove its line there (the file is re-read within a second)", name))
 	}
-	if err := s.coord.Catalog().RevokeToken(name, auditOf(c)); err != nil {
+	if err := s.coord.Catalog().RevokeToken(c.Request().Context(), name, auditOf(c)); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

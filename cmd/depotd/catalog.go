@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -100,7 +101,7 @@ func (c catalogOptions) tlsConfig() (*tls.Config, error) {
 }
 
 // open opens the catalog the flags name; data is the --data folder.
-func (c catalogOptions) open(data string, log *slog.Logger) (*depot.Catalog, error) {
+func (c catalogOptions) open(ctx context.Context, data string, log *slog.Logger) (*depot.Catalog, error) {
 	if c.isEtcd() {
 		eps, err := c.endpoints()
 		if err != nil {
@@ -110,7 +111,7 @@ func (c catalogOptions) open(data string, log *slog.Logger) (*depot.Catalog, err
 		if err != nil {
 			return nil, err
 		}
-		cat, err := depot.OpenEtcdCatalog(depot.EtcdOptions{Endpoints: eps, Prefix: c.etcdPrefix, TLS: tc, Logger: log})
+		cat, err := depot.OpenEtcdCatalog(ctx, depot.EtcdOptions{Endpoints: eps, Prefix: c.etcdPrefix, TLS: tc, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("open catalog: %w", err)
 		}

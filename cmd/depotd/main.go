@@ -293,7 +293,7 @@ func serve(ctx context.Context, o options, log *slog.Logger) (err error) {
 // the catalog.
 func startCoordinator(ctx context.Context, o options, log *slog.Logger, st *store.Store, sled *depot.Sled,
 	depotURL string, hc *http.Client, onActivation func(depot.Activation)) (*depot.Coordinator, *depot.Replicator, func(), error) {
-	cat, err := o.cat.open(o.data, log)
+	cat, err := o.cat.open(ctx, o.data, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -332,7 +332,7 @@ func startCoordinator(ctx context.Context, o options, log *slog.Logger, st *stor
 		if err != nil {
 			return fail(fmt.Errorf("--trusted-root: %w", err))
 		}
-		if _, _, err := coord.AddTrustRoot(doc, file, nil); err != nil {
+		if _, _, err := coord.AddTrustRoot(ctx, doc, file, nil); err != nil {
 			return fail(fmt.Errorf("--trusted-root %s: %w", file, err))
 		}
 	}
@@ -341,7 +341,7 @@ func startCoordinator(ctx context.Context, o options, log *slog.Logger, st *stor
 		if err != nil {
 			return fail(err)
 		}
-		if _, err := cat.PutSled(rec, nil); err != nil {
+		if _, err := cat.PutSled(ctx, rec, nil); err != nil {
 			return fail(fmt.Errorf("--sled %s: %w", flagValue, err))
 		}
 	}
@@ -408,10 +408,21 @@ func metricSources(st *store.Store, sled *depot.Sled, coordinator bool, coord **
 	if !coordinator {
 		return src
 	}
-	src.Replication = func() depot.ReplicationStatus { return (*rep).Status() }
+	// A scrape has no context of its own; one without a catalog (etcd
+	// without quorum) must not hang.
+	scrapeCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 2*time.Second)
+	}
+	src.Replication = func() depot.ReplicationStatus {
+		ctx, cancel := scrapeCtx()
+		defer cancel()
+		return (*rep).Status(ctx)
+	}
 	src.RepoStates = func() map[string]int {
 		out := map[string]int{}
-		repos, err := (*coord).Catalog().Repos()
+		ctx, cancel := scrapeCtx()
+		defer cancel()
+		repos, err := (*coord).Catalog().Repos(ctx)
 		if err != nil {
 			return out
 		}

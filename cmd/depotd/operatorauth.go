@@ -60,7 +60,7 @@ func operatorAuth(ctx context.Context, o options, log *slog.Logger, cat *depot.C
 		}
 		go tokens.Watch(ctx, tokensFilePoll)
 	}
-	inCatalog, err := cat.HasTokens()
+	inCatalog, err := cat.HasTokens(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read tokens from the catalog: %w", err)
 	}
