@@ -76,6 +76,9 @@ type Coordinator struct {
 
 	// onChange is called after the wanted set changes (replication kick).
 	onChange func()
+	// onCatalogChange is called when Follow sees a commit that changes
+	// what replication depends on.
+	onCatalogChange func()
 }
 
 // NewCoordinator recovers unfinished upload sagas, makes the local sled's
@@ -160,7 +163,7 @@ func (c *Coordinator) Follow(ctx context.Context, recoverEvery time.Duration) {
 		}
 		if st != last {
 			last = st
-			c.wantedChanged(ctx)
+			c.catalogChanged(ctx)
 			continue
 		}
 		c.notify()
@@ -213,6 +216,32 @@ func (c *Coordinator) SetOnChange(fn func()) {
 	c.mu.Lock()
 	c.onChange = fn
 	c.mu.Unlock()
+}
+
+// SetOnCatalogChange sets the function called when Follow sees a commit
+// that changes what replication depends on.
+func (c *Coordinator) SetOnCatalogChange(fn func()) {
+	c.mu.Lock()
+	c.onCatalogChange = fn
+	c.mu.Unlock()
+}
+
+// catalogChanged is wantedChanged for a commit seen in the shared
+// catalog: it syncs the local sled and calls onCatalogChange, which never
+// asks the leader for an activation: the leader sees the same commit, and
+// a follower that asked would see its own request as a commit and ask
+// again, for ever.
+func (c *Coordinator) catalogChanged(ctx context.Context) {
+	if err := c.syncLocalConfig(ctx); err != nil {
+		c.log.Error("set local config", "err", err)
+	}
+	c.mu.Lock()
+	fn := c.onCatalogChange
+	c.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+	c.notify()
 }
 
 // wantedChanged pushes the new wanted set to the local sled, then wakes

@@ -137,7 +137,16 @@ func NewReplicator(coord *Coordinator, opts ReplicationOptions) *Replicator {
 		sleds:    make(map[string]*SledState),
 	}
 	coord.SetOnChange(r.Activate)
+	coord.SetOnCatalogChange(r.kickIfLeading)
 	return r
+}
+
+// kickIfLeading asks for an activation if this coordinator leads; a
+// follower leaves a change seen in the catalog to the leader.
+func (r *Replicator) kickIfLeading() {
+	if r.leading.Load() {
+		r.kick.Fire()
+	}
 }
 
 // Activate asks for an activation now; requests while one is queued fold
