@@ -232,3 +232,49 @@ func wantedSet(t testing.TB, cat *depot.Catalog) (uint64, map[api.Digest]bool) {
 }
 
 func haRepoName(version string) string { return fmt.Sprintf("repo-%s.zip", version) }
+
+// waitComplete waits (bounded) until the repository is complete as the
+// leading coordinator reports it: only the leader collects the sleds'
+// holdings, so a follower's progress does not move.
+func waitComplete(t testing.TB, version string, within time.Duration, nodes ...*haNode) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(within)
+	for {
+		for _, n := range nodes {
+			st, err := n.op.ReplicationStatus(ctx, 0)
+			if err != nil || !st.Leading {
+				continue
+			}
+			if p, err := n.op.Repo(ctx, version, 0); err == nil && p.State == api.RepoComplete {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("repository %s not complete on the leader within %v", version, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkIdle checks that the leader of a converged rack stays idle: the
+// follower's requests for an activation must not echo back as new
+// requests. An activation or two may still come from the last change.
+func checkIdle(t testing.TB, leader *haNode) {
+	t.Helper()
+	ctx := context.Background()
+	var st api.ReplicationStatus
+	waitUntil(t, 30*time.Second, "the leader between activations", func() bool {
+		var err error
+		st, err = leader.op.ReplicationStatus(ctx, 0)
+		return err == nil && !st.Running
+	})
+	time.Sleep(2 * time.Second)
+	now, err := leader.op.ReplicationStatus(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := now.Activations - st.Activations; n > 2 {
+		t.Fatalf("the leader of an idle rack ran %d activations in 2s", n)
+	}
+}

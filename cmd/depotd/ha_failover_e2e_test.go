@@ -34,6 +34,7 @@ func TestHA_LeaderKilledDuringActivation(t *testing.T) {
 	if leader == a {
 		follower = b
 	}
+	checkIdle(t, leader)
 	if res := uploadFile(t, follower.op, repo); res.Status != api.UploadInserted {
 		t.Fatalf("upload through the follower = %+v", res)
 	}
@@ -79,6 +80,7 @@ func TestHA_LeaderKilledDuringActivation(t *testing.T) {
 	if l := leaderOf(t, 10*time.Second, a, b); l != follower {
 		t.Fatalf("leader after the restart is %s, want %s", l.id, follower.id)
 	}
+	checkIdle(t, follower)
 	want := map[api.Digest]bool{}
 	for _, dg := range digests {
 		want[dg] = true
@@ -198,7 +200,7 @@ func TestHA_UploaderKilledAtEachSagaStep(t *testing.T) {
 			}
 			waitHolds(t, "A's sled", a.daemon, want, c.recorded, 30*time.Second)
 			if c.recorded {
-				waitRepoState(t, b.op, version, api.RepoComplete, 60*time.Second)
+				waitComplete(t, version, 60*time.Second, a, b)
 				waitHolds(t, "B's sled", b.daemon, want, true, 10*time.Second)
 			}
 			checkNothingPartial(t, a.daemon)
