@@ -199,6 +199,20 @@ func TestHA_UploaderKilledAtEachSagaStep(t *testing.T) {
 				}
 			}
 			waitHolds(t, "A's sled", a.daemon, want, c.recorded, 30*time.Second)
+			// What B could not reach on A's sled, A removed: the saga's
+			// cleanup mark is gone.
+			waitUntil(t, 10*time.Second, "A clears the saga's cleanup", func() bool {
+				sagas, err := cat.Sagas()
+				if err != nil {
+					return false
+				}
+				for _, s := range sagas {
+					if s.ID == saga.ID {
+						return s.Cleanup == ""
+					}
+				}
+				return false
+			})
 			if c.recorded {
 				waitComplete(t, version, 60*time.Second, a, b)
 				waitHolds(t, "B's sled", b.daemon, want, true, 10*time.Second)
