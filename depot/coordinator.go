@@ -60,6 +60,11 @@ type Coordinator struct {
 	presence Presence
 	selfSled string
 
+	// recoverMu runs one recovery pass at a time: passes run at start-up,
+	// on Follow's ticker and in every activation, and two at once would
+	// both finish a saga this coordinator had just adopted.
+	recoverMu sync.Mutex
+
 	mu       sync.Mutex
 	running  map[string]bool // sagas this process is executing
 	recovery RecoveryStatus

@@ -15,6 +15,8 @@ import (
 // process is running are left alone, so Recover may run at any time. It
 // returns the number of sagas it finished.
 func (c *Coordinator) Recover(ctx context.Context) (n int, err error) {
+	c.recoverMu.Lock()
+	defer c.recoverMu.Unlock()
 	pass := RecoveryPass{Started: time.Now().UTC()}
 	defer func() {
 		pass.Finished = time.Now().UTC()
@@ -35,13 +37,18 @@ func (c *Coordinator) Recover(ctx context.Context) (n int, err error) {
 		return 0, fmt.Errorf("read saga log: %w", err)
 	}
 	for _, s := range sagas {
-		if s.Finished() {
-			continue
-		}
-		pass.Found++
 		c.mu.Lock()
 		busy := c.running[s.ID]
 		c.mu.Unlock()
+		if s.Finished() {
+			if s.Cleanup != "" && s.Cleanup == c.selfSled && !busy {
+				if err := c.cleanUp(ctx, s); err != nil {
+					return n, err
+				}
+			}
+			continue
+		}
+		pass.Found++
 		if busy {
 			pass.Skipped++
 			continue
@@ -136,28 +143,57 @@ func (c *Coordinator) Recovery() RecoveryStatus {
 // saga drops its own protections before calling (after a crash there are
 // none).
 func (c *Coordinator) undo(ctx context.Context, s Saga, cause error) error {
+	foreign := s.Sled != "" && s.Sled != c.selfSled
+	if foreign {
+		// Spooled and staged on another coordinator's sled: its spool path
+		// is not ours, and an unmanaged sled (generation 0) has no
+		// reconciler pass that would delete what was staged. That sled's
+		// coordinator cleans up (cleanUp).
+		c.log.Info("undo leaves the spool and staged artifacts to their sled's coordinator", "saga", s.ID, "sled", s.Sled)
+	} else if err := c.dropLeftovers(ctx, s); err != nil {
+		return err
+	}
+	return c.cat.UpdateSaga(ctx, s.ID, func(s *Saga) {
+		s.Step = StepUndone
+		if foreign {
+			s.Cleanup = s.Sled
+		}
+		if s.Error == "" {
+			s.Error = cause.Error()
+		}
+	})
+}
+
+// dropLeftovers removes a saga's spool and what it staged fresh on the
+// local sled that no repository wants.
+func (c *Coordinator) dropLeftovers(ctx context.Context, s Saga) error {
 	if s.SpoolPath != "" {
 		if err := os.Remove(s.SpoolPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 			c.log.Warn("remove upload spool", "path", s.SpoolPath, "err", err)
 		}
 	}
-	if len(s.Staged) > 0 && s.Sled != "" && s.Sled != c.selfSled {
-		// Staged on another coordinator's sled: that sled's reconciler
-		// deletes what no repository wants once no live saga protects it.
-		c.log.Info("undo leaves staged artifacts to their sled's reconciler", "saga", s.ID, "sled", s.Sled)
-	} else if len(s.Staged) > 0 {
-		w, err := c.cat.Wanted(ctx)
-		if err != nil {
-			return err
-		}
-		if _, err := c.local.DropUnwanted(ctx, fresh(s), w.Artifacts); err != nil {
-			return fmt.Errorf("undo saga %s: %w", s.ID, err)
-		}
+	if len(s.Staged) == 0 {
+		return nil
 	}
-	return c.cat.UpdateSaga(ctx, s.ID, func(s *Saga) {
-		s.Step = StepUndone
-		if s.Error == "" {
-			s.Error = cause.Error()
-		}
-	})
+	w, err := c.cat.Wanted(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := c.local.DropUnwanted(ctx, fresh(s), w.Artifacts); err != nil {
+		return fmt.Errorf("undo saga %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+// cleanUp removes what a saga undone by another coordinator left on this
+// coordinator's sled, then clears the saga's Cleanup.
+func (c *Coordinator) cleanUp(ctx context.Context, s Saga) error {
+	if err := c.dropLeftovers(ctx, s); err != nil {
+		return err
+	}
+	if err := c.cat.EndSagaCleanup(ctx, s.ID, c.selfSled); err != nil {
+		return fmt.Errorf("saga %s: %w", s.ID, err)
+	}
+	c.log.Info("removed what an upload undone by another coordinator left on this sled", "saga", s.ID)
+	return nil
 }

@@ -42,7 +42,11 @@ type Saga struct {
 	// lease is gone another coordinator adopts the saga (recover.go).
 	Owner string `json:"owner,omitempty"`
 	// Sled is the sled the saga stages on: its coordinator's own sled.
-	Sled    string    `json:"sled,omitempty"`
+	Sled string `json:"sled,omitempty"`
+	// Cleanup names the sled whose spool and staged artifacts an undo by
+	// another coordinator could not reach: that sled's coordinator removes
+	// them and clears it (recover.go).
+	Cleanup string    `json:"cleanup,omitempty"`
 	Started time.Time `json:"started"`
 	Updated time.Time `json:"updated"`
 	Error   string    `json:"error,omitempty"`
@@ -105,6 +109,24 @@ func (c *Catalog) AdoptSaga(ctx context.Context, id, from string) (s Saga, ok bo
 	return s, ok, err
 }
 
+// EndSagaCleanup clears saga id's Cleanup once sled's coordinator has
+// removed what the saga left there; the saga may belong to another
+// coordinator.
+func (c *Catalog) EndSagaCleanup(ctx context.Context, id, sled string) error {
+	return c.kv.update(ctx, func(tx kvTx) error {
+		s, err := getSaga(tx, id)
+		if err != nil || s.Cleanup != sled {
+			return err
+		}
+		s.Cleanup, s.Updated = "", time.Now().UTC()
+		v, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketSagas).Put([]byte(id), v)
+	})
+}
+
 func getSaga(tx kvTx, id string) (Saga, error) {
 	var s Saga
 	v := tx.Bucket(bucketSagas).Get([]byte(id))
@@ -152,7 +174,8 @@ func (c *Catalog) Sagas(ctx context.Context) ([]Saga, error) {
 	return out, err
 }
 
-// pruneSagas drops the oldest finished sagas beyond sagaKeepLimit.
+// pruneSagas drops the oldest finished sagas beyond sagaKeepLimit, never
+// one whose cleanup is pending.
 func pruneSagas(tx kvTx) error {
 	b := tx.Bucket(bucketSagas)
 	type fin struct {
@@ -162,7 +185,7 @@ func pruneSagas(tx kvTx) error {
 	var done []fin
 	if err := b.ForEach(func(k, v []byte) error {
 		var s Saga
-		if json.Unmarshal(v, &s) == nil && s.Finished() {
+		if json.Unmarshal(v, &s) == nil && s.Finished() && s.Cleanup == "" {
 			done = append(done, fin{append([]byte(nil), k...), s.Started})
 		}
 		return nil

@@ -46,6 +46,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	haStop() // the etcd cluster of the HA tests, if one ran
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

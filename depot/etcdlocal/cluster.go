@@ -111,6 +111,19 @@ func (c *Cluster) CatalogURL() string {
 	return "etcd://" + strings.Join(hosts, ",")
 }
 
+// Leader is the index of the running member that leads the cluster now,
+// or -1 while none does.
+func (c *Cluster) Leader() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, e := range c.members {
+		if e != nil && e.Server.Leader() == e.Server.MemberID() {
+			return i
+		}
+	}
+	return -1
+}
+
 // Stop stops member i (its data stays for Restart).
 func (c *Cluster) Stop(i int) {
 	c.mu.Lock()
