@@ -82,6 +82,10 @@ func openEtcdKV(ctx context.Context, opts EtcdOptions) (*etcdKV, error) {
 		// A member cut off from the others is noticed within seconds.
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 3 * time.Second,
+		// A few retries reach another member when one is gone; more would
+		// only delay the answer when the cluster has no leader (the
+		// operator's 503 CATALOG_UNAVAILABLE).
+		MaxUnaryRetries: 3,
 		// The client's own zap log would bypass slog; errors reach the
 		// caller as ErrCatalogUnavailable instead.
 		Logger: zap.NewNop(),
