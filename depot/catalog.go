@@ -104,6 +104,10 @@ func OpenCatalog(path string, lockTimeout time.Duration) (*Catalog, error) {
 
 func newCatalog(kv catalogKV) (*Catalog, error) {
 	c := &Catalog{kv: kv, closed: make(chan struct{})}
+	if err := checkNoImport(kv); err != nil {
+		kv.close()
+		return nil, err
+	}
 	if err := c.loadID(); err != nil {
 		kv.close()
 		return nil, fmt.Errorf("catalog id in %s: %w", kv.where(), err)
