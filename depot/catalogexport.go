@@ -41,9 +41,13 @@ const (
 	// exportMaxLine bounds one line of an export file (a value in etcd is
 	// at most 1.5 MiB by default, base64 makes it 4/3 larger).
 	exportMaxLine = 8 << 20
-	// importChunk is the writes of one import transaction, under maxTxnOps
-	// with the marker check and etcd's head key.
+	// importChunk is the most writes of one import transaction, under
+	// maxTxnOps with the marker check and etcd's head key.
 	importChunk = 100
+	// importChunkBytes bounds the keys and values of one import
+	// transaction, well under etcd's default request limit (1.5 MiB); a
+	// larger single record goes alone.
+	importChunkBytes = 512 << 10
 )
 
 // keyImportMarker, in the meta bucket, is present while an import is
@@ -243,6 +247,7 @@ func ImportCatalog(s *CatalogStorage, r io.Reader, tmpDir string) (ExportSummary
 		return ExportSummary{}, fmt.Errorf("import into %s: %w", where, err)
 	}
 	var chunk []exportRecord
+	chunkBytes := 0
 	flush := func() error {
 		if len(chunk) == 0 {
 			return nil
@@ -258,11 +263,18 @@ func ImportCatalog(s *CatalogStorage, r io.Reader, tmpDir string) (ExportSummary
 			}
 			return nil
 		})
-		chunk = chunk[:0]
+		chunk, chunkBytes = chunk[:0], 0
 		return err
 	}
 	if _, err := readExport(f, func(rec exportRecord) error {
+		n := 256 + len(rec.Key) + len(rec.Value) // 256: key prefix and framing
+		if len(chunk) > 0 && chunkBytes+n > importChunkBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		chunk = append(chunk, rec)
+		chunkBytes += n
 		if len(chunk) == importChunk {
 			return flush()
 		}
