@@ -105,6 +105,10 @@ func OpenCatalog(path string, lockTimeout time.Duration) (*Catalog, error) {
 
 func newCatalog(ctx context.Context, kv catalogKV) (*Catalog, error) {
 	c := &Catalog{kv: kv, closed: make(chan struct{})}
+	if err := checkNoImport(ctx, kv); err != nil {
+		kv.close()
+		return nil, err
+	}
 	if err := c.loadID(ctx); err != nil {
 		kv.close()
 		return nil, fmt.Errorf("catalog id in %s: %w", kv.where(), err)

@@ -43,6 +43,13 @@ type etcdKV struct {
 	log     *slog.Logger
 	desc    string
 
+	// writer lets one read-write transaction of this process run at a
+	// time: every transaction writes the head key, so concurrent ones
+	// would conflict, and a failed compare still costs etcd a Raft round
+	// (with its fsync). Transactions of other processes still conflict
+	// and re-run.
+	writer chan struct{}
+
 	notes  notifier // fired by the watch on the head key
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -97,7 +104,7 @@ func openEtcdKV(ctx context.Context, opts EtcdOptions) (*etcdKV, error) {
 	kv := &etcdKV{
 		cli: cli, prefix: opts.Prefix, head: opts.Prefix + "!head", timeout: opts.Timeout, log: opts.Logger,
 		desc:   fmt.Sprintf("etcd %s prefix %s", strings.Join(opts.Endpoints, ","), opts.Prefix),
-		cancel: cancel, done: make(chan struct{}),
+		cancel: cancel, done: make(chan struct{}), writer: make(chan struct{}, 1),
 	}
 	// Fail at start-up rather than on the first request.
 	if err := kv.view(ctx, func(tx kvTx) error { tx.Bucket(bucketMeta).Get(keyGeneration); return nil }); err != nil {
@@ -167,6 +174,12 @@ const maxTxnOps = 120
 func (e *etcdKV) update(ctx context.Context, fn func(kvTx) error) error {
 	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), e.timeout)
 	defer cancel()
+	select {
+	case e.writer <- struct{}{}:
+		defer func() { <-e.writer }()
+	case <-ctx.Done():
+		return e.unavailable(fmt.Errorf("waiting for this process's previous catalog transactions: %w", ctx.Err()))
+	}
 	for attempt := 0; ; attempt++ {
 		tx := &etcdTx{kv: e, ctx: ctx, writes: make(map[string][]byte)}
 		err := fn(tx)

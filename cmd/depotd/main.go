@@ -77,6 +77,9 @@ type options struct {
 // run is main without the exit, so its status is testable. It returns 0
 // after a clean shutdown, 1 on a runtime failure, 2 on a usage error.
 func run(args []string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "catalog" {
+		return runCatalog(args[1:], os.Stdin, os.Stdout, stderr) // catalogcmd.go
+	}
 	var o options
 	o.maxArtifactSize = server.DefaultMaxArtifactSize
 	o.maxRepoSize = tuf.DefaultMaxExpandedSize
@@ -113,7 +116,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.adoptCatalog, "adopt-catalog", "", "admin act at start-up: move this sled to the catalog with this `id` (see GET /v1/replication/status of its coordinator); needs --adopt-catalog-from")
 	fs.StringVar(&o.adoptCatalogFrom, "adopt-catalog-from", "", "the catalog `id` the sled serves now, or none for a config that names no catalog; a sled that serves another is left alone and depotd exits")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: depotd [flags]\n\nServes a sled's artifact depot and, unless --coordinator=false, the coordinator role.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "usage: depotd [flags]\n       depotd catalog export|import [flags]   (moves a catalog between bbolt and etcd; depotd catalog -h)\n\nServes a sled's artifact depot and, unless --coordinator=false, the coordinator role.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

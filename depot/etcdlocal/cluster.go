@@ -37,6 +37,12 @@ type Options struct {
 	NoFsync bool
 	// LogLevel is etcd's (debug, info, warn, error); default "error".
 	LogLevel string
+	// BasePort fixes the ports: member i listens for clients on
+	// BasePort+2i and for peers on BasePort+2i+1. A cluster whose members
+	// already have data under the folder restarts from it, which needs the
+	// ports it ran on. 0: free ports, and the folder must hold no member
+	// data.
+	BasePort int
 }
 
 // Start starts n members under dir and waits until they have a leader.
@@ -44,9 +50,24 @@ func Start(ctx context.Context, dir string, n int, opts Options) (*Cluster, erro
 	if n < 1 {
 		return nil, errors.New("etcdlocal: need at least one member")
 	}
-	ports, err := freePorts(2 * n)
-	if err != nil {
-		return nil, err
+	var ports []int
+	if opts.BasePort > 0 {
+		if opts.BasePort+2*n-1 > 65535 {
+			return nil, fmt.Errorf("etcdlocal: base port %d leaves no room for %d members", opts.BasePort, n)
+		}
+		for i := range 2 * n {
+			ports = append(ports, opts.BasePort+i)
+		}
+	} else {
+		for i := range n {
+			if hasData(filepath.Join(dir, fmt.Sprintf("m%d", i))) {
+				return nil, fmt.Errorf("etcdlocal: %s holds member data: restart it on the ports it ran on (BasePort; scripts/etcd-dev --base-port)", dir)
+			}
+		}
+		var err error
+		if ports, err = freePorts(2 * n); err != nil {
+			return nil, err
+		}
 	}
 	c := &Cluster{Dir: dir}
 	var initial []string
@@ -64,6 +85,9 @@ func Start(ctx context.Context, dir string, n int, opts Options) (*Cluster, erro
 		cfg.InitialCluster = strings.Join(initial, ",")
 		cfg.InitialClusterToken = "etcdlocal"
 		cfg.ClusterState = embed.ClusterStateFlagNew
+		if hasData(cfg.Dir) {
+			cfg.ClusterState = embed.ClusterStateFlagExisting
+		}
 		cfg.UnsafeNoFsync = opts.NoFsync
 		cfg.LogLevel = opts.LogLevel
 		if cfg.LogLevel == "" {
@@ -175,6 +199,13 @@ func (c *Cluster) Close() {
 	for i := range c.members {
 		c.Stop(i)
 	}
+}
+
+// hasData reports whether a member's folder holds its data (a member
+// that ran before).
+func hasData(memberDir string) bool {
+	_, err := os.Stat(filepath.Join(memberDir, "member"))
+	return err == nil
 }
 
 func freePorts(n int) ([]int, error) {
