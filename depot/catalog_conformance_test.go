@@ -412,3 +412,20 @@ func TestCatalog_Etcd_Reopen(t *testing.T) {
 		t.Fatalf("wanted = %+v, %v", w, err)
 	}
 }
+
+// TestCatalog_Etcd_TooLarge: a record over etcd's request limit is refused
+// as too large (not as an unavailable catalog) and changes nothing.
+func TestCatalog_Etcd_TooLarge(t *testing.T) {
+	cat := openEtcdCatalog(t, newPrefix(t))
+	var names []string
+	for i := range 12000 {
+		names = append(names, fmt.Sprintf("artifact-with-a-long-name-%06d", i))
+	}
+	_, _, _, err := cat.InsertRepo(t.Context(), testRepo("1.0.0", names...), "", nil)
+	if !errors.Is(err, depot.ErrCatalogTooLarge) || errors.Is(err, depot.ErrCatalogUnavailable) {
+		t.Fatalf("insert of a huge record: %v", err)
+	}
+	if repos, err := cat.Repos(t.Context()); err != nil || len(repos) != 0 {
+		t.Fatalf("repos = %d, %v", len(repos), err)
+	}
+}

@@ -171,6 +171,14 @@ func (e *etcdKV) view(ctx context.Context, fn func(kvTx) error) error {
 // maxTxnOps stays under etcd's default --max-txn-ops (128), head included.
 const maxTxnOps = 120
 
+// maxTxnBytes stays under etcd's default --max-request-bytes (1.5 MiB),
+// with room for the request's framing.
+const maxTxnBytes = 1<<20 + 384<<10
+
+// ErrCatalogTooLarge means a change does not fit in one etcd request: a
+// repository record with too many artifacts for a shared catalog.
+var ErrCatalogTooLarge = errors.New("catalog change too large")
+
 func (e *etcdKV) update(ctx context.Context, fn func(kvTx) error) error {
 	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), e.timeout)
 	defer cancel()
@@ -201,6 +209,13 @@ func (e *etcdKV) update(ctx context.Context, fn func(kvTx) error) error {
 			if tx.err != nil {
 				return tx.err
 			}
+		}
+		size := 0
+		for k, v := range tx.writes {
+			size += len(k) + len(v)
+		}
+		if size > maxTxnBytes {
+			return fmt.Errorf("%w: the change is %d bytes, over the %d etcd takes in one request", ErrCatalogTooLarge, size, maxTxnBytes)
 		}
 		ops := make([]clientv3.Op, 0, len(tx.writes)+1)
 		for _, k := range slices.Sorted(maps.Keys(tx.writes)) {

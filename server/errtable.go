@@ -62,6 +62,8 @@ var errorTable = []errorEntry{
 		Message: "the sha256 in the path must be 64 hex digits"},
 	{Code: api.CodeTooLarge, Status: http.StatusRequestEntityTooLarge, Err: api.ErrTooLarge, Match: isMaxBytes,
 		Message: "the body is larger than this route accepts; nothing was stored"},
+	{Code: api.CodeTooLarge, Status: http.StatusRequestEntityTooLarge, Err: depot.ErrCatalogTooLarge,
+		Message: "the repository's record is larger than the shared catalog (etcd) takes in one request (1.5 MiB); split the repository, or raise etcd's --max-request-bytes"},
 	{Code: api.CodeTooLarge, Status: http.StatusRequestEntityTooLarge, Err: tuf.ErrTooLarge, Public: true,
 		Message: "the repository archive expands beyond the coordinator's size limit; nothing was stored"},
 	{Code: api.CodeTrustRootInvalid, Status: http.StatusBadRequest, Err: depot.ErrTrustRootInvalid, Public: true,
