@@ -142,6 +142,12 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "depotd: %v\n", err)
 		return 2
 	}
+	if o.cat.isEtcd() && o.coordinator && (o.cat.sledID == "" || o.cat.sledID == depot.LocalSledID) {
+		// Two coordinators that both call their sled "local" would each
+		// take the other's staged uploads for their own.
+		fmt.Fprintf(stderr, "depotd: --catalog etcd://... needs --sled-id: this coordinator's own sled id in the --sled list\n")
+		return 2
+	}
 	if err := checkOperatorAuth(o); err != nil {
 		fmt.Fprintf(stderr, "depotd: %v\n", err)
 		return 1
