@@ -31,13 +31,19 @@ type catalogOptions struct {
 }
 
 func (c *catalogOptions) register(fs *flag.FlagSet) {
+	c.registerWhere(fs)
+	fs.DurationVar(&c.etcdTTL, "coordinator-ttl", 10*time.Second, "lease of a coordinator on etcd: when it dies, another leads replication and adopts its uploads within this `time`")
+	fs.StringVar(&c.sledID, "sled-id", "", "this daemon's own sled id in the registry (the id its --sled entry has on the other coordinators); with it, replication drives this sled locally and other sleds copy from its registered depot URL")
+}
+
+// registerWhere registers the flags that say where the catalog is (also
+// used by depotd catalog export|import).
+func (c *catalogOptions) registerWhere(fs *flag.FlagSet) {
 	fs.StringVar(&c.catalog, "catalog", "", "coordinator catalog: a bbolt `file` (default <data>/catalog.db), or etcd://host:port[,host:port...] for a catalog several coordinators share")
 	fs.StringVar(&c.etcdCA, "etcd-ca", "", "PEM `file` of the CA etcd's server certificates are verified against (with it, etcd is reached over https)")
 	fs.StringVar(&c.etcdCert, "etcd-cert", "", "PEM client certificate `file` presented to etcd (with --etcd-key)")
 	fs.StringVar(&c.etcdKey, "etcd-key", "", "PEM client key `file` for --etcd-cert")
 	fs.StringVar(&c.etcdPrefix, "etcd-prefix", "/depot/", "key `prefix` of this rack's catalog in etcd (several racks may share one cluster)")
-	fs.DurationVar(&c.etcdTTL, "coordinator-ttl", 10*time.Second, "lease of a coordinator on etcd: when it dies, another leads replication and adopts its uploads within this `time`")
-	fs.StringVar(&c.sledID, "sled-id", "", "this daemon's own sled id in the registry (the id its --sled entry has on the other coordinators); with it, replication drives this sled locally and other sleds copy from its registered depot URL")
 }
 
 func (c catalogOptions) isEtcd() bool { return strings.HasPrefix(c.catalog, "etcd://") }
@@ -100,18 +106,28 @@ func (c catalogOptions) tlsConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
+// etcdOptions are the etcd flags as the catalog takes them.
+func (c catalogOptions) etcdOptions() (depot.EtcdOptions, error) {
+	eps, err := c.endpoints()
+	if err != nil {
+		return depot.EtcdOptions{}, err
+	}
+	tc, err := c.tlsConfig()
+	if err != nil {
+		return depot.EtcdOptions{}, err
+	}
+	return depot.EtcdOptions{Endpoints: eps, Prefix: c.etcdPrefix, TLS: tc}, nil
+}
+
 // open opens the catalog the flags name; data is the --data folder.
 func (c catalogOptions) open(ctx context.Context, data string, log *slog.Logger) (*depot.Catalog, error) {
 	if c.isEtcd() {
-		eps, err := c.endpoints()
+		opts, err := c.etcdOptions()
 		if err != nil {
 			return nil, err
 		}
-		tc, err := c.tlsConfig()
-		if err != nil {
-			return nil, err
-		}
-		cat, err := depot.OpenEtcdCatalog(ctx, depot.EtcdOptions{Endpoints: eps, Prefix: c.etcdPrefix, TLS: tc, Logger: log})
+		opts.Logger = log
+		cat, err := depot.OpenEtcdCatalog(ctx, opts)
 		if err != nil {
 			return nil, fmt.Errorf("open catalog: %w", err)
 		}

@@ -51,11 +51,7 @@ Flags:
 	fs := flag.NewFlagSet("depotd catalog "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&data, "data", "./depot-data", "data `directory` whose catalog.db is the catalog when --catalog is not given")
-	fs.StringVar(&cat.catalog, "catalog", "", "the catalog: a bbolt `file` (default <data>/catalog.db), or etcd://host:port[,host:port...]")
-	fs.StringVar(&cat.etcdCA, "etcd-ca", "", "PEM `file` of the CA etcd's server certificates are verified against")
-	fs.StringVar(&cat.etcdCert, "etcd-cert", "", "PEM client certificate `file` presented to etcd (with --etcd-key)")
-	fs.StringVar(&cat.etcdKey, "etcd-key", "", "PEM client key `file` for --etcd-cert")
-	fs.StringVar(&cat.etcdPrefix, "etcd-prefix", "/depot/", "key `prefix` of the catalog in etcd")
+	cat.registerWhere(fs)
 	fs.DurationVar(&timeout, "timeout", 2*time.Minute, "bound on each etcd transaction (the export reads in one)")
 	fs.StringVar(&tmp, "tmp", "", "`directory` where import keeps its checked copy of stdin (default the system's)")
 	fs.Usage = func() { usage(); fs.PrintDefaults() }
@@ -102,15 +98,12 @@ Flags:
 
 func openCatalogStorage(ctx context.Context, c catalogOptions, data string, create bool, timeout time.Duration) (*depot.CatalogStorage, error) {
 	if c.isEtcd() {
-		eps, err := c.endpoints()
+		opts, err := c.etcdOptions()
 		if err != nil {
 			return nil, err
 		}
-		tc, err := c.tlsConfig()
-		if err != nil {
-			return nil, err
-		}
-		return depot.OpenEtcdCatalogStorage(ctx, depot.EtcdOptions{Endpoints: eps, Prefix: c.etcdPrefix, TLS: tc, Timeout: timeout})
+		opts.Timeout = timeout
+		return depot.OpenEtcdCatalogStorage(ctx, opts)
 	}
 	path := c.path(data)
 	if create {
