@@ -148,23 +148,25 @@ func (m *mirror) indexCommit(batch []indexEntry) error {
 	}); err != nil {
 		return fmt.Errorf("index %d artifacts in mirror %s: %w", len(batch), m.root, err)
 	}
+	ds := make([]Digest, len(batch))
 	m.mu.Lock()
-	for _, e := range batch {
+	for i, e := range batch {
 		if old, ok := m.index[e.d]; ok {
 			m.bytes -= old.Size
 		}
 		m.index[e.d] = e.rec
 		m.bytes += e.rec.Size
+		ds[i] = e.d
 	}
 	m.mu.Unlock()
-	m.changed()
+	m.changed(ds...)
 	return nil
 }
 
-// changed notes that the mirror's index or health changed (see
-// Store.Version).
-func (m *mirror) changed() {
+// changed notes that the mirror's index changed for ds, or, with none,
+// its health or whole index (see Store.ChangedSince).
+func (m *mirror) changed(ds ...Digest) {
 	if m.changes != nil {
-		m.changes.Add(1)
+		m.changes.note(ds...)
 	}
 }
