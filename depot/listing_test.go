@@ -100,6 +100,19 @@ func TestSled_ListJSON_FollowsEveryChange(t *testing.T) {
 	if got, _ := e.sled.ListJSON(ctx); !bytes.Contains(got, []byte(`":1`)) {
 		t.Fatalf("listing after a mirror failed: %s, want copies 1", got)
 	}
+	// A put on the one healthy mirror is merged in with copies 1.
+	late := artifact(200)
+	if err := e.sled.SetConfig(ctx, depot.Config{Generation: 5, Artifacts: append(ds[:2:2], digest(late))}); err != nil {
+		t.Fatal(err)
+	}
+	check("after a config naming a new artifact")
+	if err := e.put(t, late, gen(5)); err != nil {
+		t.Fatal(err)
+	}
+	check("after a put on one mirror")
+	if got, _ := e.sled.ListJSON(ctx); !bytes.Contains(got, []byte(digest(late).String()+`":1`)) {
+		t.Fatalf("listing after a put on one mirror: %s, want it with copies 1", got)
+	}
 }
 
 // BenchmarkListJSON measures GET /artifacts' body at 100,000 artifacts on
