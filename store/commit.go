@@ -10,14 +10,13 @@ import (
 // Group commit. A published copy needs three things durable before its
 // write is acknowledged: the file's data (publish fsyncs it), its directory
 // entry (an fsync of its fan-out folder) and its index record (a bbolt
-// commit, itself two fdatasyncs). The last two are shared between
-// concurrent writes: a write that needs a folder fsync while one of the
-// same folder is running waits for the next, which covers every rename made
-// before it started; likewise a record waits for the next index commit,
-// which writes every pending record in one transaction. The two stages run
-// independently, so one write's folder fsync overlaps another batch's index
-// commit. Nothing waits for a timer: a lone write is committed at once, and
-// under load a batch is whatever arrived during the previous one.
+// commit, itself two fdatasyncs). The index commit is shared between
+// concurrent writes: a record waits for the next index commit, which
+// writes every pending record in one transaction. Nothing waits for a
+// timer: a lone write is committed at once, and under load a batch is
+// whatever arrived during the previous one. Folder fsyncs are not shared:
+// with 256 fan-out folders, concurrent writes almost never wait on the
+// same one.
 
 // maxBatch bounds one index transaction.
 const maxBatch = 512
@@ -80,40 +79,14 @@ func (b *batcher[T]) flushNext(flush func([]T) error, once bool) {
 	}
 }
 
-// committer holds a mirror's batchers: one per fan-out folder for folder
-// fsyncs, one for index records.
+// committer holds a mirror's batcher of index records.
 type committer struct {
-	mu    sync.Mutex
-	dirs  map[string]*batcher[struct{}]
 	index batcher[indexEntry]
 }
 
 type indexEntry struct {
 	d   Digest
 	rec record
-}
-
-// syncDirShared fsyncs dir, sharing the fsync with concurrent callers for
-// the same folder: it returns once an fsync that started after the call
-// has finished.
-func (m *mirror) syncDirShared(dir string) error {
-	c := &m.commit
-	c.mu.Lock()
-	if c.dirs == nil {
-		c.dirs = make(map[string]*batcher[struct{}])
-	}
-	b := c.dirs[dir]
-	if b == nil {
-		b = new(batcher[struct{}])
-		c.dirs[dir] = b
-	}
-	c.mu.Unlock()
-	return b.do(struct{}{}, func([]struct{}) error {
-		if err := syncDir(m.fs, dir); err != nil {
-			return fmt.Errorf("fsync %s: %w", dir, err)
-		}
-		return nil
-	})
 }
 
 // indexShared records d with rec in the mirror's index, in one transaction with
@@ -148,23 +121,25 @@ func (m *mirror) indexCommit(batch []indexEntry) error {
 	}); err != nil {
 		return fmt.Errorf("index %d artifacts in mirror %s: %w", len(batch), m.root, err)
 	}
+	ds := make([]Digest, len(batch))
 	m.mu.Lock()
-	for _, e := range batch {
+	for i, e := range batch {
 		if old, ok := m.index[e.d]; ok {
 			m.bytes -= old.Size
 		}
 		m.index[e.d] = e.rec
 		m.bytes += e.rec.Size
+		ds[i] = e.d
 	}
 	m.mu.Unlock()
-	m.changed()
+	m.changed(ds...)
 	return nil
 }
 
-// changed notes that the mirror's index or health changed (see
-// Store.Version).
-func (m *mirror) changed() {
+// changed notes that the mirror's index changed for ds, or, with none,
+// its health or whole index (see Store.ChangedSince).
+func (m *mirror) changed(ds ...Digest) {
 	if m.changes != nil {
-		m.changes.Add(1)
+		m.changes.note(ds...)
 	}
 }

@@ -202,6 +202,6 @@ func (m *mirror) remove(d Digest) error {
 		delete(m.index, d)
 	}
 	m.mu.Unlock()
-	m.changed()
+	m.changed(d)
 	return nil
 }

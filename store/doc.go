@@ -18,7 +18,7 @@ length, then fsyncs, renames into place, fsyncs the folder and only then
 indexes. At start-up temp files are cleared and index and files reconciled:
 a file without an entry is re-hashed and adopted or removed, an entry
 without a file dropped. Memory stays flat whatever the artifact size (a
-few 1 MiB chunks in flight per write).
+few 256 KiB chunks in flight per write).
 
 Put and scrub's repair share one write path (writeCopies). A write succeeds
 when at least one mirror holds a verified copy. A mirror

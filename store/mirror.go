@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,7 +40,7 @@ type mirror struct {
 	fs          FS
 	log         *slog.Logger
 	lockTimeout time.Duration
-	changes     *atomic.Uint64 // the store's change counter (Store.Version)
+	changes     *changeLog // the store's (Store.Version)
 	commit      committer
 
 	mu        sync.RWMutex
@@ -239,7 +238,7 @@ func (m *mirror) putRecord(d Digest, r record) error {
 	m.index[d] = r
 	m.bytes += r.Size
 	m.mu.Unlock()
-	m.changed()
+	m.changed(d)
 	return nil
 }
 

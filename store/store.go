@@ -25,8 +25,9 @@ type Store struct {
 
 	scrub scrubber
 
-	// changes counts changes to any mirror's index or health (Version).
-	changes atomic.Uint64
+	// changes counts changes to any mirror's index or health (Version,
+	// ChangedSince).
+	changes changeLog
 
 	// tombMu orders the writing of tombstones (Delete) against their
 	// clearing (clearDoneTombstones).
