@@ -204,33 +204,41 @@ func (r *Replicator) follow(ctx context.Context, won <-chan context.Context) con
 			return nil
 		}
 	}
-	t := time.NewTicker(r.opts.Period)
-	defer t.Stop()
 	for {
-		r.observeOnce(ctx)
+		// Until the sleds hold the wanted set the leader is copying: look
+		// again soon, as the leader's loop does.
+		next := r.opts.Period
+		if !r.observeOnce(ctx) {
+			next = min(next, time.Second)
+		}
+		t := time.NewTimer(next)
 		select {
 		case l := <-won:
+			t.Stop()
 			return l
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		case <-t.C:
 		case <-r.kick.C():
+			t.Stop()
 		}
 	}
 }
 
 // observeOnce refreshes what this coordinator knows of the sleds without
-// writing to any.
-func (r *Replicator) observeOnce(ctx context.Context) {
+// writing to any, and reports whether every sled answered and holds every
+// wanted artifact.
+func (r *Replicator) observeOnce(ctx context.Context) (converged bool) {
 	w, err := r.cat.Wanted(ctx)
 	if err != nil {
 		r.unknownAll()
-		return
+		return false
 	}
 	members, err := r.members(ctx)
 	if err != nil {
 		r.unknownAll()
-		return
+		return false
 	}
 	ids := make([]string, len(members))
 	for i, m := range members {
@@ -240,6 +248,17 @@ func (r *Replicator) observeOnce(ctx context.Context) {
 	invs, _ := r.collect(ctx, r.cat.configOf(w), members, &act, true)
 	r.setView(w, ids, invs)
 	r.coord.notify()
+	for _, inv := range invs {
+		if !inv.OK {
+			return false
+		}
+		for d := range w.Artifacts {
+			if inv.Have[d] < max(1, inv.Mirrors) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (r *Replicator) runLeading(ctx context.Context) {

@@ -240,20 +240,45 @@ func waitComplete(t testing.TB, version string, within time.Duration, nodes ...*
 	t.Helper()
 	ctx := context.Background()
 	deadline := time.Now().Add(within)
-	for {
+	var leader *haNode
+	for leader == nil {
 		for _, n := range nodes {
 			st, err := n.op.ReplicationStatus(ctx, 0)
 			if err != nil || !st.Leading {
 				continue
 			}
 			if p, err := n.op.Repo(ctx, version, 0); err == nil && p.State == api.RepoComplete {
-				return
+				leader = n
+				break
 			}
+		}
+		if leader != nil {
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("repository %s not complete on the leader within %v", version, within)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// Every follower that runs reports the same, from its own look at the
+	// sleds.
+	for _, n := range nodes {
+		if n == leader {
+			continue
+		}
+		if _, err := n.op.ReplicationStatus(ctx, 0); err != nil {
+			continue // stopped
+		}
+		for {
+			p, err := n.op.Repo(ctx, version, 0)
+			if err == nil && p.State == api.RepoComplete {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("repository %s complete on the leader but not on a follower within %v: %+v, %v", version, within, p.State, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 }
 
