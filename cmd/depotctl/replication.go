@@ -68,7 +68,13 @@ func replicationTable(w io.Writer, st api.ReplicationStatus, all, failed bool, n
 	if st.Running {
 		running = "yes"
 	}
+	leads := "no (another coordinator of the catalog runs activations)"
+	if st.Leading {
+		leads = "yes"
+	}
 	kv(w,
+		"coordinator", st.Coordinator,
+		"leads replication", leads,
 		"generation", st.Generation,
 		"activations", st.Activations,
 		"running now", running,
