@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,9 +80,13 @@ func haStop() {
 	}
 }
 
+// haRuns numbers the tests' runs, so -count=N runs each under a fresh
+// prefix of the one cluster.
+var haRuns atomic.Int64
+
 // haPrefix is a test's own key prefix in etcd.
 func haPrefix(t testing.TB) string {
-	return "/" + strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()) + "/"
+	return fmt.Sprintf("/%s-%d/", strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()), haRuns.Add(1))
 }
 
 // haCatalog opens the test's catalog in the test process, to inspect
