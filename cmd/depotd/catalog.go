@@ -21,17 +21,19 @@ import (
 // catalogOptions say where the coordinator's catalog lives: a bbolt file
 // (one coordinator) or an etcd cluster (several).
 type catalogOptions struct {
-	catalog    string
-	etcdCA     string
-	etcdCert   string
-	etcdKey    string
-	etcdPrefix string
-	etcdTTL    time.Duration
-	sledID     string
+	catalog     string
+	etcdCA      string
+	etcdCert    string
+	etcdKey     string
+	etcdPrefix  string
+	etcdTTL     time.Duration
+	etcdTimeout time.Duration
+	sledID      string
 }
 
 func (c *catalogOptions) register(fs *flag.FlagSet) {
 	c.registerWhere(fs)
+	fs.DurationVar(&c.etcdTimeout, "etcd-timeout", 5*time.Second, "bound on one catalog transaction on etcd, retries included; past it the request answers 503 CATALOG_UNAVAILABLE")
 	fs.DurationVar(&c.etcdTTL, "coordinator-ttl", 10*time.Second, "lease of a coordinator on etcd: when it dies, another leads replication and adopts its uploads within this `time`")
 	fs.StringVar(&c.sledID, "sled-id", "", "this daemon's own sled id in the registry (the id its --sled entry has on the other coordinators); with it, replication drives this sled locally and other sleds copy from its registered depot URL")
 }
@@ -126,7 +128,7 @@ func (c catalogOptions) open(ctx context.Context, data string, log *slog.Logger)
 		if err != nil {
 			return nil, err
 		}
-		opts.Logger = log
+		opts.Logger, opts.Timeout = log, c.etcdTimeout
 		cat, err := depot.OpenEtcdCatalog(ctx, opts)
 		if err != nil {
 			return nil, fmt.Errorf("open catalog: %w", err)
