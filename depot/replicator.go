@@ -240,10 +240,7 @@ func (r *Replicator) observeOnce(ctx context.Context) (converged bool) {
 		r.unknownAll()
 		return false
 	}
-	ids := make([]string, len(members))
-	for i, m := range members {
-		ids[i] = m.rec.ID
-	}
+	ids := memberIDs(members)
 	act := Activation{Counters: newCounters()}
 	invs, _ := r.collect(ctx, r.cat.configOf(w), members, &act, true)
 	r.setView(w, ids, invs)
@@ -292,6 +289,15 @@ func (r *Replicator) runLeading(ctx context.Context) {
 			}()
 		}
 	}
+}
+
+// memberIDs lists the members' sled ids, in order.
+func memberIDs(members []member) []string {
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m.rec.ID
+	}
+	return ids
 }
 
 type member struct {
@@ -346,10 +352,7 @@ func (r *Replicator) RunOnce(ctx context.Context) (act Activation) {
 		return act
 	}
 	act.Sleds = len(members)
-	ids := make([]string, len(members))
-	for i, m := range members {
-		ids[i] = m.rec.ID
-	}
+	ids := memberIDs(members)
 
 	// Collect.
 	invs, err := r.collect(ctx, r.cat.configOf(w), members, &act, false)
