@@ -106,8 +106,16 @@ func Start(ctx context.Context, dir string, n int, opts Options) (*Cluster, erro
 	// Members of a new cluster wait for each other, so start them together.
 	errs := make([]error, n)
 	var wg sync.WaitGroup
+	// One member that cannot start (a port taken) leaves the others
+	// without quorum: stop waiting for them at once.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	for i := range n {
-		wg.Go(func() { errs[i] = c.start(ctx, i) })
+		wg.Go(func() {
+			if errs[i] = c.start(sctx, i); errs[i] != nil {
+				cancel()
+			}
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -176,16 +184,22 @@ func (c *Cluster) start(ctx context.Context, i int) error {
 	if err != nil {
 		return fmt.Errorf("etcdlocal: start member %d: %w", i, err)
 	}
+	// Close waits for the client servers, which start only once the member
+	// is ready or stopping: stop a member that never got ready first.
+	abandon := func() {
+		e.Server.HardStop()
+		e.Close()
+	}
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
-		e.Close()
+		abandon()
 		return fmt.Errorf("etcdlocal: member %d: %w", i, err)
 	case <-ctx.Done():
-		e.Close()
+		abandon()
 		return fmt.Errorf("etcdlocal: member %d not ready: %w", i, ctx.Err())
 	case <-time.After(60 * time.Second):
-		e.Close()
+		abandon()
 		return fmt.Errorf("etcdlocal: member %d not ready after 60s", i)
 	}
 	c.mu.Lock()

@@ -2,6 +2,7 @@ package etcdlocal
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -57,16 +58,7 @@ func TestCluster_QuorumFollowsMembers(t *testing.T) {
 func TestCluster_RestartOnBasePort(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A port the kernel just handed out; the next five are very likely free.
-	base := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	if base > 65000 {
-		base -= 1000
-	}
+	base := freeRun(t, 6)
 	start := func() (*Cluster, error) { return Start(ctx, dir, 3, Options{NoFsync: true, BasePort: base}) }
 	c, err := start()
 	if err != nil {
@@ -100,4 +92,53 @@ func TestCluster_RestartOnBasePort(t *testing.T) {
 	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "kept" {
 		t.Fatalf("after restart: %v %v", resp, err)
 	}
+}
+
+// freeRun finds n consecutive ports that are free now (each one bound and
+// released), starting at a port the kernel hands out.
+func freeRun(t *testing.T, n int) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := l.Addr().(*net.TCPAddr).Port
+		held := []net.Listener{l}
+		ok := base+n-1 <= 65535
+		for p := base + 1; ok && p < base+n; p++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				ok = false
+				break
+			}
+			held = append(held, l)
+		}
+		for _, l := range held {
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatalf("no %d consecutive free ports", n)
+	return 0
+}
+
+// A member that cannot listen fails the start at once, and the members
+// that started are stopped (not left waiting for a quorum).
+func TestCluster_PortTakenFailsStart(t *testing.T) {
+	base := freeRun(t, 6)
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+2)) // member 1's client port
+	if err != nil {
+		t.Skipf("port %d was taken meanwhile: %v", base+2, err)
+	}
+	defer l.Close()
+	began := time.Now()
+	c, err := Start(context.Background(), t.TempDir(), 3, Options{NoFsync: true, BasePort: base})
+	if err == nil {
+		c.Close()
+		t.Fatal("a cluster started with a member's port taken")
+	}
+	t.Logf("refused after %v: %v", time.Since(began).Round(time.Millisecond), err)
 }
